@@ -1,0 +1,19 @@
+"""resfam: the ResNet family built from YAML block specs.
+
+    >>> import resfam
+    >>> m = resfam.build("resnext50_32x4d")
+    >>> resfam.list_models("res2net*")[:2]
+    ['res2net101_26w_4s', 'res2net50_14w_8s']
+"""
+from .convert import convert_state_dict
+from .errors import (BuildArgumentError, CheckpointError, ResfamError, SpecError,
+                     UnknownModelError)
+from .factory import build
+from .network import ResFamNet
+from .registry import get_spec, list_families, list_models
+from .spec import Spec
+
+__version__ = "0.1.0"
+
+__all__ = ["BuildArgumentError", "CheckpointError", "ResFamNet", "ResfamError", "Spec",
+           "SpecError", "UnknownModelError", "build", "convert_state_dict", "get_spec", "list_families", "list_models"]

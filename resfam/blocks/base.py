@@ -1,0 +1,71 @@
+"""What a block type contributes: a validated parameter model and its residual-branch units.
+
+A block type is one pydantic model (the keys a spec's ``block:`` accepts) with two methods:
+``check`` (width arithmetic, run before any tensor is allocated) and ``units`` (the convs of the
+residual branch F in Eq. (1) of He et al. 2016, ``y = F(x) + x``). Where norms and activations
+sit around those units is the stage's ``order`` (see :mod:`resfam.orders`); the shortcut and the
+merge are separate primitives. :class:`resfam.blocks.residual.ResidualBlock` assembles them.
+"""
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+
+class KeyProblem(ValueError):
+    """A bad value found by arithmetic on a block's keys; the spec loader adds file and variant."""
+
+    def __init__(self, key: str, message: str, hint: str = ""):
+        super().__init__(message)
+        self.key, self.message, self.hint = key, message, hint
+
+
+class Unit(NamedTuple):
+    """One conv of the residual branch. ``normed``: the unit applies its own norm + act
+    (Res2Net's multi-scale 3x3), so the block adds none after it."""
+
+    module: nn.Module
+    out_channels: int
+    normed: bool = False
+
+
+class BlockParams(BaseModel):
+    """Keys every block type accepts."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    orders: ClassVar[tuple[str, ...]] = ("post", "pre", "iresnet")
+    n_units: ClassVar[int] = 3  # convs in the residual branch
+
+    type: str = Field(description="block type (a registered name)")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0,
+                           description="dropout after the first unit's activation "
+                                       "(WRN: 'between convolutions and after ReLU')")
+
+    def check(self, in_ch: int, out_ch: int, stride: int) -> None:
+        """Raise :class:`KeyProblem` when the widths do not work out."""
+
+    def units(self, in_ch: int, out_ch: int, stride: int, dilation: int,
+              first_dilation: int, norm: str, act: str) -> list[Unit]:
+        raise NotImplementedError
+
+
+BLOCKS: dict[str, type[BlockParams]] = {}
+
+
+def register_block(name: str):
+    """Register a block parameter model under the spec name ``name``."""
+
+    def add(cls: type[BlockParams]) -> type[BlockParams]:
+        BLOCKS[name] = cls
+        return cls
+
+    return add
+
+
+def exact_div(value: int, by: int, key: str, what: str, hint: str) -> int:
+    """``value / by`` when exact, else a :class:`KeyProblem` (widths are never floored)."""
+    if value % by:
+        raise KeyProblem(key, f"{what} {value} is not divisible by {by}", hint)
+    return value // by

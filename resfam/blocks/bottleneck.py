@@ -1,0 +1,47 @@
+"""Bottleneck block: 1x1 reduce, 3x3 (grouped), 1x1 expand.
+
+Covers ResNet-50/101/152 (He et al. 2016, Table 1), ResNeXt's cardinality as grouped 3x3 convs
+(Xie et al. 2017, Fig. 3c) and Wide ResNet-50-2 (wider 3x3). The inner width follows
+torchvision: ``mid = out / expansion * base_width / 64 * groups``.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .. import layers
+from .base import BlockParams, KeyProblem, Unit, exact_div, register_block
+
+
+@register_block("bottleneck")
+class Bottleneck(BlockParams):
+    type: Literal["bottleneck"] = "bottleneck"
+    expansion: int = Field(4, ge=1, description="output width / bottleneck 'planes' width")
+    groups: int = Field(1, ge=1, description="cardinality C of the 3x3 conv (ResNeXt)")
+    base_width: int = Field(64, ge=1, description="width per group at 'planes' = 64 "
+                                                  "(ResNeXt d; 128 for Wide ResNet-50-2)")
+    stride_on: Literal["3x3", "1x1"] = Field("3x3", description="which conv strides: 3x3 "
+                                             "(torchvision / 'pytorch' style) or first 1x1 ('caffe')")
+
+    def mid_channels(self, out_ch: int) -> int:
+        planes = exact_div(out_ch, self.expansion, "expansion", "stage width",
+                           "make every stages.width a multiple of block.expansion")
+        mid = planes * self.base_width * self.groups
+        mid = exact_div(mid, 64, "base_width", "planes * base_width * groups",
+                        "the inner width is planes * base_width / 64 * groups; pick base_width so "
+                        "it is a whole number")
+        return mid
+
+    def check(self, in_ch, out_ch, stride):
+        mid = self.mid_channels(out_ch)
+        if mid % self.groups:
+            raise KeyProblem("groups", f"inner width {mid} is not divisible by groups={self.groups}",
+                             "choose groups that divide the inner width")
+
+    def units(self, in_ch, out_ch, stride, dilation, first_dilation, norm, act):
+        mid = self.mid_channels(out_ch)
+        s1, s3 = (stride, 1) if self.stride_on == "1x1" else (1, stride)
+        return [Unit(layers.conv(in_ch, mid, 1, s1), mid),
+                Unit(layers.conv(mid, mid, 3, s3, first_dilation, groups=self.groups), mid),
+                Unit(layers.conv(mid, out_ch, 1), out_ch)]

@@ -1,0 +1,83 @@
+"""The one residual block: units (from the block type) + placement (from the order) + shortcut +
+merge. Every family's block is an instance of this class.
+
+Module names follow torchvision: ``conv1..convN`` are the units, ``bn{i}`` normalises the output
+of ``conv{i}`` and ``bn0`` the block input (pre-activation), ``downsample`` is the projection
+shortcut and ``gate`` the highway gate. ResNet v1 checkpoints therefore load by name.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .. import layers
+from ..merges import HighwayGate, MergeParams
+from ..orders import Placement
+from .base import BlockParams
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, params: BlockParams, in_ch: int, out_ch: int, *, stride: int = 1,
+                 dilation: int = 1, first_dilation: Optional[int] = None,
+                 placement: Placement, shortcut: Optional[nn.Module], merge: MergeParams,
+                 norm: str = "bn", act: str = "relu", drop_path: float = 0.0):
+        super().__init__()
+        units = params.units(in_ch, out_ch, stride, dilation, first_dilation or dilation, norm, act)
+        self.placement = placement
+        self.merge_type = merge.type
+        last = len(units) - 1
+        self.bn0 = layers.norm(norm, in_ch) if placement.pre_norm else None
+        self.act0 = layers.act(act) if placement.pre_norm else None
+        if placement.pre_act:  # must not overwrite the input the identity shortcut still needs
+            self.act0 = layers.act(act) if act != "relu" else nn.ReLU(inplace=False)
+        self.n_units = len(units)
+        for i, unit in enumerate(units, start=1):
+            setattr(self, f"conv{i}", unit.module)
+            needs_norm = (i - 1 < last and not unit.normed) or (i - 1 == last and placement.last_norm)
+            setattr(self, f"bn{i}", layers.norm(norm, unit.out_channels) if needs_norm else None)
+        self.inner_act = [not u.normed for u in units[:-1]]
+        self.act = layers.act(act)
+        self.drop = nn.Dropout(params.dropout) if params.dropout > 0 else None
+        self.downsample = shortcut
+        self.gate = (HighwayGate(in_ch, out_ch, stride, merge.kernel_size, merge.bias_init)
+                     if merge.type == "gate" else None)
+        self.bn_out = layers.norm(norm, out_ch) if placement.merge_norm else None
+        self.drop_path = layers.drop_path(drop_path)
+
+    def last_norm_or_conv(self) -> nn.Module:
+        """The module whose weight ``zero_init_last`` zeroes (Goyal et al. 2017, Sec. 5.1)."""
+        bn = getattr(self, f"bn{self.n_units}")
+        return bn if bn is not None else getattr(self, f"conv{self.n_units}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut_in = x
+        out = x
+        if self.bn0 is not None:
+            out = self.act0(self.bn0(x))
+            if self.placement.shortcut_preact and self.downsample is not None:
+                shortcut_in = out
+        elif self.act0 is not None:
+            out = self.act0(x)
+        for i in range(1, self.n_units + 1):
+            out = getattr(self, f"conv{i}")(out)
+            bn = getattr(self, f"bn{i}")
+            if bn is not None:
+                out = bn(out)
+            if i < self.n_units and self.inner_act[i - 1]:
+                out = self.act(out)
+            if i == 1 and self.drop is not None:
+                out = self.drop(out)
+        out = self.drop_path(out)
+        if self.merge_type != "none":
+            carry = shortcut_in if self.downsample is None else self.downsample(shortcut_in)
+            if self.gate is not None:
+                out = self.gate(out, carry, x)
+            else:
+                out = out + carry
+        if self.bn_out is not None:
+            out = self.bn_out(out)
+        if self.placement.merge_act:
+            out = self.act(out)
+        return out

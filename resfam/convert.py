@@ -1,0 +1,76 @@
+"""Map timm / torchvision / official-iResNet state dicts onto resfam's module names.
+
+torchvision and timm's ``resnet.py`` (v1, ResNeXt, Wide) already share resfam's names. The rest:
+
+| source | source key | resfam key |
+|---|---|---|
+| timm res2net | ``layerI.J.convs.K`` / ``bns.K`` | ``layerI.J.conv2.convs.K`` / ``conv2.bns.K`` |
+| timm resnetv2 | ``stem.conv`` | ``conv1`` |
+| timm resnetv2 | ``stages.I.blocks.J.normK`` | ``layer{I+1}.J.bn{K-1}`` (bnK normalises convK's output) |
+| timm resnetv2 | ``...downsample.conv`` | ``...downsample.0`` |
+| timm resnetv2 | ``head.fc`` (a 1x1 conv) | ``fc`` (its weight flattened) |
+| iduta/iresnet | end block ``bn3`` (after the add) | ``bn_out`` |
+"""
+from __future__ import annotations
+
+import re
+from typing import Mapping, Union
+
+import torch
+from torch import nn
+
+from .registry import SpecRef, get_spec
+from .spec import Spec
+
+WRAPPER_KEYS = ("state_dict", "model", "module", "model_state_dict")
+PREFIXES = ("module.", "backbone.", "model.")
+
+
+def unwrap(state: Mapping) -> dict[str, torch.Tensor]:
+    """Strip checkpoint wrappers (``{'state_dict': ...}``) and ``module.`` / ``backbone.`` prefixes."""
+    while isinstance(state, Mapping) and not any(torch.is_tensor(v) for v in state.values()):
+        inner = next((state[k] for k in WRAPPER_KEYS if isinstance(state.get(k), Mapping)), None)
+        if inner is None:
+            break
+        state = inner
+    out = {}
+    for key, value in state.items():
+        for prefix in PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        out[key] = value
+    return out
+
+
+def _v2_key(key: str) -> str:
+    key = re.sub(r"^stem\.conv\.", "conv1.", key)
+    key = re.sub(r"^head\.fc\.", "fc.", key)
+    m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", key)
+    if m:
+        stage, block, rest = int(m.group(1)), m.group(2), m.group(3)
+        rest = re.sub(r"^norm(\d+)\.", lambda n: f"bn{int(n.group(1)) - 1}.", rest)
+        rest = re.sub(r"^downsample\.conv\.", "downsample.0.", rest)
+        key = f"layer{stage + 1}.{block}.{rest}"
+    return key
+
+
+def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dict[str, torch.Tensor]:
+    """A timm / torchvision / official iResNet state dict renamed for the resfam build of
+    ``target`` (a name, spec, or resfam model). Values are not copied."""
+    spec: Spec = target.spec if isinstance(target, nn.Module) else get_spec(target)
+    state = unwrap(state)
+    if any(k.startswith(("stages.", "stem.")) for k in state):
+        state = {_v2_key(k): v for k, v in state.items()}
+    out = {}
+    last = {f"layer{i + 1}": p.depth - 1 for i, p in enumerate(spec.stages)}
+    for key, value in state.items():
+        key = re.sub(r"^(layer\d+\.\d+)\.(convs|bns)\.", r"\1.conv2.\2.", key)
+        m = re.match(r"^(layer\d+)\.(\d+)\.bn(\d+)\.(.*)$", key)
+        if spec.order == "iresnet" and m and int(m.group(2)) == last[m.group(1)] \
+                and int(m.group(3)) == spec.stages[int(m.group(1)[5:]) - 1].block.n_units:
+            key = f"{m.group(1)}.{m.group(2)}.bn_out.{m.group(4)}"
+        if key == "fc.weight" and value.ndim == 4:  # timm v2's classifier is a 1x1 conv
+            value = value.flatten(1)
+        out[key] = value
+    return out

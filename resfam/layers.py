@@ -1,0 +1,33 @@
+"""Small shared layers: convolutions, norms, activations, stochastic depth."""
+from __future__ import annotations
+
+from torch import nn
+
+NORMS = {"bn": nn.BatchNorm2d}
+ACTS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+
+
+def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+         groups: int = 1, bias: bool = False) -> nn.Conv2d:
+    """A 'same'-padded convolution (padding = dilation * (k - 1) / 2, as torchvision and timm)."""
+    padding = dilation * (kernel_size - 1) // 2
+    return nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding,
+                     dilation=dilation, groups=groups, bias=bias)
+
+
+def norm(kind: str, channels: int) -> nn.Module:
+    return NORMS[kind](channels)
+
+
+def act(kind: str) -> nn.Module:
+    return ACTS[kind](inplace=True) if kind == "relu" else ACTS[kind]()
+
+
+def drop_path(p: float) -> nn.Module:
+    """Stochastic depth (Huang et al. 2016) on a residual branch, per sample ('row' mode, the
+    same rule as timm's DropPath); an Identity when ``p`` is 0."""
+    if p <= 0.0:
+        return nn.Identity()
+    from torchvision.ops import StochasticDepth  # imported only when used
+
+    return StochasticDepth(p, mode="row")

@@ -1,0 +1,223 @@
+"""The block-spec schema and its validation.
+
+A spec (one variant) is a mapping with the keys of :class:`SpecModel`. ``block``, ``shortcut`` and
+``merge`` keys may be a scalar (all stages) or a list with one entry per stage. Every problem is
+raised as :class:`resfam.SpecError` naming the file, the variant and the key path, before any
+tensor is allocated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .blocks import BLOCKS, BlockParams
+from .blocks.base import KeyProblem
+from .errors import SpecError, did_you_mean
+from .layers import ACTS, NORMS
+from .merges import MergeParams
+from .orders import ORDERS
+from .shortcuts import ShortcutParams
+from .stems import StemParams
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class StagesParams(_Model):
+    depth: list[int] = Field(min_length=1, description="blocks per stage")
+    width: list[int] = Field(min_length=1, description="output channels per stage")
+    stride: list[Literal[1, 2]] = Field(min_length=1, description="stride of each stage's "
+                                                                  "first block")
+
+
+class HeadParams(_Model):
+    num_classes: int = Field(1000, ge=0, description="classifier outputs (0: no classifier)")
+    drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the classifier")
+    norm: bool = Field(False, description="norm + act on the last stage's output before pooling "
+                                          "(pre-activation nets)")
+
+
+class Reported(_Model):
+    """Figures as the paper prints them; ``resfam-compare`` sets its counts beside them."""
+
+    source: str = Field(description="paper and table, e.g. 'He et al. 2016, Table 6'")
+    dataset: str = Field("ImageNet-1k", description="where top1 / error was measured")
+    params_m: Optional[float] = Field(None, description="parameters, millions")
+    gflops: Optional[float] = Field(None, description="GFLOPs as printed (papers mean "
+                                                      "multiply-adds)")
+    top1: Optional[float] = Field(None, description="top-1 accuracy, %")
+    error: Optional[float] = Field(None, description="top-1 error, % (CIFAR papers)")
+    note: Optional[str] = Field(None, description="anything needed to read the figures")
+
+
+class SpecModel(_Model):
+    name: str = Field(description="variant name")
+    family: str = Field(description="family the variant belongs to (for selection and plots)")
+    description: str = Field("", description="one line for listings")
+    extends: Optional[str] = Field(None, description="parent variant whose keys this one "
+                                                     "overrides (resolved before validation)")
+    in_chans: int = Field(3, ge=1, description="input channels")
+    stem: StemParams
+    stages: StagesParams
+    block: dict[str, Any] = Field(description="block type and its keys (see the block types)")
+    shortcut: dict[str, Any] = Field(default_factory=lambda: {"type": "conv1x1"},
+                                     description="shortcut type where a block changes shape")
+    merge: dict[str, Any] = Field(default_factory=lambda: {"type": "add"},
+                                  description="how branch and shortcut join")
+    order: Literal[ORDERS] = Field("post", description="norm/act placement: post (v1), pre (v2), "
+                                                        "iresnet (start/middle/end blocks)")
+    norm: Literal[tuple(NORMS)] = Field("bn", description="normalisation layer")
+    act: Literal[tuple(ACTS)] = Field("relu", description="activation")
+    head: HeadParams = Field(default_factory=HeadParams)
+    reported: Optional[Reported] = None
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage, fully resolved: what the network's single stage loop consumes."""
+
+    depth: int
+    width: int
+    stride: int
+    block: BlockParams
+    shortcut: ShortcutParams
+    merge: MergeParams
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated, inheritance-resolved variant."""
+
+    name: str
+    family: str
+    file: str
+    model: SpecModel
+    stages: tuple[StagePlan, ...]
+    raw: dict = field(repr=False, compare=False)
+
+    def __getattr__(self, item):  # stem, order, head, reported, ... from the model
+        if item.startswith("__"):
+            raise AttributeError(item)
+        return getattr(self.model, item)
+
+    def to_dict(self) -> dict:
+        return self.model.model_dump(exclude_none=True)
+
+
+def _key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        ann = model.model_fields.get(part) if isinstance(part, str) else None
+        sub = getattr(ann, "annotation", None)
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            model = sub
+    return list(model.model_fields)
+
+
+def _from_validation(err: ValidationError, model: type[BaseModel], prefix: str = "",
+                     index: Optional[int] = None) -> SpecError:
+    e = err.errors()[0]
+    loc = tuple(e["loc"])
+    key = ".".join(p for p in (prefix, _key_path(loc)) if p)
+    if index is not None:
+        key += f"[{index}]"
+    if e["type"] == "extra_forbidden":
+        accepted = _fields_at(model, loc[:-1])
+        hint = did_you_mean(str(loc[-1]), accepted) or f"accepted keys: {', '.join(accepted)}"
+        return SpecError("unknown key", key=key, hint=hint)
+    if e["type"] == "missing":
+        return SpecError("required key is missing", key=key)
+    return SpecError(f"{e['msg']} (got {e.get('input')!r})", key=key)
+
+
+def _per_stage(section: str, raw: dict, n: int, classes: dict[str, type[BaseModel]],
+               default_cls: Optional[type[BaseModel]] = None) -> list[BaseModel]:
+    """Broadcast a section's scalar / per-stage-list keys and validate each stage's values."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"must be a mapping, got {type(raw).__name__}", key=section)
+    kind = raw.get("type")
+    cls = default_cls or classes.get(kind)
+    if cls is None:
+        if kind is None:
+            raise SpecError("required key is missing", key=f"{section}.type",
+                            hint=f"one of: {', '.join(classes)}")
+        raise SpecError(f"unknown {section} type {kind!r}", key=f"{section}.type",
+                        hint=did_you_mean(str(kind), classes) or f"one of: {', '.join(classes)}")
+    for key, value in raw.items():
+        if key not in cls.model_fields:
+            accepted = list(cls.model_fields)
+            raise SpecError(f"unknown key for {section} type {kind!r}", key=f"{section}.{key}",
+                            hint=did_you_mean(key, accepted) or f"accepted keys: {', '.join(accepted)}")
+        if isinstance(value, list) and len(value) != n:
+            raise SpecError(f"per-stage list has {len(value)} entries for {n} stages",
+                            key=f"{section}.{key}", hint=f"give one value per stage or a scalar")
+    out = []
+    for i in range(n):
+        values = {k: (v[i] if isinstance(v, list) else v) for k, v in raw.items()}
+        try:
+            out.append(cls.model_validate(values))
+        except ValidationError as err:
+            bad = err.errors()[0]["loc"][0]
+            per_stage = isinstance(raw.get(bad), list)
+            raise _from_validation(err, cls, section, i if per_stage else None) from None
+    return out
+
+
+def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
+    """Validate one resolved variant mapping; raises SpecError without file/variant filled in."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"a spec must be a mapping, got {type(raw).__name__}")
+    try:
+        model = SpecModel.model_validate(raw)
+    except ValidationError as err:
+        raise _from_validation(err, SpecModel) from None
+    st = model.stages
+    n = len(st.depth)
+    for key in ("width", "stride"):
+        if len(getattr(st, key)) != n:
+            raise SpecError(f"has {len(getattr(st, key))} entries but stages.depth has {n}",
+                            key=f"stages.{key}", hint="every per-stage list needs one entry per stage")
+    for i, d in enumerate(st.depth):
+        if d < 1:
+            raise SpecError(f"depth must be >= 1, got {d}", key=f"stages.depth[{i}]")
+        if model.order == "iresnet" and d < 2:
+            raise SpecError("an iresnet stage needs a start and an end block", key=f"stages.depth[{i}]",
+                            hint="use depth >= 2")
+    for i, w in enumerate(st.width):
+        if w < 1:
+            raise SpecError(f"width must be >= 1, got {w}", key=f"stages.width[{i}]")
+
+    blocks = _per_stage("block", model.block, n, BLOCKS)
+    shortcuts = _per_stage("shortcut", model.shortcut, n, {}, ShortcutParams)
+    merges = _per_stage("merge", model.merge, n, {}, MergeParams)
+
+    in_ch = model.stem.width
+    plans = []
+    for i in range(n):
+        b, s, m = blocks[i], shortcuts[i], merges[i]
+        if model.order not in b.orders:
+            raise SpecError(f"block type {b.type!r} does not support order {model.order!r}",
+                            key="order", hint=f"supported: {', '.join(b.orders)}")
+        if (s.type == "none") != (m.type == "none"):
+            raise SpecError("a block without a shortcut has nothing to merge, and a merge needs a "
+                            "shortcut", key="merge.type",
+                            hint="use shortcut: {type: none} together with merge: {type: none}")
+        for j in range(2):  # first block (may change shape) and the rest (keep it)
+            cin, stride = (in_ch, st.stride[i]) if j == 0 else (st.width[i], 1)
+            for section, params in (("block", b), ("shortcut", s)):
+                try:
+                    params.check(cin, st.width[i], stride)
+                except KeyProblem as p:
+                    raise SpecError(p.message, key=f"{section}.{p.key}", hint=p.hint) from None
+        plans.append(StagePlan(st.depth[i], st.width[i], st.stride[i], b, s, m))
+        in_ch = st.width[i]
+    return model, tuple(plans)

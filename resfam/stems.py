@@ -1,0 +1,72 @@
+"""Stem primitives, registered on the network as direct children ``conv1 / bn1 / act1 / maxpool``
+(the torchvision / timm layout that checkpoints and IntermediateLayerGetter rely on).
+
+| type | layers | used by |
+|---|---|---|
+| conv7_maxpool | 7x7/2 conv, BN, ReLU, 3x3/2 max-pool | ResNet v1 (He et al. 2016, Table 1 "conv1") |
+| deep_maxpool | three 3x3 convs (first /2), BN, ReLU, max-pool | ResNet-C (He et al. 2019, Fig. 2b) |
+| conv7 | 7x7/2 conv, BN, ReLU, no pool | iResNet (Duta et al. 2020, Sec. 3.1) |
+| cifar | 3x3/1 conv, BN, ReLU | CIFAR nets (He et al. 2016, Sec. 4.2) |
+| preact_conv7_maxpool | 7x7/2 conv, max-pool, no BN/ReLU | ResNet v2 (the first block pre-activates) |
+| preact_cifar | 3x3/1 conv only | pre-act CIFAR nets, WRN |
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from . import layers
+
+
+class _Preset(NamedTuple):
+    kernel: int
+    stride: int
+    deep: bool
+    norm: bool
+    pool: bool
+
+
+PRESETS = {
+    "conv7_maxpool": _Preset(7, 2, False, True, True),
+    "deep_maxpool": _Preset(3, 2, True, True, True),
+    "conv7": _Preset(7, 2, False, True, False),
+    "cifar": _Preset(3, 1, False, True, False),
+    "preact_conv7_maxpool": _Preset(7, 2, False, False, True),
+    "preact_cifar": _Preset(3, 1, False, False, False),
+}
+
+
+class StemParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    type: Literal[tuple(PRESETS)] = Field(description="stem preset (see resfam.stems)")
+    width: int = Field(64, ge=1, description="output channels of the stem")
+    deep_width: int = Field(32, ge=1, description="deep_maxpool: width of the first two 3x3 convs")
+
+    @property
+    def reduction(self) -> int:
+        p = PRESETS[self.type]
+        return p.stride * (2 if p.pool else 1)
+
+
+def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDict[str, nn.Module]":
+    """The stem's named modules, in forward order."""
+    preset = PRESETS[p.type]
+    mods: "OrderedDict[str, nn.Module]" = OrderedDict()
+    if preset.deep:
+        w = p.deep_width
+        mods["conv1"] = nn.Sequential(
+            layers.conv(in_chans, w, 3, 2), layers.norm(norm, w), layers.act(act),
+            layers.conv(w, w, 3), layers.norm(norm, w), layers.act(act),
+            layers.conv(w, p.width, 3))
+    else:
+        mods["conv1"] = layers.conv(in_chans, p.width, preset.kernel, preset.stride)
+    if preset.norm:
+        mods["bn1"] = layers.norm(norm, p.width)
+        mods["act1"] = layers.act(act)
+    if preset.pool:
+        mods["maxpool"] = nn.MaxPool2d(3, 2, padding=1)
+    return mods
