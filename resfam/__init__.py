@@ -5,6 +5,7 @@
     >>> resfam.list_models("res2net*")[:2]
     ['res2net101_26w_4s', 'res2net50_14w_8s']
 """
+from .compare import compare
 from .convert import convert_state_dict
 from .errors import (BuildArgumentError, CheckpointError, ResfamError, SpecError,
                      UnknownModelError)
@@ -16,4 +17,4 @@ from .spec import Spec
 __version__ = "0.1.0"
 
 __all__ = ["BuildArgumentError", "CheckpointError", "ResFamNet", "ResfamError", "Spec",
-           "SpecError", "UnknownModelError", "build", "convert_state_dict", "get_spec", "list_families", "list_models"]
+           "SpecError", "UnknownModelError", "build", "compare", "convert_state_dict", "get_spec", "list_families", "list_models"]

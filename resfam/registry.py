@@ -144,7 +144,7 @@ def _registered_spec(name: str) -> Spec:
     return _build_spec(name, file, raw, local)
 
 
-def _looks_like_path(ref: str) -> bool:
+def is_spec_path(ref: str) -> bool:
     base = ref.split(":")[0] if not os.path.exists(ref) else ref
     return base.endswith((".yaml", ".yml")) or os.sep in base or os.path.exists(ref)
 
@@ -158,7 +158,7 @@ def get_spec(ref: SpecRef) -> Spec:
         name = str(ref.get("name", "<dict>"))
         return _build_spec(name, "<dict>", ref, {})
     ref = os.fspath(ref)
-    if not _looks_like_path(ref):
+    if not is_spec_path(ref):
         if ref not in _catalog():
             raise UnknownModelError(ref, _catalog())
         return _registered_spec(ref)

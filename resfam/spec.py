@@ -60,6 +60,8 @@ class SpecModel(_Model):
     extends: Optional[str] = Field(None, description="parent variant whose keys this one "
                                                      "overrides (resolved before validation)")
     in_chans: int = Field(3, ge=1, description="input channels")
+    input_size: int = Field(224, ge=8, description="native input resolution (the paper's); "
+                                                   "resfam-compare uses it unless --img-size is given")
     stem: StemParams
     stages: StagesParams
     block: dict[str, Any] = Field(description="block type and its keys (see the block types)")

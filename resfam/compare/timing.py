@@ -1,0 +1,126 @@
+"""Latency, throughput and peak memory, measured the same way for every build on one backend.
+
+- Latency: per-batch wall time of ``model(x)`` in ``torch.inference_mode()`` on an eval model,
+  ``warmup`` untimed runs, then ``runs`` timed ones; median and interquartile range. On CUDA
+  every timed run is bracketed by ``torch.cuda.synchronize()``.
+- Throughput: ``batch / median latency`` (images/s); with ``train=True`` also one training step
+  (forward + cross-entropy + backward + SGD step) per timed run, on a copy in train mode.
+- Peak memory, CUDA: ``torch.cuda.max_memory_allocated`` above the allocation before the run.
+  CPU: the torch profiler with ``profile_memory=True`` records every allocation (each op's own,
+  ``self_cpu_memory_usage``) and free (``[memory]`` events) of torch's CPU allocator; the peak
+  of their running sum in time order is what torch itself held at most during the run, not
+  the process's RSS.
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    iqr_ms: float
+    min_ms: float
+    runs: int
+
+    def throughput(self, batch: int) -> float:
+        return batch / (self.median_ms / 1000.0)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_fn(fn: Callable[[], object], device: torch.device, warmup: int, runs: int) -> Timing:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(runs):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1000.0)
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return Timing(statistics.median(times), q[2] - q[0], min(times), runs)
+
+
+def inference_latency(model: nn.Module, x: torch.Tensor, warmup: int = 3, runs: int = 10) -> Timing:
+    model.eval()
+    with torch.inference_mode():
+        return time_fn(lambda: model(x), x.device, warmup, runs)
+
+
+def train_step_fn(model: nn.Module, x: torch.Tensor, num_classes: int) -> Callable[[], None]:
+    """One SGD step on a train-mode copy (the caller's model is not touched)."""
+    model = copy.deepcopy(model).train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    target = torch.arange(x.shape[0], device=x.device) % max(num_classes, 1)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        out = model(x)
+        loss = nn.functional.cross_entropy(out, target) if num_classes > 0 else out.float().mean()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def train_latency(model: nn.Module, x: torch.Tensor, num_classes: int, warmup: int = 1,
+                  runs: int = 5) -> Timing:
+    return time_fn(train_step_fn(model, x, num_classes), x.device, warmup, runs)
+
+
+def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak bytes torch allocated while ``fn`` ran, in MiB (see the module docstring)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    # each op's own allocations (+) and the allocator's frees ("[memory]" events, -), in time order
+    deltas = sorted(((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events()
+                     if e.self_cpu_memory_usage), key=lambda t: t[0])
+    running = peak = 0
+    for _, delta in deltas:
+        running += delta
+        peak = max(peak, running)
+    return peak / 2**20
+
+
+def forward_memory_mb(model: nn.Module, x: torch.Tensor) -> float:
+    model.eval()
+
+    def run():
+        with torch.inference_mode():
+            model(x)
+
+    return peak_memory_mb(run, x.device)
+
+
+def train_memory_mb(model: nn.Module, x: torch.Tensor, num_classes: int) -> float:
+    step = train_step_fn(model, x, num_classes)
+    step()  # the optimizer state exists before the measured step, as in training
+    return peak_memory_mb(step, x.device)
+
+
+def device_of(name: Optional[str]) -> torch.device:
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -1,0 +1,53 @@
+"""Every variant: stride-4/8/16/32 (ImageNet, 224) or 1/2/4 (CIFAR, 32) stage outputs with the
+channels its spec documents, and logits of the right size."""
+import pytest
+import torch
+
+import resfam
+
+HEAVY = {"wide_resnet101_2", "resnext101_32x8d", "resnext101_64x4d", "iresnet200",
+         "resnet1202", "preact_resnet1001", "resnetv2_152", "iresnet152", "resnet152"}
+
+
+def _params():
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in resfam.list_models()]
+
+
+@pytest.mark.parametrize("name", _params())
+def test_stage_shapes(name):
+    spec = resfam.get_spec(name)
+    size = spec.input_size
+    cifar = size == 32
+    model = resfam.build(name).eval()
+    seen = {}
+    for info in model.feature_info:
+        getattr(model, info["module"]).register_forward_hook(
+            lambda mod, inp, out, key=info["module"]: seen.__setitem__(key, out.shape))
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, size, size))
+    assert logits.shape == (1, spec.head.num_classes)
+    expected_reductions = [1, 2, 4] if cifar else [4, 8, 16, 32]
+    assert [i["reduction"] for i in model.feature_info[1:]] == expected_reductions
+    for info, plan in zip(model.feature_info[1:], spec.stages):
+        r = info["reduction"]
+        assert seen[info["module"]] == (1, plan.width, size // r, size // r), info
+    stem = model.feature_info[0]
+    assert seen[stem["module"]] == (1, stem["num_chs"], size // stem["reduction"], size // stem["reduction"])
+
+
+def test_intermediate_layer_getter_sees_stages_in_order():
+    from torchvision.models._utils import IntermediateLayerGetter
+
+    model = resfam.build("iresnet50")
+    getter = IntermediateLayerGetter(model, {"layer1": "c2", "layer4": "c5"})
+    out = getter(torch.randn(1, 3, 64, 64))
+    assert out["c2"].shape == (1, 256, 16, 16) and out["c5"].shape == (1, 2048, 2, 2)
+
+
+@pytest.mark.parametrize("output_stride,expected", [(32, 2), (16, 4), (8, 8)])
+def test_output_stride_dilates_without_changing_weights(output_stride, expected):
+    base = resfam.build("resnet50")
+    model = resfam.build("resnet50", output_stride=output_stride, num_classes=0)
+    assert {k: v.shape for k, v in model.state_dict().items() if not k.startswith("fc")} == \
+        {k: v.shape for k, v in base.state_dict().items() if not k.startswith("fc")}
+    assert model.forward_features(torch.randn(1, 3, 64, 64)).shape[-1] == expected

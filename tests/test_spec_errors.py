@@ -1,0 +1,112 @@
+"""Bad input gives an error a person can act on, raised before any tensor is allocated."""
+import textwrap
+
+import pytest
+
+import resfam
+from resfam.network import ResFamNet
+
+
+@pytest.fixture(autouse=True)
+def no_allocation(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network was allocated for a bad spec")
+
+    monkeypatch.setattr(ResFamNet, "__init__", refuse)
+
+
+def test_unknown_model_lists_close_matches():
+    with pytest.raises(resfam.UnknownModelError) as e:
+        resfam.build("resnet5")
+    assert isinstance(e.value, KeyError)
+    assert "'resnet50'" in str(e.value) and "unknown model 'resnet5'" in str(e.value)
+
+
+def write(tmp_path, text, name="bad.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+BASE = """
+    name: mynet
+    family: custom
+    stem: {type: conv7_maxpool, width: 64}
+    stages: {depth: [2, 2], width: [256, 512], stride: [1, 2]}
+    block: {type: bottleneck, groups: 1}
+"""
+
+CASES = {
+    "unknown key": ("extends: resnet50\nname: mynet\nblock: {groupz: 32}\n", "block.groupz", "groups"),
+    "unknown top key": (BASE + "    depth: 3\n", "depth", "unknown key"),
+    "wrong type": (BASE.replace("width: 64", "width: '64'"), "stem.width", "valid integer"),
+    "unequal stage lists": (BASE.replace("width: [256, 512]", "width: [256, 512, 1024]"),
+                            "stages.width", "stages.depth has 2"),
+    "width not divisible by groups": (
+        BASE.replace("width: [256, 512]", "width: [64, 128]").replace("groups: 1", "groups: 4, base_width: 2"),
+        "block.groups", "inner width 2 is not divisible by groups=4"),
+    "scale < 2": (BASE.replace("type: bottleneck, groups: 1", "type: res2, scale: 1"),
+                  "block.scale", "scale >= 2"),
+    "negative depth": (BASE.replace("depth: [2, 2]", "depth: [2, -1]"), "stages.depth[1]", ">= 1"),
+    "per-stage list of wrong length": (BASE.replace("groups: 1", "groups: [1, 1, 1]"),
+                                       "block.groups", "3 entries for 2 stages"),
+    "per-stage value wrong": (BASE.replace("groups: 1", "groups: [1, 0]"), "block.groups[1]",
+                              "greater than or equal to 1"),
+    "unknown block type": (BASE.replace("type: bottleneck", "type: bottlenek"), "block.type",
+                           "'bottleneck'"),
+    "plain needs no merge": (BASE + "    shortcut: {type: none}\n", "merge.type", "merge: {type: none}"),
+    "missing parent": ("extends: resnet5O\nname: mynet\n", "extends", "'resnet50'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_spec_names_file_variant_and_key(tmp_path, case):
+    text, key, fragment = CASES[case]
+    path = write(tmp_path, text)
+    with pytest.raises(resfam.SpecError) as e:
+        resfam.build(str(path))
+    msg = str(e.value)
+    assert str(path) in msg and "variant 'mynet'" in msg and f"key '{key}'" in msg, msg
+    assert fragment in msg, msg
+    assert e.value.key == key and e.value.variant == "mynet" and e.value.file == str(path)
+
+
+def test_extends_cycle(tmp_path):
+    path = write(tmp_path, """
+        variants:
+          a: {extends: b}
+          b: {extends: c}
+          c: {extends: a}
+    """)
+    with pytest.raises(resfam.SpecError, match=r"'extends' cycle: a -> b -> c -> a") as e:
+        resfam.build(f"{path}:a")
+    assert e.value.key == "extends" and e.value.file == str(path)
+
+
+def test_missing_file():
+    with pytest.raises(resfam.SpecError, match="spec file not found"):
+        resfam.build("no/such/spec.yaml")
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, "name: x\nstages: {depth: [1, 2}\n")
+    with pytest.raises(resfam.SpecError, match=r"malformed YAML at line 2") as e:
+        resfam.build(str(path))
+    assert e.value.file == str(path)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = write(tmp_path, "name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(resfam.SpecError, match="malformed YAML"):
+        resfam.build(str(path))
+
+
+def test_multi_variant_file_needs_a_variant(tmp_path):
+    path = write(tmp_path, "variants:\n  a: {extends: resnet18}\n  b: {extends: resnet34}\n")
+    with pytest.raises(resfam.SpecError, match=r"name one as '.*:<variant>', one of: a, b"):
+        resfam.build(str(path))
+
+
+def test_unknown_build_argument():
+    with pytest.raises(resfam.BuildArgumentError, match="did you mean 'num_classes'"):
+        resfam.build("resnet18", num_clases=10)
