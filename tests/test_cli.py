@@ -71,7 +71,7 @@ def test_other_ops_nonzero_and_largest_where_gates_and_splits_are(csv_rows):
 
 def test_json_rows_and_header(tmp_path):
     out = tmp_path / "r.json"
-    proc = run("iresnet50", "res2net50_26w*", "--flops", "--format", "json", "--output", str(out),
+    proc = run("iresnet50", "res2net50_26w*", "--flops", "--params", "--format", "json", "--output", str(out),
                "--sort=-gmacs")
     doc = json.loads(out.read_text())
     assert doc["meta"]["torch"] == torch.__version__ and doc["meta"]["threads"] >= 1
