@@ -8,7 +8,7 @@ import torchvision
 import resfam
 from conftest import n_params, randomize_norms
 
-TIMM = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+TIMM = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50d",
         "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d", "resnext101_64x4d",
         "wide_resnet50_2", "wide_resnet101_2",
         "res2net50_26w_4s", "res2net50_26w_6s", "res2net50_26w_8s", "res2net50_48w_2s",

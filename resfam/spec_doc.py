@@ -1,0 +1,74 @@
+"""The spec reference (docs/specs.md), rendered from the same pydantic models the validator uses,
+so the documentation cannot drift from what is accepted."""
+from __future__ import annotations
+
+import sys
+from typing import Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from .blocks import BLOCKS
+from .merges import MergeParams
+from .shortcuts import ShortcutParams
+from .spec import HeadParams, Reported, SpecModel, StagesParams
+from .stems import PRESETS, StemParams
+
+
+def _type(ann) -> str:
+    origin, args = get_origin(ann), get_args(ann)
+    if origin is Literal:
+        return " \\| ".join(repr(a) for a in args)
+    if origin is Union:
+        return " or ".join(_type(a) for a in args if a is not type(None)) + " (optional)"
+    if origin is list:
+        return f"list of {_type(args[0])}"
+    if origin is dict or ann is dict:
+        return "mapping"
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return "mapping (below)"
+    return getattr(ann, "__name__", str(ann))
+
+
+def _default(field) -> str:
+    if field.is_required():
+        return "required"
+    value = field.default_factory() if field.default_factory is not None else field.default
+    return "see below" if isinstance(value, BaseModel) else f"`{value!r}`"
+
+
+def _table(model: type[BaseModel], skip: tuple = ()) -> str:
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        rows.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {field.description or ''} |")
+    return "\n".join(rows)
+
+
+def reference_markdown() -> str:
+    parts = ["# Spec reference",
+             "",
+             "Generated from the validator's own schema by `python docs/generate.py` "
+             "(tests/test_docs.py fails when this page and the schema disagree).",
+             "",
+             "A spec file holds one variant (these keys at top level) or several under "
+             "`variants:` (name -> spec) with an optional file-level `family:`. `extends:` names a "
+             "parent in the same file or the bundled registry; mappings deep-merge, a mapping whose "
+             "`type` changes replaces the parent's, `reported:` is never inherited. Keys under "
+             "`block`, `shortcut` and `merge` take one value for all stages or a list with one value "
+             "per stage.",
+             "",
+             "## Top level", "", _table(SpecModel), "",
+             "## `stem`", "", _table(StemParams), "",
+             "Stem types: " + ", ".join(f"`{k}`" for k in PRESETS) + " (see `resfam/stems.py`).", "",
+             "## `stages`", "", _table(StagesParams), "",
+             "## `block`", ""]
+    for name, cls in BLOCKS.items():
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        orders = ", ".join(cls.orders)
+        parts += [f"### `type: {name}`", "", f"Orders: {orders}. {doc}".strip(), "", _table(cls), ""]
+    parts += ["## `shortcut`", "", _table(ShortcutParams), "",
+              "## `merge`", "", _table(MergeParams), "",
+              "## `head`", "", _table(HeadParams), "",
+              "## `reported`", "", _table(Reported), ""]
+    return "\n".join(parts)
