@@ -73,3 +73,12 @@ def test_counting_leaves_the_model_untouched():
     # the same forward in train mode would have moved them: the check above can fail
     model(torch.randn(4, 3, 32, 32))
     assert not torch.equal(before["bn1.running_mean"], model.bn1.running_mean)
+
+
+def test_activations_count_conv_and_linear_outputs():
+    """fvcore's activation count: output elements of every conv and linear layer."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16 * 16, 10))
+    assert FvcoreCounter().activations(model, torch.randn(1, 3, 16, 16)) == 8 * 16 * 16 + 10
+    acts = FvcoreCounter().activations(resfam.build("resnet20"), torch.randn(1, 3, 32, 32))
+    # stem conv + 18 convs of 3 stages (16x32x32, 32x16x16, 64x8x8 per conv) + fc
+    assert acts == 16 * 32 * 32 + 6 * (16 * 32 * 32 + 32 * 16 * 16 + 64 * 8 * 8) + 10

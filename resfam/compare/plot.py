@@ -47,7 +47,10 @@ def plot(rows: list[dict], path: str, meta: dict, size=(10, 7), dpi=100) -> None
     ax.set_ylabel(f"latency per batch of {meta['batch_size']}, ms (median)")
     ax.set_title(f"resfam zoo: torch {meta['torch']}, {meta['device']}, {meta['threads']} threads, "
                  f"{meta['dtype']}; marker area = params", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    legend = ax.legend(fontsize=7, loc="upper left")
+    for handle in legend.legend_handles:  # one marker size in the legend: colour is the key
+        if hasattr(handle, "set_sizes"):
+            handle.set_sizes([30])
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
