@@ -11,10 +11,14 @@ from .errors import (BuildArgumentError, CheckpointError, ResfamError, SpecError
                      UnknownModelError)
 from .factory import build
 from .network import ResFamNet
+from .norms import freeze_batch_norm
+from .pretrained import LoadReport, load_pretrained
 from .registry import get_spec, list_families, list_models
 from .spec import Spec
+from . import detection  # noqa: E402  (resfam.detection.torchvision_fpn_backbone)
 
 __version__ = "0.1.0"
 
-__all__ = ["BuildArgumentError", "CheckpointError", "ResFamNet", "ResfamError", "Spec",
-           "SpecError", "UnknownModelError", "build", "compare", "convert_state_dict", "get_spec", "list_families", "list_models"]
+__all__ = ["BuildArgumentError", "CheckpointError", "LoadReport", "ResFamNet", "ResfamError", "Spec",
+           "SpecError", "UnknownModelError", "build", "compare", "convert_state_dict", "detection",
+           "freeze_batch_norm", "get_spec", "list_families", "list_models", "load_pretrained"]

@@ -15,8 +15,9 @@ def build(ref: SpecRef, **kwargs) -> ResFamNet:
     """Build a variant: a registered name (``"resnext50_32x4d"``), a spec file (``"my.yaml"`` or
     ``"my.yaml:variant"``), a spec mapping, or a resolved Spec. Weights are randomly initialised.
 
-    Keyword arguments: ``num_classes``, ``in_chans``, ``drop_rate``, ``drop_path_rate``,
-    ``zero_init_last``, ``output_stride``.
+    Keyword arguments are :class:`resfam.ResFamNet`'s: ``num_classes``, ``in_chans``,
+    ``drop_rate``, ``drop_path_rate``, ``zero_init_last``, ``output_stride``, ``features_only``,
+    ``out_indices``, ``as_dict``, ``frozen_stages``, ``norm_eval``, ``norm_layer``.
     """
     unknown = [k for k in kwargs if k not in BUILD_ARGS]
     if unknown:

@@ -1,9 +1,8 @@
-"""Small shared layers: convolutions, norms, activations, stochastic depth."""
+"""Small shared layers: convolutions, activations, stochastic depth (norms: :mod:`resfam.norms`)."""
 from __future__ import annotations
 
 from torch import nn
 
-NORMS = {"bn": nn.BatchNorm2d}
 ACTS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
 
 
@@ -13,10 +12,6 @@ def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: i
     padding = dilation * (kernel_size - 1) // 2
     return nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding,
                      dilation=dilation, groups=groups, bias=bias)
-
-
-def norm(kind: str, channels: int) -> nn.Module:
-    return NORMS[kind](channels)
 
 
 def act(kind: str) -> nn.Module:

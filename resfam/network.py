@@ -6,13 +6,17 @@ Children are registered in forward order with the torchvision / timm names
 """
 from __future__ import annotations
 
-from typing import Optional
+from collections import OrderedDict
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from . import layers
+from . import layers, norms
 from .blocks import ResidualBlock
+from .errors import BuildArgumentError
+from .features import FeatureInfo
 from .merges import HighwayGate
 from .orders import placement
 from .shortcuts import build_shortcut
@@ -30,25 +34,40 @@ class ResFamNet(nn.Module):
             2016, Eq. (4)); timm's rule.
         zero_init_last: zero the last norm (or conv) of every residual branch (Goyal et al. 2017).
         output_stride: 8, 16 or 32; later strides become dilations (DeepLab, timm's rule).
+        features_only: return the feature maps at ``out_indices`` instead of logits; the
+            classifier head is not built (timm's ``features_only``).
+        out_indices: levels to return, 0 = the stride-2 stem output, 1..N = stages
+            (default: all levels).
+        as_dict: with features_only, return ``{module name: tensor}`` instead of a list.
+        frozen_stages: mmdet's meaning: -1 none, 0 the stem, k the stem and stages 1..k; frozen
+            modules get no gradients and stay in eval mode after ``.train()``.
+        norm_eval: keep every norm layer in eval mode (fixed statistics) during training.
+        norm_layer: bn, syncbn, frozen_bn or gn, overriding the spec's ``norm``.
     """
 
     def __init__(self, spec: Spec, *, num_classes: Optional[int] = None,
                  in_chans: Optional[int] = None, drop_rate: Optional[float] = None,
                  drop_path_rate: float = 0.0, zero_init_last: bool = False,
-                 output_stride: int = 32):
+                 output_stride: int = 32, features_only: bool = False,
+                 out_indices: Optional[Sequence[int]] = None, as_dict: bool = False,
+                 frozen_stages: int = -1, norm_eval: bool = False,
+                 norm_layer: Optional[str] = None):
         super().__init__()
         m = spec.model
+        norm = norm_layer or m.norm
+        if norm not in norms.NORMS:
+            raise BuildArgumentError(f"norm_layer must be one of {', '.join(norms.NORMS)}, got {norm!r}")
         self.spec = spec
         self.num_classes = m.head.num_classes if num_classes is None else num_classes
         self.in_chans = m.in_chans if in_chans is None else in_chans
         self.drop_rate = m.head.drop_rate if drop_rate is None else drop_rate
         self.stem_names = []
-        for name, module in build_stem(m.stem, self.in_chans, m.norm, m.act).items():
+        for name, module in build_stem(m.stem, self.in_chans, norm, m.act).items():
             self.add_module(name, module)
             self.stem_names.append(name)
         stem_feat = "act1" if "act1" in self.stem_names else "conv1"
         first_stride = m.stem.reduction // (2 if "maxpool" in self.stem_names else 1)
-        self.feature_info = [dict(num_chs=m.stem.width, reduction=first_stride, module=stem_feat)]
+        levels = [dict(num_chs=m.stem.width, reduction=first_stride, module=stem_feat)]
 
         total = sum(p.depth for p in spec.stages)
         net_stride, dilation, index, in_ch = m.stem.reduction, 1, 0, m.stem.width
@@ -65,22 +84,36 @@ class ResFamNet(nn.Module):
                     plan.block, cin, plan.width, stride=s, dilation=dilation,
                     first_dilation=first_dilation if j == 0 else dilation,
                     placement=placement(m.order, j, plan.depth),
-                    shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, dilation, m.norm),
-                    merge=plan.merge, norm=m.norm, act=m.act,
+                    shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, dilation, norm),
+                    merge=plan.merge, norm=norm, act=m.act,
                     drop_path=drop_path_rate * index / max(total - 1, 1)))
                 index += 1
             name = f"layer{i + 1}"
             self.add_module(name, nn.Sequential(*blocks))
             self.stage_names.append(name)
-            self.feature_info.append(dict(num_chs=plan.width, reduction=net_stride, module=name))
+            levels.append(dict(num_chs=plan.width, reduction=net_stride, module=name))
             in_ch = plan.width
         self.num_features = in_ch
-        self.norm = layers.norm(m.norm, in_ch) if m.head.norm else None
-        self.final_act = layers.act(m.act) if m.head.norm else None
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.head_drop = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else nn.Identity()
-        self.fc = nn.Linear(in_ch, self.num_classes) if self.num_classes > 0 else nn.Identity()
+        out_indices = tuple(range(len(levels))) if out_indices is None else tuple(out_indices)
+        bad = [i for i in out_indices if not -len(levels) <= i < len(levels)]
+        if bad:
+            raise BuildArgumentError(f"{spec.name}: out_indices {bad} out of range; levels are 0 (stem) "
+                                     f"to {len(levels) - 1} (its {len(levels) - 1} stages)")
+        self.feature_info = FeatureInfo(levels, sorted(i % len(levels) for i in out_indices))
+        self.features_only, self.as_dict = features_only, as_dict
+        self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
+        self.grad_checkpointing = False
+        if features_only:
+            self.num_classes = 0
+            self.norm = self.final_act = self.global_pool = self.head_drop = self.fc = None
+        else:
+            self.norm = norms.norm(norm, in_ch) if m.head.norm else None
+            self.final_act = layers.act(m.act) if m.head.norm else None
+            self.global_pool = nn.AdaptiveAvgPool2d(1)
+            self.head_drop = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else nn.Identity()
+            self.fc = nn.Linear(in_ch, self.num_classes) if self.num_classes > 0 else nn.Identity()
         self.init_weights(zero_init_last)
+        self._freeze()
 
     def init_weights(self, zero_init_last: bool = False) -> None:
         """He init for convs (He et al. 2015, fan-out), unit BN, highway biases as the spec says."""
@@ -89,7 +122,7 @@ class ResFamNet(nn.Module):
                 nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
                 if mod.bias is not None:
                     nn.init.zeros_(mod.bias)
-            elif isinstance(mod, (nn.BatchNorm2d, nn.GroupNorm)):
+            elif norms.is_norm(mod) and getattr(mod, "weight", None) is not None:
                 nn.init.ones_(mod.weight)
                 nn.init.zeros_(mod.bias)
         for mod in self.modules():
@@ -98,11 +131,68 @@ class ResFamNet(nn.Module):
             elif zero_init_last and isinstance(mod, ResidualBlock):
                 nn.init.zeros_(mod.last_norm_or_conv().weight)
 
+    # --- freezing and norms (mmdet's frozen_stages / norm_eval) -------------------------------
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """The stem (frozen_stages >= 0) and stages 1..frozen_stages."""
+        if self.frozen_stages < 0:
+            return []
+        stem = [getattr(self, n) for n in self.stem_names]
+        return stem + [getattr(self, n) for n in self.stage_names[:self.frozen_stages]]
+
+    def _freeze(self) -> None:
+        for mod in self.frozen_modules():
+            mod.eval()
+            for p in mod.parameters():
+                p.requires_grad_(False)
+        if self.norm_eval and self.training:
+            for mod in self.modules():
+                if norms.is_norm(mod):
+                    mod.eval()
+
+    def train(self, mode: bool = True) -> "ResFamNet":
+        super().train(mode)
+        self._freeze()
+        return self
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of storing them
+        (Chen et al. 2016): the same gradients for less activation memory."""
+        self.grad_checkpointing = enable
+
+    # --- forward ---------------------------------------------------------------------------
+
+    def _run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            for block in stage:
+                x = checkpoint(block, x, use_reentrant=False)
+            return x
+        return stage(x)
+
+    def forward_levels(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        """The feature maps at ``feature_info.out_indices``, by module name; stops after the
+        last one needed."""
+        wanted = set(self.feature_info.out_indices)
+        last = max(wanted)
+        out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+        stem_feat = self.feature_info[0]["module"]
+        for name in self.stem_names:
+            x = getattr(self, name)(x)
+            if name == stem_feat and 0 in wanted:
+                out[name] = x
+        for level, name in enumerate(self.stage_names, start=1):
+            if level > last:
+                break
+            x = self._run_stage(getattr(self, name), x)
+            if level in wanted:
+                out[name] = x
+        return out
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         for name in self.stem_names:
             x = getattr(self, name)(x)
         for name in self.stage_names:
-            x = getattr(self, name)(x)
+            x = self._run_stage(getattr(self, name), x)
         if self.norm is not None:
             x = self.final_act(self.norm(x))
         return x
@@ -111,7 +201,10 @@ class ResFamNet(nn.Module):
         x = self.head_drop(torch.flatten(self.global_pool(x), 1))
         return x if pre_logits else self.fc(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, list, dict]:
+        if self.features_only:
+            feats = self.forward_levels(x)
+            return feats if self.as_dict else list(feats.values())
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from . import layers
+from . import layers, norms
 from .blocks.base import KeyProblem
 
 SHORTCUT_TYPES = ("conv1x1", "avgpool_conv1x1", "maxpool_conv1x1", "zero_pad", "identity", "none")
@@ -73,12 +73,13 @@ def build_shortcut(p: ShortcutParams, in_ch: int, out_ch: int, stride: int, dila
         mods.append(nn.AvgPool2d(2, pool_stride, ceil_mode=True, count_include_pad=False)
                     if stride > 1 else nn.Identity())
         conv_stride = 1
-    elif p.type == "maxpool_conv1x1" and stride > 1:
-        mods.append(nn.MaxPool2d(3, stride, padding=1))
+    elif p.type == "maxpool_conv1x1":
+        if stride > 1 and in_ch == out_ch:  # stride only: the pool alone (official iResNet code)
+            return nn.MaxPool2d(3, stride, padding=1)
+        # an Identity where a dilated stage does not stride keeps the state-dict names stable
+        mods.append(nn.MaxPool2d(3, stride, padding=1) if stride > 1 else nn.Identity())
         conv_stride = 1
-        if in_ch == out_ch:  # stride only: the pool alone (official iResNet code)
-            return mods[0]
     mods.append(nn.Conv2d(in_ch, out_ch, 1, stride=conv_stride, bias=False))
     if p.norm:
-        mods.append(layers.norm(norm, out_ch))
+        mods.append(norms.norm(norm, out_ch))
     return nn.Sequential(*mods)

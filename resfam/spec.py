@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .blocks import BLOCKS, BlockParams
 from .blocks.base import KeyProblem
 from .errors import SpecError, did_you_mean
-from .layers import ACTS, NORMS
+from .layers import ACTS
+from .norms import NORMS
 from .merges import MergeParams
 from .orders import ORDERS
 from .shortcuts import ShortcutParams

@@ -18,7 +18,7 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from . import layers
+from . import layers, norms
 
 
 class _Preset(NamedTuple):
@@ -59,13 +59,13 @@ def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDic
     if preset.deep:
         w = p.deep_width
         mods["conv1"] = nn.Sequential(
-            layers.conv(in_chans, w, 3, 2), layers.norm(norm, w), layers.act(act),
-            layers.conv(w, w, 3), layers.norm(norm, w), layers.act(act),
+            layers.conv(in_chans, w, 3, 2), norms.norm(norm, w), layers.act(act),
+            layers.conv(w, w, 3), norms.norm(norm, w), layers.act(act),
             layers.conv(w, p.width, 3))
     else:
         mods["conv1"] = layers.conv(in_chans, p.width, preset.kernel, preset.stride)
     if preset.norm:
-        mods["bn1"] = layers.norm(norm, p.width)
+        mods["bn1"] = norms.norm(norm, p.width)
         mods["act1"] = layers.act(act)
     if preset.pool:
         mods["maxpool"] = nn.MaxPool2d(3, 2, padding=1)

@@ -13,7 +13,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from .. import layers
+from .. import layers, norms
 from .base import BlockParams, KeyProblem, Unit, exact_div, register_block
 
 
@@ -26,7 +26,7 @@ class Res2Conv(nn.Module):
         self.width, self.scale, self.stage = width, scale, stage
         self.convs = nn.ModuleList(layers.conv(width, width, 3, stride, dilation, groups)
                                    for _ in range(scale - 1))
-        self.bns = nn.ModuleList(layers.norm(norm, width) for _ in range(scale - 1))
+        self.bns = nn.ModuleList(norms.norm(norm, width) for _ in range(scale - 1))
         self.act = layers.act(act)
         self.pool = nn.AvgPool2d(3, stride, padding=1) if stage else None
 

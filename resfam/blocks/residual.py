@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .. import layers
+from .. import layers, norms
 from ..merges import HighwayGate, MergeParams
 from ..orders import Placement
 from .base import BlockParams
@@ -28,7 +28,7 @@ class ResidualBlock(nn.Module):
         self.placement = placement
         self.merge_type = merge.type
         last = len(units) - 1
-        self.bn0 = layers.norm(norm, in_ch) if placement.pre_norm else None
+        self.bn0 = norms.norm(norm, in_ch) if placement.pre_norm else None
         self.act0 = layers.act(act) if placement.pre_norm else None
         if placement.pre_act:  # must not overwrite the input the identity shortcut still needs
             self.act0 = layers.act(act) if act != "relu" else nn.ReLU(inplace=False)
@@ -36,14 +36,14 @@ class ResidualBlock(nn.Module):
         for i, unit in enumerate(units, start=1):
             setattr(self, f"conv{i}", unit.module)
             needs_norm = (i - 1 < last and not unit.normed) or (i - 1 == last and placement.last_norm)
-            setattr(self, f"bn{i}", layers.norm(norm, unit.out_channels) if needs_norm else None)
+            setattr(self, f"bn{i}", norms.norm(norm, unit.out_channels) if needs_norm else None)
         self.inner_act = [not u.normed for u in units[:-1]]
         self.act = layers.act(act)
         self.drop = nn.Dropout(params.dropout) if params.dropout > 0 else None
         self.downsample = shortcut
         self.gate = (HighwayGate(in_ch, out_ch, stride, merge.kernel_size, merge.bias_init)
                      if merge.type == "gate" else None)
-        self.bn_out = layers.norm(norm, out_ch) if placement.merge_norm else None
+        self.bn_out = norms.norm(norm, out_ch) if placement.merge_norm else None
         self.drop_path = layers.drop_path(drop_path)
 
     def last_norm_or_conv(self) -> nn.Module:

@@ -1,0 +1,113 @@
+"""Every build as a detection / segmentation backbone: features, output stride, freezing, norms."""
+import pytest
+import torch
+from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
+
+import resfam
+from conftest import randomize_norms
+
+ONE_PER_FAMILY = ["resnet18", "plain18", "resnetv2_50", "wrn_16_8", "resnext50_32x4d",
+                  "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet"]
+
+
+@pytest.mark.parametrize("name", resfam.list_models())
+def test_feature_info_matches_the_outputs(name):
+    size = 32 if resfam.get_spec(name).input_size == 32 else 128
+    model = resfam.build(name, features_only=True).eval()
+    with torch.no_grad():
+        feats = model(torch.randn(1, 3, size, size))
+    info = model.feature_info
+    assert len(feats) == len(info) == len(model.stage_names) + 1
+    assert [f.shape[1] for f in feats] == info.channels()
+    assert [size // f.shape[-1] for f in feats] == info.reduction()
+    assert info.module_names()[1:] == model.stage_names
+    assert model.fc is None and not any(k.startswith("fc.") for k in model.state_dict())
+
+
+def test_out_indices_and_as_dict():
+    model = resfam.build("iresnet50", features_only=True, out_indices=(0, 2, -1), as_dict=True).eval()
+    with torch.no_grad():
+        feats = model(torch.randn(1, 3, 64, 64))
+    assert list(feats) == ["act1", "layer2", "layer4"] == model.feature_info.module_names()
+    assert [f.shape[1] for f in feats.values()] == model.feature_info.channels() == [64, 512, 2048]
+    assert model.feature_info.reduction() == [2, 8, 32]
+    with pytest.raises(resfam.BuildArgumentError, match="out_indices \\[5\\] out of range"):
+        resfam.build("resnet18", features_only=True, out_indices=(1, 5))
+
+
+@pytest.mark.parametrize("name", ["resnet50", "res2net50_26w_4s", "iresnet50", "resnetv2_50"])
+def test_output_stride_8_16_32(name):
+    keys = {k: v.shape for k, v in resfam.build(name, features_only=True).state_dict().items()}
+    for os_, last in ((32, 2), (16, 4), (8, 8)):
+        model = resfam.build(name, features_only=True, output_stride=os_).eval()
+        assert {k: v.shape for k, v in model.state_dict().items()} == keys
+        with torch.no_grad():
+            assert model(torch.randn(1, 3, 64, 64))[-1].shape[-1] == last
+        assert max(model.feature_info.reduction()) == os_
+
+
+def test_frozen_stages_get_no_gradient_and_stay_in_eval():
+    model = resfam.build("resnet18", frozen_stages=1).train()
+    assert not model.bn1.training and not model.layer1.training and model.layer2.training
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    frozen = [n for n, p in model.named_parameters() if n.startswith(("conv1", "bn1", "layer1."))]
+    assert frozen and all(model.get_parameter(n).grad is None for n in frozen)
+    assert model.layer2[0].conv1.weight.grad is not None
+    after = model.state_dict()
+    assert torch.equal(before["layer1.0.bn1.running_mean"], after["layer1.0.bn1.running_mean"])
+    assert not torch.equal(before["layer2.0.bn1.running_mean"], after["layer2.0.bn1.running_mean"])
+
+
+def test_norm_eval_keeps_statistics():
+    model = resfam.build("res2net50_26w_4s", norm_eval=True).train()
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert model.layer1[0].conv1.weight.grad is not None  # the weights still train
+
+
+@pytest.mark.parametrize("norm,cls", [("frozen_bn", FrozenBatchNorm2d), ("gn", nn.GroupNorm),
+                                      ("syncbn", nn.SyncBatchNorm)])
+def test_norm_choice(norm, cls):
+    model = resfam.build("res2net50_iresnet", norm_layer=norm).eval()
+    found = [m for m in model.modules() if resfam.norms.is_norm(m)]
+    assert found and all(isinstance(m, cls) for m in found)
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.randn(1, 3, 64, 64))).all()
+    # gn's groups divide the CIFAR widths too
+    assert resfam.build("resnet20", norm_layer="gn").bn1.num_groups == 16
+
+
+@pytest.mark.parametrize("name", ONE_PER_FAMILY)
+def test_frozen_and_sync_conversions_keep_outputs(name):
+    size = resfam.get_spec(name).input_size // (4 if resfam.get_spec(name).input_size > 32 else 1)
+    model = randomize_norms(resfam.build(name)).eval()
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        expected = model(x)
+        sync = nn.SyncBatchNorm.convert_sync_batchnorm(resfam.build(name)).eval()
+        sync.load_state_dict(model.state_dict())
+        assert any(isinstance(m, nn.SyncBatchNorm) for m in sync.modules())
+        torch.testing.assert_close(sync(x), expected)
+        frozen = resfam.norms.freeze_batch_norm(model)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
+        torch.testing.assert_close(frozen(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_grad_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    model = resfam.build("res2net50_26w_4s", num_classes=10, drop_path_rate=0.1)
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([1, 2])
+
+    def grads(checkpointing):
+        model.zero_grad()
+        model.set_grad_checkpointing(checkpointing)
+        torch.manual_seed(1)  # the same drop-path draws
+        nn.functional.cross_entropy(model(x), y).backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    plain, ckpt = grads(False), grads(True)
+    for n in plain:
+        torch.testing.assert_close(ckpt[n], plain[n], atol=1e-5, rtol=1e-4, msg=n)

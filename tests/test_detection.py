@@ -1,0 +1,63 @@
+"""torchvision detectors over resfam backbones, for real: an eval forward and a training step."""
+import pytest
+import torch
+import torchvision
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+import resfam
+
+FAMILIES = ["resnet18", "plain18", "resnetv2_50", "wide_resnet50_2", "resnext50_32x4d",
+            "res2net50_26w_4s", "iresnet50", "highway_resnet50", "res2net50_iresnet"]
+
+
+def images_and_targets():
+    images = [torch.rand(3, 128, 128), torch.rand(3, 128, 160)]
+    targets = [{"boxes": torch.tensor([[10.0, 20.0, 70.0, 90.0]]), "labels": torch.tensor([3])},
+               {"boxes": torch.tensor([[5.0, 5.0, 60.0, 50.0], [70.0, 40.0, 120.0, 110.0]]),
+                "labels": torch.tensor([1, 7])}]
+    return images, targets
+
+
+def train_and_eval(model):
+    images, targets = images_and_targets()
+    model.train()
+    losses = model(images, targets)
+    total = sum(losses.values())
+    assert all(torch.isfinite(v) for v in losses.values()), losses
+    total.backward()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    opt.step()
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    assert len(out) == 2 and {"boxes", "scores", "labels"} <= set(out[0])
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FAMILIES)
+def test_faster_rcnn(name):
+    backbone = resfam.detection.torchvision_fpn_backbone(name, trainable_layers=3)
+    assert backbone.out_channels == 256
+    model = torchvision.models.detection.FasterRCNN(backbone, num_classes=91, min_size=128, max_size=160)
+    train_and_eval(model)
+    body = backbone.body
+    assert all(not p.requires_grad for n, p in body.named_parameters() if n.startswith(("conv1", "layer1.")))
+    assert any(p.grad is not None for n, p in body.named_parameters() if n.startswith("layer4."))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet18", "iresnet50", "res2net50_26w_4s"])
+def test_retinanet(name):
+    backbone = resfam.detection.torchvision_fpn_backbone(
+        name, trainable_layers=5, returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
+    model = torchvision.models.detection.RetinaNet(backbone, num_classes=91, min_size=128, max_size=160)
+    train_and_eval(model)
+    assert all(p.requires_grad for p in backbone.body.parameters())
+
+
+def test_bad_arguments():
+    with pytest.raises(resfam.BuildArgumentError, match="trainable_layers must be in \\[0, 5\\]"):
+        resfam.detection.torchvision_fpn_backbone("resnet18", trainable_layers=6)
+    with pytest.raises(resfam.BuildArgumentError, match="returned_layers"):
+        resfam.detection.torchvision_fpn_backbone("resnet20", returned_layers=[1, 4])
