@@ -22,6 +22,7 @@ def randomize(model):
     return randomize_norms(model)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace.*is deprecated:FutureWarning")
 @pytest.mark.parametrize("name", FAMILIES)
 def test_fx_jit_and_torch_export(name):
     model, x = model_and_input(name)
