@@ -6,17 +6,10 @@ import torch
 import torchvision
 
 import resfam
+from resfam.convert import TIMM_NAMES, TORCHVISION_NAMES
 from conftest import n_params, randomize_norms
 
-TIMM = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50d",
-        "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d", "resnext101_64x4d",
-        "wide_resnet50_2", "wide_resnet101_2",
-        "res2net50_26w_4s", "res2net50_26w_6s", "res2net50_26w_8s", "res2net50_48w_2s",
-        "res2net50_14w_8s", "res2net101_26w_4s", "res2next50",
-        "resnetv2_50", "resnetv2_101", "resnetv2_152"]
-TORCHVISION = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-               "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
-               "wide_resnet50_2", "wide_resnet101_2"]
+TIMM, TORCHVISION = TIMM_NAMES, TORCHVISION_NAMES
 SLOW = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "resnet152", "resnetv2_152"}
 
 

@@ -69,3 +69,9 @@ def exact_div(value: int, by: int, key: str, what: str, hint: str) -> int:
     if value % by:
         raise KeyProblem(key, f"{what} {value} is not divisible by {by}", hint)
     return value // by
+
+
+def planes(out_ch: int, expansion: int) -> int:
+    """torchvision's 'planes': a bottleneck-style block's output width / expansion."""
+    return exact_div(out_ch, expansion, "expansion", "stage width",
+                     "make every stages.width a multiple of block.expansion")

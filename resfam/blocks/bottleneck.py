@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from .. import layers
-from .base import BlockParams, KeyProblem, Unit, exact_div, register_block
+from .base import BlockParams, KeyProblem, Unit, exact_div, planes, register_block
 
 
 @register_block("bottleneck")
@@ -25,9 +25,7 @@ class Bottleneck(BlockParams):
                                              "(torchvision / 'pytorch' style) or first 1x1 ('caffe')")
 
     def mid_channels(self, out_ch: int) -> int:
-        planes = exact_div(out_ch, self.expansion, "expansion", "stage width",
-                           "make every stages.width a multiple of block.expansion")
-        mid = planes * self.base_width * self.groups
+        mid = planes(out_ch, self.expansion) * self.base_width * self.groups
         mid = exact_div(mid, 64, "base_width", "planes * base_width * groups",
                         "the inner width is planes * base_width / 64 * groups; pick base_width so "
                         "it is a whole number")

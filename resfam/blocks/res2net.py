@@ -14,7 +14,7 @@ from pydantic import Field
 from torch import nn
 
 from .. import layers, norms
-from .base import BlockParams, KeyProblem, Unit, exact_div, register_block
+from .base import BlockParams, KeyProblem, Unit, exact_div, planes, register_block
 
 
 class Res2Conv(nn.Module):
@@ -54,10 +54,9 @@ class Res2(BlockParams):
                             "the block that changes shape (the first of a stage)")
 
     def split_width(self, out_ch: int) -> int:
-        planes = exact_div(out_ch, self.expansion, "expansion", "stage width",
-                           "make every stages.width a multiple of block.expansion")
-        return exact_div(planes * self.base_width, 64, "base_width", "planes * base_width",
-                         "the split width is planes * base_width / 64") * self.groups
+        per_group = exact_div(planes(out_ch, self.expansion) * self.base_width, 64, "base_width",
+                              "planes * base_width", "the split width is planes * base_width / 64")
+        return per_group * self.groups  # each split conv has `groups` groups of per_group channels
 
     def check(self, in_ch, out_ch, stride):
         if self.scale < 2:
@@ -66,10 +65,7 @@ class Res2(BlockParams):
         if self.stype == "normal" and stride > 1:
             raise KeyProblem("stype", "a 'normal' block cannot stride (its last split passes "
                              "through unpooled)", "use stype 'auto' or 'stage'")
-        width = self.split_width(out_ch)
-        if width % self.groups:
-            raise KeyProblem("groups", f"split width {width} is not divisible by groups={self.groups}",
-                             "choose groups that divide the split width")
+        self.split_width(out_ch)
 
     def units(self, in_ch, out_ch, stride, dilation, first_dilation, norm, act):
         width = self.split_width(out_ch)
