@@ -10,6 +10,7 @@ from .convert import convert_state_dict
 from .errors import (BuildArgumentError, CheckpointError, ResfamError, SpecError,
                      UnknownModelError)
 from .factory import build
+from .inference import optimize_for_inference
 from .network import ResFamNet
 from .norms import freeze_batch_norm
 from .pretrained import LoadReport, load_pretrained
@@ -21,4 +22,5 @@ __version__ = "0.1.0"
 
 __all__ = ["BuildArgumentError", "CheckpointError", "LoadReport", "ResFamNet", "ResfamError", "Spec",
            "SpecError", "UnknownModelError", "build", "compare", "convert_state_dict", "detection",
-           "freeze_batch_norm", "get_spec", "list_families", "list_models", "load_pretrained"]
+           "freeze_batch_norm", "get_spec", "list_families", "list_models", "load_pretrained",
+           "optimize_for_inference"]

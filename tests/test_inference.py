@@ -1,0 +1,45 @@
+"""optimize_for_inference keeps the outputs (BN folded, channels_last, optionally compiled)."""
+import pytest
+import torch
+from torch import nn
+
+import resfam
+from conftest import randomize_norms
+from resfam.inference import optimize_for_inference
+
+FAMILIES = ["resnet50", "plain18", "resnetv2_50", "wrn_16_8", "resnext50_32x4d",
+            "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet"]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_folded_channels_last_outputs_equal_eager(name):
+    size = 32 if resfam.get_spec(name).input_size == 32 else 64
+    model = randomize_norms(resfam.build(name)).eval()
+    fast = optimize_for_inference(model)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), atol=1e-4, rtol=1e-4)
+    # every conv -> BN pair is folded: at most the norms that follow an activation or an add
+    # remain (a pre-activation block's bn0 right after a stem conv folds too)
+    left = [m for m in fast.modules() if isinstance(m, nn.BatchNorm2d)]
+    not_after_conv = sum(1 for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)
+                         and (n.endswith((".bn0", ".bn_out")) or n == "norm"))
+    assert len(left) <= not_after_conv
+    assert model.training is False and any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_features_only_models_optimize_too():
+    model = randomize_norms(resfam.build("iresnet50", features_only=True, out_indices=(2, 4))).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(optimize_for_inference(model)(x), model(x)):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_outputs_equal_eager():
+    model = randomize_norms(resfam.build("resnet20")).eval()
+    fast = optimize_for_inference(model, compile=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), atol=1e-4, rtol=1e-4)
