@@ -8,6 +8,8 @@ memory events, see resfam/compare/timing.py), batch 8 at 224 unless told otherwi
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
 
 import torch
@@ -17,6 +19,7 @@ from resfam.compare.timing import train_memory_mb, train_step_fn
 
 
 def main() -> None:
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")
     p = argparse.ArgumentParser()
     p.add_argument("models", nargs="*", default=["resnet50", "res2net50_26w_4s", "iresnet50"])
     p.add_argument("--batch-size", type=int, default=8)
@@ -25,7 +28,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, "
           f"batch {args.batch_size} x 3 x {args.img_size}^2, one SGD step")
-    print("| model | peak MiB | with checkpointing MiB | ratio | step s | with checkpointing s |")
+    print("| model | peak MiB | with checkpointing MiB | ratio | step s (median of 3) | with checkpointing s |")
     print("|---|---|---|---|---|---|")
     x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, device=device)
     for name in args.models:
@@ -36,9 +39,12 @@ def main() -> None:
             row.append(train_memory_mb(model, x, model.num_classes))
             step = train_step_fn(model, x, model.num_classes)
             step()
-            start = time.perf_counter()
-            step()
-            row.append(time.perf_counter() - start)
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - start)
+            row.append(statistics.median(times))
         print(f"| {name} | {row[0]:.0f} | {row[2]:.0f} | {row[2] / row[0]:.2f} | {row[1]:.2f} | {row[3]:.2f} |")
 
 

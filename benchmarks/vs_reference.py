@@ -78,8 +78,9 @@ def main() -> None:
         ours.load_state_dict(resfam.convert_state_dict(ref.state_dict(), name))
         for batch in args.batch_sizes:
             x = torch.randn(batch, 3, args.img_size, args.img_size, device=device)
-            with torch.inference_mode():
-                torch.testing.assert_close(ours(x), ref(x), atol=1e-3, rtol=1e-3)
+            with torch.inference_mode():  # same network: equal up to float rounding at its scale
+                a, b = ours(x), ref(x)
+                assert (a - b).abs().max() <= 1e-4 * b.abs().max().clamp_min(1.0), name
             t_ref, t_ours = alternate(ref, ours, x, args.runs, args.warmup)
             ratio = t_ref / t_ours
             ratios.append(ratio)

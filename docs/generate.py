@@ -2,11 +2,15 @@
 
     python docs/generate.py            # counts (about a minute) + timings (a few minutes)
 
-Writes docs/specs.md (the spec reference, from the validator's schema), docs/zoo.md (the whole zoo: counts beside the papers' figures, and CPU latency) and
-docs/zoo.png (GMACs vs latency). Each page records the exact command that made it.
+Writes docs/specs.md (the spec reference, from the validator's schema), the variant tables of
+docs/families/*.md (between their ``generated`` markers), docs/zoo.md (the whole zoo: counts
+beside the papers' figures, and CPU latency) and docs/zoo.png (GMACs vs latency). Each page
+records the exact command that made it. tests/test_docs.py re-renders the family tables and
+the spec reference and fails when a page is stale.
 """
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -16,6 +20,7 @@ DOCS = Path(__file__).resolve().parent
 COUNT_CMD = ["resfam-compare", "--flops", "--params", "--acts", "--format", "markdown", "--no-progress"]
 TIME_CMD = ["resfam-compare", "--flops", "--params", "--latency", "--runs", "5", "--warmup", "2",
             "--format", "markdown", "--no-progress", "--plot", "docs/zoo.png"]
+MARKER = re.compile(r"(<!-- generated:family-table -->\n).*?(<!-- /generated -->)", re.S)
 
 
 def run(cmd: list[str]) -> str:
@@ -25,10 +30,45 @@ def run(cmd: list[str]) -> str:
     return proc.stdout
 
 
+def _num(value, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def family_table(rows: list[dict], family: str) -> str:
+    """The variant table of one family page, from resfam.compare rows (params + flops)."""
+    lines = ["Counted by `resfam.compare(family=...)` at each variant's native input; regenerate "
+             "with `python docs/generate.py`.", "",
+             "| variant | input | params (M) | GMACs | other ops (M) | paper params (M) | "
+             "paper GFLOPs | paper top-1 % | paper error % | paper source |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("family") != family:
+            continue
+        lines.append(f"| {r['model']} | {r['input']} | {r['params'] / 1e6:.3f} | {r['gmacs']:.3f} | "
+                     f"{r['other_mops']:.1f} | {_num(r.get('paper_params_m'), 'g')} | "
+                     f"{_num(r.get('paper_gflops'), 'g')} | {_num(r.get('paper_top1'), 'g')} | "
+                     f"{_num(r.get('paper_error'), 'g')} | {r.get('paper_source') or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def family_rows() -> list[dict]:
+    import resfam
+
+    return resfam.compare(params=True, flops=True)
+
+
+def write_family_pages(rows: list[dict]) -> None:
+    for page in sorted((DOCS / "families").glob("*.md")):
+        text = page.read_text()
+        table = family_table(rows, page.stem)
+        page.write_text(MARKER.sub(lambda m: m.group(1) + table + m.group(2), text))
+
+
 def main() -> None:
     from resfam.spec_doc import reference_markdown
 
     (DOCS / "specs.md").write_text(reference_markdown())
+    write_family_pages(family_rows())
     counts = run(COUNT_CMD)
     timings = run(TIME_CMD)
     page = f"""# The zoo, counted and timed
@@ -59,7 +99,7 @@ eager float32. Timings are noisy on shared machines: compare ratios within one r
 
 {timings}"""
     (DOCS / "zoo.md").write_text(page)
-    print(f"wrote {DOCS / 'specs.md'}, {DOCS / 'zoo.md'} and {DOCS / 'zoo.png'}")
+    print(f"wrote docs/specs.md, docs/families/*.md, docs/zoo.md and docs/zoo.png")
 
 
 if __name__ == "__main__":

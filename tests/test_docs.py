@@ -2,6 +2,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from resfam.spec_doc import reference_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,3 +29,31 @@ def test_ci_runs_exactly_the_readme_commands():
     install, tests = blocks[0].strip(), blocks[1].strip()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert install in ci and tests in ci
+
+
+def _generator():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_generate", ROOT / "docs" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_family_has_a_gallery_page():
+    import resfam
+
+    pages = {p.stem for p in (ROOT / "docs" / "families").glob("*.md")}
+    assert set(resfam.list_families()) <= pages
+
+
+@pytest.mark.slow
+def test_family_tables_match_what_the_tool_counts_today():
+    gen = _generator()
+    rows = gen.family_rows()
+    for page in sorted((ROOT / "docs" / "families").glob("*.md")):
+        found = gen.MARKER.search(page.read_text())
+        assert found, f"{page.name} has no generated table"
+        assert page.read_text()[found.start():found.end()] == \
+            found.group(1) + gen.family_table(rows, page.stem) + found.group(2), \
+            f"{page.name} is stale: run python docs/generate.py"

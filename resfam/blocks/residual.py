@@ -45,6 +45,13 @@ class ResidualBlock(nn.Module):
                      if merge.type == "gate" else None)
         self.bn_out = norms.norm(norm, out_ch) if placement.merge_norm else None
         self.drop_path = layers.drop_path(drop_path)
+        # the forward's plan, by module name (names, not references: module swaps such as
+        # SyncBatchNorm.convert_sync_batchnorm replace entries of _modules and stay visible)
+        self._plan = tuple(
+            (f"conv{i}", f"bn{i}" if getattr(self, f"bn{i}") is not None else None,
+             i < len(units) and self.inner_act[i - 1], i == 1 and self.drop is not None)
+            for i in range(1, len(units) + 1))
+        self._has_drop_path = drop_path > 0
 
     def last_norm_or_conv(self) -> nn.Module:
         """The module whose weight ``zero_init_last`` zeroes (Goyal et al. 2017, Sec. 5.1)."""
@@ -52,6 +59,7 @@ class ResidualBlock(nn.Module):
         return bn if bn is not None else getattr(self, f"conv{self.n_units}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mods = self._modules
         shortcut_in = x
         out = x
         if self.bn0 is not None:
@@ -60,16 +68,16 @@ class ResidualBlock(nn.Module):
                 shortcut_in = out
         elif self.act0 is not None:
             out = self.act0(x)
-        for i in range(1, self.n_units + 1):
-            out = getattr(self, f"conv{i}")(out)
-            bn = getattr(self, f"bn{i}")
+        for conv, bn, act, drop in self._plan:
+            out = mods[conv](out)
             if bn is not None:
-                out = bn(out)
-            if i < self.n_units and self.inner_act[i - 1]:
+                out = mods[bn](out)
+            if act:
                 out = self.act(out)
-            if i == 1 and self.drop is not None:
+            if drop:
                 out = self.drop(out)
-        out = self.drop_path(out)
+        if self._has_drop_path:
+            out = self.drop_path(out)
         if self.merge_type != "none":
             carry = shortcut_in if self.downsample is None else self.downsample(shortcut_in)
             if self.gate is not None:
