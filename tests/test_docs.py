@@ -15,7 +15,7 @@ def test_spec_reference_matches_the_schema():
 
 
 def test_links_between_pages_resolve():
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     for page in pages:
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
             if target.startswith(("http://", "https://")):

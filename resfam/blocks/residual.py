@@ -83,7 +83,7 @@ class ResidualBlock(nn.Module):
             if self.gate is not None:
                 out = self.gate(out, carry, x)
             else:
-                out = out + carry
+                out += carry  # in place, as torchvision and timm: `out` is this block's own tensor
         if self.bn_out is not None:
             out = self.bn_out(out)
         if self.placement.merge_act:
