@@ -104,6 +104,8 @@ def test_unknown_model_and_flag_are_one_line_errors():
     assert proc.stderr.strip().count("\n") == 0 and "did you mean" in proc.stderr
     assert "'resnet50'" in proc.stderr
     assert "Traceback" not in proc.stderr
+    proc = run("--family", "highwy", check_rc=2)
+    assert proc.stderr.strip() == "resfam-compare: error: unknown family 'highwy': did you mean 'highway'?"
     proc = run("resnet18", "--flop", check_rc=2)
     assert "unrecognized arguments: --flop" in proc.stderr and "'--flops'" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0

@@ -81,9 +81,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"resfam-compare: error: {e}", file=sys.stderr)
         return 2
     meta = environment(device, args.dtype, args.batch_size, args.img_size, args.channels_last)
-    if args.format in ("table", "markdown") and args.output is None:
-        pass  # the header is part of the rendered table
-    else:
+    if args.format not in ("table", "markdown") or args.output:  # else the table carries it
         print("\n".join(report.header_lines(meta)), file=sys.stderr)
     rows = compare(refs, device=args.device, progress=not args.no_progress and sys.stderr.isatty(),
                    params=args.params or not any(measured), flops=args.flops, acts=args.acts,

@@ -5,13 +5,14 @@ import fnmatch
 import gc
 import os
 import platform
+import sys
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import torch
 
-from ..errors import UnknownModelError
+from ..errors import ResfamError, UnknownModelError, did_you_mean
 from ..factory import build
-from ..registry import is_spec_path, get_spec, list_models
+from ..registry import get_spec, is_spec_path, list_families, list_models
 from . import timing
 from .counting import count_params, default_counter
 
@@ -25,9 +26,8 @@ def select(models: Optional[Iterable[str]] = None, family: Optional[Union[str, S
     known = list_models()
     for fam in families:
         if not list_models(family=fam):
-            from ..registry import list_families
-
-            raise UnknownModelError(fam, list_families())
+            hint = did_you_mean(fam, list_families()) or f"families: {', '.join(list_families())}"
+            raise ResfamError(f"unknown family '{fam}': {hint}")
     out: list[str] = []
     for ref in (models or []):
         if is_spec_path(ref):
@@ -140,7 +140,7 @@ def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bo
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(refs, desc="resfam-compare", unit="model", file=os.sys.stderr, dynamic_ncols=True)
+        iterator = tqdm(refs, desc="resfam-compare", unit="model", file=sys.stderr, dynamic_ncols=True)
     for ref in iterator:
         if progress:
             iterator.set_postfix_str(os.path.basename(ref))
