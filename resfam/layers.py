@@ -14,8 +14,8 @@ def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: i
                      dilation=dilation, groups=groups, bias=bias)
 
 
-def act(kind: str) -> nn.Module:
-    return ACTS[kind](inplace=True) if kind == "relu" else ACTS[kind]()
+def act(kind: str, inplace: bool = True) -> nn.Module:
+    return ACTS[kind](inplace=inplace) if kind == "relu" else ACTS[kind]()
 
 
 def drop_path(p: float) -> nn.Module:

@@ -27,30 +27,30 @@ class ResidualBlock(nn.Module):
         units = params.units(in_ch, out_ch, stride, dilation, first_dilation or dilation, norm, act)
         self.placement = placement
         self.merge_type = merge.type
-        last = len(units) - 1
         self.bn0 = norms.norm(norm, in_ch) if placement.pre_norm else None
-        self.act0 = layers.act(act) if placement.pre_norm else None
-        if placement.pre_act:  # must not overwrite the input the identity shortcut still needs
-            self.act0 = layers.act(act) if act != "relu" else nn.ReLU(inplace=False)
-        self.n_units = len(units)
-        for i, unit in enumerate(units, start=1):
-            setattr(self, f"conv{i}", unit.module)
-            needs_norm = (i - 1 < last and not unit.normed) or (i - 1 == last and placement.last_norm)
-            setattr(self, f"bn{i}", norms.norm(norm, unit.out_channels) if needs_norm else None)
-        self.inner_act = [not u.normed for u in units[:-1]]
+        # iResNet's first middle block activates its raw input, which the identity shortcut
+        # still needs: that activation must not work in place
+        self.act0 = (layers.act(act, inplace=not placement.pre_act)
+                     if placement.pre_norm or placement.pre_act else None)
         self.act = layers.act(act)
         self.drop = nn.Dropout(params.dropout) if params.dropout > 0 else None
+        self.n_units = len(units)
+        plan = []  # (conv name, norm name or None, act after, dropout after), walked by forward
+        for i, unit in enumerate(units, start=1):
+            inner = i < len(units)
+            needs_norm = (inner and not unit.normed) or (not inner and placement.last_norm)
+            setattr(self, f"conv{i}", unit.module)
+            setattr(self, f"bn{i}", norms.norm(norm, unit.out_channels) if needs_norm else None)
+            plan.append((f"conv{i}", f"bn{i}" if needs_norm else None, inner and not unit.normed,
+                         i == 1 and self.drop is not None))
+        # names, not module references: swaps such as SyncBatchNorm.convert_sync_batchnorm
+        # replace entries of _modules, and forward sees them
+        self._plan = tuple(plan)
         self.downsample = shortcut
         self.gate = (HighwayGate(in_ch, out_ch, stride, merge.kernel_size, merge.bias_init)
                      if merge.type == "gate" else None)
         self.bn_out = norms.norm(norm, out_ch) if placement.merge_norm else None
         self.drop_path = layers.drop_path(drop_path)
-        # the forward's plan, by module name (names, not references: module swaps such as
-        # SyncBatchNorm.convert_sync_batchnorm replace entries of _modules and stay visible)
-        self._plan = tuple(
-            (f"conv{i}", f"bn{i}" if getattr(self, f"bn{i}") is not None else None,
-             i < len(units) and self.inner_act[i - 1], i == 1 and self.drop is not None)
-            for i in range(1, len(units) + 1))
         self._has_drop_path = drop_path > 0
 
     def last_norm_or_conv(self) -> nn.Module:
