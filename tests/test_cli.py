@@ -91,12 +91,14 @@ def test_table_format_has_header_and_aligned_columns():
 
 
 def test_measurement_columns():
-    out = run("resnet20", "--latency", "--throughput", "--memory", "--runs", "3", "--warmup", "1",
-              "--batch-size", "4", "--format", "json").stdout
+    out = run("resnet20", "--latency", "--throughput", "--memory", "--train", "--runs", "3",
+              "--warmup", "1", "--batch-size", "4", "--format", "json").stdout
     row = json.loads(out)["rows"][0]
     assert row["latency_ms"] > 0 and row["throughput"] > 0 and row["latency_iqr_ms"] >= 0
     # ResNet-20 at 4x3x32x32: the first stage alone holds 4*16*32*32 floats = 256 KiB per tensor
     assert row["peak_mem_mb"] > 0.25
+    # a training step keeps every activation for backward, and gradients
+    assert row["train_throughput"] > 0 and row["train_peak_mem_mb"] > 2 * row["peak_mem_mb"]
 
 
 def test_unknown_model_and_flag_are_one_line_errors():
