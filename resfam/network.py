@@ -111,7 +111,7 @@ class ResFamNet(nn.Module):
             self.final_act = layers.act(m.act) if m.head.norm else None
             self.global_pool = nn.AdaptiveAvgPool2d(1)
             self.head_drop = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else nn.Identity()
-            self.fc = nn.Linear(in_ch, self.num_classes) if self.num_classes > 0 else nn.Identity()
+            self.reset_classifier(self.num_classes)
         self.init_weights(zero_init_last)
         self._freeze()
 

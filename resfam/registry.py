@@ -144,9 +144,17 @@ def _registered_spec(name: str) -> Spec:
     return _build_spec(name, file, raw, local)
 
 
+def _split_path(ref: str) -> tuple[str, str]:
+    """``path.yaml:variant`` -> (path, variant); an existing file is taken whole."""
+    if os.path.exists(ref):
+        return ref, ""
+    path, _, variant = ref.partition(":")
+    return path, variant
+
+
 def is_spec_path(ref: str) -> bool:
-    base = ref.split(":")[0] if not os.path.exists(ref) else ref
-    return base.endswith((".yaml", ".yml")) or os.sep in base or os.path.exists(ref)
+    path, _ = _split_path(ref)
+    return path.endswith((".yaml", ".yml")) or os.sep in path or os.path.exists(path)
 
 
 def get_spec(ref: SpecRef) -> Spec:
@@ -162,7 +170,7 @@ def get_spec(ref: SpecRef) -> Spec:
         if ref not in _catalog():
             raise UnknownModelError(ref, _catalog())
         return _registered_spec(ref)
-    path, _, variant = ref.partition(":") if not os.path.exists(ref) else (ref, "", "")
+    path, variant = _split_path(ref)
     variants = file_variants(Path(path))
     if not variant:
         if len(variants) > 1:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..factory import build
-from ..registry import SpecRef
+from ..registry import SpecRef, get_spec
 
 try:  # detectron2 is not on PyPI; the adapter is usable wherever it is installed
     from detectron2.layers import ShapeSpec
@@ -33,9 +33,9 @@ except ImportError:  # pragma: no cover - exercised where detectron2 is missing
         stride: int = None
 
 
-def feature_names(model) -> list[str]:
-    """detectron2 names for the model's levels: stem, res2, res3, ..."""
-    return ["stem"] + [f"res{i + 2}" for i in range(len(model.stage_names))]
+def feature_names(ref: SpecRef) -> list[str]:
+    """detectron2 names for a variant's levels: stem, res2, res3, ..."""
+    return ["stem"] + [f"res{i + 2}" for i in range(len(get_spec(ref).stages))]
 
 
 def make_backbone_class(base: type) -> type:
@@ -45,8 +45,7 @@ def make_backbone_class(base: type) -> type:
         def __init__(self, ref: SpecRef, out_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
                      freeze_at: int = 0, norm: str = "bn", **build_kwargs):
             super().__init__()
-            probe = build(ref, features_only=True, norm_layer=norm, **build_kwargs)
-            names = feature_names(probe)
+            names = feature_names(ref)
             unknown = [n for n in out_features if n not in names]
             if unknown:
                 raise ValueError(f"out_features {unknown} not in {names}")
