@@ -18,7 +18,7 @@ from torch import nn
 from .convert import convert_state_dict
 from .errors import CheckpointError
 
-CLASSIFIER_KEYS = ("fc.weight", "fc.bias")
+HEAD_PREFIXES = ("fc.", "norm.")  # the classifier, and pre-activation nets' final norm
 
 
 @dataclass
@@ -66,19 +66,21 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> dict:
 def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: bool = True) -> LoadReport:
     """Load a local checkpoint into a resfam ``model``.
 
-    The classifier is dropped (left at its initial values) when its shape differs from the
-    model's (another ``num_classes``, or a ``features_only`` model). With ``strict`` any other
+    The head is dropped (left at its initial values) where the model's differs: a classifier
+    of another ``num_classes``, or a ``features_only`` model, which has no classifier and no
+    final norm. With ``strict`` any other
     missing or unexpected key is an error naming the keys; with ``strict=False`` they are
     reported in the returned :class:`LoadReport`.
     """
     path = os.fspath(path)
     state = convert_state_dict(read_checkpoint(path), model)
     own = model.state_dict()
-    dropped = [k for k in CLASSIFIER_KEYS if k in state and (k not in own or own[k].shape != state[k].shape)]
+    dropped = [k for k in state if k.startswith(HEAD_PREFIXES)
+               and (k not in own or own[k].shape != state[k].shape)]
     for key in dropped:
         del state[key]
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")
-               and k not in CLASSIFIER_KEYS]
+               and not k.startswith(HEAD_PREFIXES)]
     unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in state
              if k in own and state[k].shape != own[k].shape]

@@ -52,6 +52,14 @@ def test_classifier_of_another_size_is_dropped(tmp_path):
     backbone = resfam.build("resnet18", features_only=True)
     assert resfam.load_pretrained(backbone, tmp_path / "r18.pth").dropped == ["fc.weight", "fc.bias"]
     assert "dropped 2" in str(report)
+    # a pre-activation net's final norm belongs to the head too: a backbone has none
+    v2 = randomize_norms(timm.create_model("resnetv2_50"))
+    torch.save(v2.state_dict(), tmp_path / "v2.pth")
+    v2_backbone = resfam.build("resnetv2_50", features_only=True)
+    report = resfam.load_pretrained(v2_backbone, tmp_path / "v2.pth")
+    assert report.dropped == ["norm.weight", "norm.bias", "norm.running_mean", "norm.running_var",
+                              "norm.num_batches_tracked", "fc.weight", "fc.bias"]
+    assert torch.equal(v2_backbone.layer4[2].conv3.weight, v2.stages[3].blocks[2].conv3.weight)
 
 
 def test_mismatched_checkpoint_leaves_the_model_untouched(tmp_path):
