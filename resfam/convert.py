@@ -19,6 +19,7 @@ from typing import Mapping, Union
 import torch
 from torch import nn
 
+from .errors import ArgumentError, CheckpointError, short_repr
 from .registry import SpecRef, get_spec
 from .spec import Spec
 
@@ -38,15 +39,31 @@ WRAPPER_KEYS = ("state_dict", "model", "module", "model_state_dict")
 PREFIXES = ("module.", "backbone.", "model.")
 
 
+MAX_WRAPPERS = 8
+
+
 def unwrap(state: Mapping) -> dict[str, torch.Tensor]:
-    """Strip checkpoint wrappers (``{'state_dict': ...}``) and ``module.`` / ``backbone.`` prefixes."""
-    while isinstance(state, Mapping) and not any(torch.is_tensor(v) for v in state.values()):
+    """Strip checkpoint wrappers (``{'state_dict': ...}``) and ``module.`` / ``backbone.``
+    prefixes. Raises CheckpointError for anything that is not a mapping of names to tensors
+    (a wrapper that contains itself included)."""
+    for _ in range(MAX_WRAPPERS):
+        if not isinstance(state, Mapping) or any(torch.is_tensor(v) for v in state.values()):
+            break
         inner = next((state[k] for k in WRAPPER_KEYS if isinstance(state.get(k), Mapping)), None)
-        if inner is None:
+        if inner is None or inner is state:
             break
         state = inner
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"expected a state dict (a mapping of names to tensors), got "
+                              f"{type(state).__name__}")
     out = {}
     for key, value in state.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"state dict keys must be strings, got {short_repr(key)}")
+        if not torch.is_tensor(value):
+            raise CheckpointError(f"{short_repr(key)} holds a {type(value).__name__}, not a tensor",
+                                  hint="save model.state_dict(), or a mapping with it under "
+                                       "'state_dict' / 'model'")
         for prefix in PREFIXES:
             if key.startswith(prefix):
                 key = key[len(prefix):]
@@ -70,7 +87,14 @@ def _v2_key(key: str) -> str:
 def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dict[str, torch.Tensor]:
     """A timm / torchvision / official iResNet state dict renamed for the resfam build of
     ``target`` (a name, spec, or resfam model). Values are not copied."""
-    spec: Spec = target.spec if isinstance(target, nn.Module) else get_spec(target)
+    if isinstance(target, nn.Module):
+        spec = getattr(target, "spec", None)
+        if not isinstance(spec, Spec):
+            raise ArgumentError(f"expected a resfam model (resfam.build), got "
+                                f"{type(target).__name__}; for another library's model use its "
+                                "own load_state_dict")
+    else:
+        spec = get_spec(target)
     state = unwrap(state)
     if any(k.startswith(("stages.", "stem.")) for k in state):
         state = {_v2_key(k): v for k, v in state.items()}
@@ -79,7 +103,7 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
     for key, value in state.items():
         key = re.sub(r"^(layer\d+\.\d+)\.(convs|bns)\.", r"\1.conv2.\2.", key)
         m = re.match(r"^(layer\d+)\.(\d+)\.bn(\d+)\.(.*)$", key)
-        if spec.order == "iresnet" and m and int(m.group(2)) == last[m.group(1)] \
+        if spec.order == "iresnet" and m and int(m.group(2)) == last.get(m.group(1)) \
                 and int(m.group(3)) == spec.stages[int(m.group(1)[5:]) - 1].block.n_units:
             key = f"{m.group(1)}.{m.group(2)}.bn_out.{m.group(4)}"
         if key == "fc.weight" and value.ndim == 4:  # timm v2's classifier is a 1x1 conv

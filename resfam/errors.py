@@ -2,15 +2,37 @@
 from __future__ import annotations
 
 import difflib
+import reprlib
 from typing import Iterable
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple = 2, 4, 4, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+LONGEST_NAME = 100  # longer names get no 'did you mean' (difflib is quadratic in length)
 
 
 class ResfamError(Exception):
     """Base class of every error resfam raises on purpose."""
 
 
+def short_repr(value) -> str:
+    """``repr`` cut to a few dozen characters and two levels, whatever the value's size: error
+    messages quote what the user gave without expanding a YAML alias bomb or a huge string."""
+    try:
+        return _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - a hostile __repr__ must not replace the real error
+        return f"<{type(value).__name__}>"
+
+
+def short_str(value) -> str:
+    """A key or name as text: itself when it is a short string, else :func:`short_repr`."""
+    return value if isinstance(value, str) and len(value) <= 60 else short_repr(value)
+
+
 def close_matches(word: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     """Candidates that look like ``word`` (best first), for 'did you mean' hints."""
+    if not isinstance(word, str) or len(word) > LONGEST_NAME:
+        return []
     candidates = list(candidates)
     found = difflib.get_close_matches(word, candidates, n=n, cutoff=0.6)
     if not found:  # a prefix often says more than an edit distance ("resnet5" -> resnet50)
@@ -51,16 +73,36 @@ class UnknownModelError(ResfamError, KeyError):
     def __init__(self, name: str, known: Iterable[str]):
         self.name = name
         hint = did_you_mean(name, known) or "see resfam.list_models()"
-        self.message = f"unknown model '{name}': {hint}"
+        self.message = f"unknown model {short_repr(name)}: {hint}"
         super().__init__(self.message)
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.message
 
 
-class BuildArgumentError(ResfamError, TypeError):
-    """A keyword argument to ``resfam.build`` that the network does not take."""
+class ArgumentError(ResfamError, TypeError):
+    """An argument of the wrong type or value given to a resfam function."""
+
+
+class BuildArgumentError(ArgumentError):
+    """A keyword argument to ``resfam.build`` / ``ResFamNet`` that is unknown, of the wrong type,
+    out of range, or that would make a network too large to build."""
+
+    def __init__(self, message: str, *, variant: str | None = None, key: str | None = None,
+                 hint: str = ""):
+        self.message, self.variant, self.key, self.hint = message, variant, key, hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ": ".join(w for w in (f"variant '{self.variant}'" if self.variant else None,
+                                      f"argument '{self.key}'" if self.key else None) if w)
+        text = f"{where}: {self.message}" if where else self.message
+        return f"{text} ({self.hint})" if self.hint else text
 
 
 class CheckpointError(ResfamError, ValueError):
     """A checkpoint that cannot be read or does not fit the model."""
+
+    def __init__(self, message: str, hint: str = ""):
+        self.message, self.hint = message, hint
+        super().__init__(f"{message} ({hint})" if hint else message)

@@ -15,11 +15,13 @@ from torch.utils.checkpoint import checkpoint
 
 from . import layers, norms
 from .blocks import ResidualBlock
-from .errors import BuildArgumentError
+from .build_args import (DEFAULT_MAX_BLOCKS, DEFAULT_MAX_PARAM_BYTES, BuildArgs,
+                         check_build_args)
 from .features import FeatureInfo
 from .merges import HighwayGate
 from .orders import placement
 from .shortcuts import build_shortcut
+from .size import check_size
 from .spec import Spec
 from .stems import build_stem
 
@@ -43,6 +45,12 @@ class ResFamNet(nn.Module):
             modules get no gradients and stay in eval mode after ``.train()``.
         norm_eval: keep every norm layer in eval mode (fixed statistics) during training.
         norm_layer: bn, syncbn, frozen_bn or gn, overriding the spec's ``norm``.
+        max_param_bytes, max_blocks: refuse a network larger or deeper than this before
+            allocating it (``None``: no limit); see :mod:`resfam.build_args`.
+
+    Every argument is checked (:func:`resfam.build_args.check_build_args`) and the network's
+    size counted before the first tensor is allocated; mistakes raise
+    :class:`resfam.BuildArgumentError`.
     """
 
     def __init__(self, spec: Spec, *, num_classes: Optional[int] = None,
@@ -51,16 +59,23 @@ class ResFamNet(nn.Module):
                  output_stride: int = 32, features_only: bool = False,
                  out_indices: Optional[Sequence[int]] = None, as_dict: bool = False,
                  frozen_stages: int = -1, norm_eval: bool = False,
-                 norm_layer: Optional[str] = None):
+                 norm_layer: Optional[str] = None,
+                 max_param_bytes: Optional[int] = DEFAULT_MAX_PARAM_BYTES,
+                 max_blocks: Optional[int] = DEFAULT_MAX_BLOCKS):
+        given = {k: v for k, v in locals().items() if k not in ("self", "spec", "__class__")}
+        args = check_build_args(spec, given)  # every argument, before any tensor exists
+        check_size(spec, args)  # parameters and buffers, counted on the meta device
         super().__init__()
+        self._assemble(spec, args)
+
+    def _assemble(self, spec: Spec, args: BuildArgs) -> None:
         m = spec.model
-        norm = norm_layer or m.norm
-        if norm not in norms.NORMS:
-            raise BuildArgumentError(f"norm_layer must be one of {', '.join(norms.NORMS)}, got {norm!r}")
+        norm = args.norm_layer or m.norm
         self.spec = spec
-        self.num_classes = m.head.num_classes if num_classes is None else num_classes
-        self.in_chans = m.in_chans if in_chans is None else in_chans
-        self.drop_rate = m.head.drop_rate if drop_rate is None else drop_rate
+        self.num_classes = m.head.num_classes if args.num_classes is None else args.num_classes
+        self.in_chans = m.in_chans if args.in_chans is None else args.in_chans
+        self.drop_rate = m.head.drop_rate if args.drop_rate is None else args.drop_rate
+        drop_path_rate, output_stride = args.drop_path_rate, args.output_stride
         self.stem_names = []
         for name, module in build_stem(m.stem, self.in_chans, norm, m.act).items():
             self.add_module(name, module)
@@ -94,16 +109,12 @@ class ResFamNet(nn.Module):
             levels.append(dict(num_chs=plan.width, reduction=net_stride, module=name))
             in_ch = plan.width
         self.num_features = in_ch
-        out_indices = tuple(range(len(levels))) if out_indices is None else tuple(out_indices)
-        bad = [i for i in out_indices if not -len(levels) <= i < len(levels)]
-        if bad:
-            raise BuildArgumentError(f"{spec.name}: out_indices {bad} out of range; levels are 0 (stem) "
-                                     f"to {len(levels) - 1} (its {len(levels) - 1} stages)")
+        out_indices = range(len(levels)) if args.out_indices is None else args.out_indices
         self.feature_info = FeatureInfo(levels, sorted(i % len(levels) for i in out_indices))
-        self.features_only, self.as_dict = features_only, as_dict
-        self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
+        self.features_only, self.as_dict = args.features_only, args.as_dict
+        self.frozen_stages, self.norm_eval = args.frozen_stages, args.norm_eval
         self.grad_checkpointing = False
-        if features_only:
+        if args.features_only:
             self.num_classes = 0
             self.norm = self.final_act = self.global_pool = self.head_drop = self.fc = None
         else:
@@ -112,7 +123,7 @@ class ResFamNet(nn.Module):
             self.global_pool = nn.AdaptiveAvgPool2d(1)
             self.head_drop = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else nn.Identity()
             self.reset_classifier(self.num_classes)
-        self.init_weights(zero_init_last)
+        self.init_weights(args.zero_init_last)
         self._freeze()
 
     def init_weights(self, zero_init_last: bool = False) -> None:

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from .convert import convert_state_dict
-from .errors import CheckpointError
+from .errors import ArgumentError, CheckpointError
+from .spec import Spec
 
 HEAD_PREFIXES = ("fc.", "norm.")  # the classifier, and pre-activation nets' final norm
 
@@ -44,9 +45,15 @@ class LoadReport:
 
 def read_checkpoint(path: Union[str, os.PathLike]) -> dict:
     """The raw mapping stored in ``path`` (safely)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentError(f"a checkpoint path must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not isinstance(path, str):
+        raise ArgumentError("a checkpoint path must be text, not bytes")
+    if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not os.path.isfile(path):  # a FIFO or a device would block or never end
+        raise CheckpointError(f"{path}: not a regular file")
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
@@ -63,6 +70,21 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> dict:
     return state
 
 
+def _unfit(key: str, value: torch.Tensor, own: torch.Tensor) -> str:
+    """Why ``value`` cannot be copied into ``own`` ('' when it can)."""
+    if value.shape != own.shape:
+        return f"{key} {tuple(value.shape)} vs {tuple(own.shape)}"
+    if value.layout != torch.strided or value.is_quantized:
+        return f"{key} is a {value.layout} tensor" if value.layout != torch.strided else \
+            f"{key} is quantized"
+    if value.is_meta:
+        return f"{key} has no data (a meta tensor)"
+    if value.is_complex() or (own.is_floating_point() and not value.is_floating_point()) \
+            or (not own.is_floating_point() and (value.is_floating_point() or value.dtype == torch.bool)):
+        return f"{key} is {value.dtype} where the model has {own.dtype}"
+    return ""
+
+
 def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: bool = True) -> LoadReport:
     """Load a local checkpoint into a resfam ``model``.
 
@@ -71,9 +93,19 @@ def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: boo
     final norm. With ``strict`` any other
     missing or unexpected key is an error naming the keys; with ``strict=False`` they are
     reported in the returned :class:`LoadReport`.
+
+    All or nothing: every key, shape, dtype and layout is checked before the first tensor is
+    copied, and should copying fail all the same, the model's previous values are restored.
     """
-    path = os.fspath(path)
+    spec = getattr(model, "spec", None) if isinstance(model, nn.Module) else None
+    if not isinstance(spec, Spec):
+        raise ArgumentError(f"load_pretrained expects a resfam model (resfam.build), got "
+                            f"{type(model).__name__}; for another library's model use its own "
+                            "load_state_dict")
+    if not isinstance(strict, bool):
+        raise ArgumentError(f"strict must be True or False, got {type(strict).__name__}")
     state = convert_state_dict(read_checkpoint(path), model)
+    path = os.fspath(path)
     own = model.state_dict()
     dropped = [k for k in state if k.startswith(HEAD_PREFIXES)
                and (k not in own or own[k].shape != state[k].shape)]
@@ -82,15 +114,22 @@ def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: boo
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")
                and not k.startswith(HEAD_PREFIXES)]
     unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in state
-             if k in own and state[k].shape != own[k].shape]
+    wrong = [why for k in state if k in own for why in [_unfit(k, state[k], own[k])] if why]
     if wrong:
-        raise CheckpointError(f"{path}: {len(wrong)} tensors do not fit {model.spec.name}: "
+        raise CheckpointError(f"{path}: {len(wrong)} tensors do not fit {spec.name}: "
                               f"{'; '.join(wrong[:4])}; is this a checkpoint of another variant?")
     if strict and (missing or unexpected):
         report = LoadReport(path, 0, missing, unexpected, dropped)
-        raise CheckpointError(f"{report} -- the checkpoint is not {model.spec.name}'s; pass "
+        raise CheckpointError(f"{report} -- the checkpoint is not {spec.name}'s; pass "
                               "strict=False to load the keys that match")
     state = {k: v for k, v in state.items() if k in own}
-    model.load_state_dict(state, strict=False)
+    backup = {k: own[k].detach().clone() for k in state}
+    try:
+        model.load_state_dict(state, strict=False)
+    except Exception as e:  # noqa: BLE001 - restore, then report as a checkpoint problem
+        with torch.no_grad():
+            for k, v in backup.items():
+                own[k].copy_(v)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: loading failed ({first}); the model is unchanged") from None
     return LoadReport(path, len(state), missing, unexpected, dropped)

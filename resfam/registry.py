@@ -12,38 +12,91 @@ import copy
 import fnmatch
 import functools
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
 import yaml
 
-from .errors import SpecError, UnknownModelError, did_you_mean
+from .errors import SpecError, UnknownModelError, did_you_mean, short_repr
 from .spec import Spec, validate_spec
 
 _HERE = Path(__file__).resolve().parent
 # installed wheels carry the specs inside the package; a source checkout keeps them beside it
 SPECS_DIR = next((p for p in (_HERE / "specs", _HERE.parent / "specs") if p.is_dir()), _HERE / "specs")
 NOT_INHERITED = ("reported", "name", "extends")
+# a spec is a few hundred bytes; these bounds stop hostile files (a YAML alias bomb, /dev/zero,
+# a 10,000-deep nesting) with a SpecError instead of a hang or a RecursionError
+MAX_FILE_BYTES = 1 << 20
+MAX_VALUES = 100_000  # values in a file, each alias counted as often as it is used
+MAX_NESTING = 32
+MAX_EXTENDS = 32
 
 SpecRef = Union[str, os.PathLike, dict, Spec]
 
 
-def load_yaml(path: Path) -> Any:
-    """Read a YAML file with the safe loader; syntax errors name the file and line."""
+def _read_text(path: Path) -> str:
+    """The file's text: a regular file of at most MAX_FILE_BYTES, in UTF-8. A FIFO, a device
+    (``/dev/zero``) or a directory is refused before it is opened, so nothing blocks."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        info = os.stat(path)
     except FileNotFoundError:
         raise SpecError("spec file not found", file=str(path),
                         hint="check the path, or pass a registered model name") from None
     except OSError as e:
         raise SpecError(f"cannot read spec file: {e.strerror}", file=str(path)) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise SpecError(f"cannot read spec file: it is {kind}", file=str(path),
+                        hint="pass a .yaml file, or a registered model name")
     try:
-        return yaml.safe_load(text)
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise SpecError(f"cannot read spec file: {e.strerror}", file=str(path)) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(f"spec file is larger than {MAX_FILE_BYTES} bytes", file=str(path),
+                        hint="a spec is a few hundred bytes; is this the right file?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"spec file is not UTF-8 text (byte {e.start})", file=str(path),
+                        hint="save it as UTF-8") from None
+
+
+def check_size_and_depth(doc: Any, file: str) -> None:
+    """Refuse a document with more than MAX_VALUES values (aliases counted once per use: an
+    alias bomb is small on disk and huge when walked) or nested deeper than MAX_NESTING."""
+    count, stack = 0, [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise SpecError(f"the spec expands to more than {MAX_VALUES} values", file=file,
+                            hint="YAML anchors and aliases that repeat each other?")
+        if depth > MAX_NESTING:
+            raise SpecError(f"the spec is nested more than {MAX_NESTING} levels deep", file=file)
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for kv in value.items() for v in kv)
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+
+
+def load_yaml(path: Path) -> Any:
+    """Read a YAML file with the safe loader; syntax errors name the file and line."""
+    text = _read_text(path)
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise SpecError(f"malformed YAML{where}: {problem}", file=str(path)) from None
+    except RecursionError:
+        raise SpecError(f"the spec is nested more than {MAX_NESTING} levels deep",
+                        file=str(path)) from None
+    check_size_and_depth(doc, str(path))
+    return doc
 
 
 def file_variants(path: Path) -> dict[str, dict]:
@@ -52,7 +105,10 @@ def file_variants(path: Path) -> dict[str, dict]:
     if not isinstance(doc, dict):
         raise SpecError(f"a spec file must hold a mapping, got {type(doc).__name__}", file=str(path))
     if "variants" not in doc:
-        return {str(doc.get("name") or Path(path).stem): doc}
+        name = doc.get("name")
+        if name is not None and not isinstance(name, str):
+            raise SpecError(f"must be a string, got {short_repr(name)}", file=str(path), key="name")
+        return {name or Path(path).stem: doc}
     extra = set(doc) - {"family", "description", "variants"}
     if extra:
         raise SpecError("unknown file-level key", file=str(path), key=sorted(extra)[0],
@@ -99,27 +155,33 @@ def _merge(parent: dict, child: dict) -> dict:
 
 
 def _resolve(name: str, file: str, raw: dict, local: dict[str, dict], chain: tuple = ()) -> dict:
-    """Apply ``extends`` up the chain; ``local`` holds the variants of the same file."""
-    if name in chain:
-        cycle = " -> ".join(chain + (name,))
-        raise SpecError(f"'extends' cycle: {cycle}", file=file, variant=chain[0], key="extends",
-                        hint="remove one of the 'extends' links")
+    """Apply ``extends`` up the chain; ``local`` holds the variants of the same file. ``chain``
+    holds (file, name) pairs: a user file's ``resnet50`` may extend the bundled ``resnet50``."""
+    if (file, name) in chain:
+        cycle = " -> ".join([n for _, n in chain] + [name])
+        raise SpecError(f"'extends' cycle: {cycle}", file=chain[0][0], variant=chain[0][1],
+                        key="extends", hint="remove one of the 'extends' links")
+    if len(chain) >= MAX_EXTENDS:
+        raise SpecError(f"'extends' chain longer than {MAX_EXTENDS} links", file=chain[0][0],
+                        variant=chain[0][1], key="extends")
     parent_name = raw.get("extends")
     if parent_name is None:
         return raw
     if not isinstance(parent_name, str):
-        raise SpecError("must be a variant name", file=file, variant=name, key="extends")
+        raise SpecError(f"must be a variant name, got {short_repr(parent_name)}", file=file,
+                        variant=name, key="extends")
     catalog = _catalog()
     if parent_name in local and parent_name != name:
         parent_file, parent_raw, parent_local = file, local[parent_name], local
-    elif parent_name in catalog:
+    elif parent_name in catalog and (catalog[parent_name][0], parent_name) != (file, name):
         parent_file, parent_raw = catalog[parent_name]
         parent_local = {n: r for n, (f, r) in catalog.items() if f == parent_file}
     else:
         known = list(local) + list(catalog)
-        raise SpecError(f"parent variant {parent_name!r} not found", file=file, variant=name,
-                        key="extends", hint=did_you_mean(parent_name, known) or "see resfam.list_models()")
-    parent = _resolve(parent_name, parent_file, parent_raw, parent_local, chain + (name,))
+        raise SpecError(f"parent variant {short_repr(parent_name)} not found", file=file,
+                        variant=name, key="extends",
+                        hint=did_you_mean(parent_name, known) or "see resfam.list_models()")
+    parent = _resolve(parent_name, parent_file, parent_raw, parent_local, chain + ((file, name),))
     merged = _merge(parent, raw)
     merged["name"] = raw.get("name", name)
     merged.pop("extends", None)
@@ -146,31 +208,52 @@ def _registered_spec(name: str) -> Spec:
 
 def _split_path(ref: str) -> tuple[str, str]:
     """``path.yaml:variant`` -> (path, variant); an existing file is taken whole."""
-    if os.path.exists(ref):
+    if os.path.isfile(ref):
         return ref, ""
     path, _, variant = ref.partition(":")
     return path, variant
 
 
 def is_spec_path(ref: str) -> bool:
+    """A spec file reference: a ``.yaml`` / ``.yml`` suffix (with an optional ``:variant``) or
+    a path separator. A bare name is a registered name, whatever the working directory holds
+    (a detection work directory often has a folder called ``resnet50``)."""
     path, _ = _split_path(ref)
-    return path.endswith((".yaml", ".yml")) or os.sep in path or os.path.exists(path)
+    return path.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
 
 
 def get_spec(ref: SpecRef) -> Spec:
     """The resolved spec of a registered name, a spec file (``path.yaml`` or
-    ``path.yaml:variant``), a mapping, or a Spec (returned as it is)."""
+    ``path.yaml:variant``), a mapping, or a Spec (returned as it is).
+
+    What it returns is the caller's own: editing it (``spec.raw``, ``spec.model.block``)
+    changes no later build.
+    """
     if isinstance(ref, Spec):
         return ref
     if isinstance(ref, dict):
-        name = str(ref.get("name", "<dict>"))
-        return _build_spec(name, "<dict>", ref, {})
-    ref = os.fspath(ref)
+        name = ref.get("name", "<dict>")
+        name = name if isinstance(name, str) else "<dict>"
+        check_size_and_depth(ref, "<dict>")
+        return _build_spec(name, "<dict>", copy.deepcopy(ref), {})
+    if isinstance(ref, os.PathLike):
+        ref = os.fspath(ref)
+        if not isinstance(ref, str):
+            raise SpecError(f"a spec path must be text, got {type(ref).__name__}")
+        path, variant = _split_path(ref)
+        return _spec_from_file(path, variant)
+    if not isinstance(ref, str):
+        raise SpecError(f"expected a model name, a spec file path, a spec mapping or a Spec, got "
+                        f"{type(ref).__name__} {short_repr(ref)}", hint="see resfam.list_models()")
     if not is_spec_path(ref):
         if ref not in _catalog():
             raise UnknownModelError(ref, _catalog())
-        return _registered_spec(ref)
+        return copy.deepcopy(_registered_spec(ref))
     path, variant = _split_path(ref)
+    return _spec_from_file(path, variant)
+
+
+def _spec_from_file(path: str, variant: str) -> Spec:
     variants = file_variants(Path(path))
     if not variant:
         if len(variants) > 1:
@@ -178,7 +261,7 @@ def get_spec(ref: SpecRef) -> Spec:
                             hint=f"name one as '{path}:<variant>', one of: {', '.join(variants)}")
         variant = next(iter(variants))
     if variant not in variants:
-        raise SpecError(f"no variant {variant!r} in this file", file=path,
+        raise SpecError(f"no variant {short_repr(variant)} in this file", file=path,
                         hint=did_you_mean(variant, variants) or f"one of: {', '.join(variants)}")
     return _build_spec(variant, path, variants[variant], variants)
 

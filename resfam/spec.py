@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .blocks import BLOCKS, BlockParams
 from .blocks.base import KeyProblem
-from .errors import SpecError, did_you_mean
+from .errors import SpecError, did_you_mean, short_repr, short_str
 from .layers import ACTS
 from .norms import NORMS
 from .merges import MergeParams
@@ -139,7 +139,7 @@ def _from_validation(err: ValidationError, model: type[BaseModel], prefix: str =
         return SpecError("unknown key", key=key, hint=hint)
     if e["type"] == "missing":
         return SpecError("required key is missing", key=key)
-    return SpecError(f"{e['msg']} (got {e.get('input')!r})", key=key)
+    return SpecError(f"{e['msg']} (got {short_repr(e.get('input'))})", key=key)
 
 
 def _per_stage(section: str, raw: dict, n: int, classes: dict[str, type[BaseModel]],
@@ -148,17 +148,21 @@ def _per_stage(section: str, raw: dict, n: int, classes: dict[str, type[BaseMode
     if not isinstance(raw, dict):
         raise SpecError(f"must be a mapping, got {type(raw).__name__}", key=section)
     kind = raw.get("type")
+    if default_cls is None and kind is not None and not isinstance(kind, str):
+        raise SpecError(f"must be one type name, got {short_repr(kind)}", key=f"{section}.type",
+                        hint=f"one of: {', '.join(classes)}")
     cls = default_cls or classes.get(kind)
     if cls is None:
         if kind is None:
             raise SpecError("required key is missing", key=f"{section}.type",
                             hint=f"one of: {', '.join(classes)}")
-        raise SpecError(f"unknown {section} type {kind!r}", key=f"{section}.type",
-                        hint=did_you_mean(str(kind), classes) or f"one of: {', '.join(classes)}")
+        raise SpecError(f"unknown {section} type {short_repr(kind)}", key=f"{section}.type",
+                        hint=did_you_mean(kind, classes) or f"one of: {', '.join(classes)}")
     for key, value in raw.items():
         if key not in cls.model_fields:
             accepted = list(cls.model_fields)
-            raise SpecError(f"unknown key for {section} type {kind!r}", key=f"{section}.{key}",
+            raise SpecError(f"unknown key for {section} type {short_repr(kind)}",
+                            key=f"{section}.{short_str(key)}",
                             hint=did_you_mean(key, accepted) or f"accepted keys: {', '.join(accepted)}")
         if isinstance(value, list) and len(value) != n:
             raise SpecError(f"per-stage list has {len(value)} entries for {n} stages",

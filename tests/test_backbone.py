@@ -32,7 +32,7 @@ def test_out_indices_and_as_dict():
     assert list(feats) == ["act1", "layer2", "layer4"] == model.feature_info.module_names()
     assert [f.shape[1] for f in feats.values()] == model.feature_info.channels() == [64, 512, 2048]
     assert model.feature_info.reduction() == [2, 8, 32]
-    with pytest.raises(resfam.BuildArgumentError, match="out_indices \\[5\\] out of range"):
+    with pytest.raises(resfam.BuildArgumentError, match=r"argument .out_indices.: \[5\] out of range"):
         resfam.build("resnet18", features_only=True, out_indices=(1, 5))
 
 

@@ -45,7 +45,8 @@ class Res2Conv(nn.Module):
 class Res2(BlockParams):
     type: Literal["res2"] = "res2"
     orders = ("post", "iresnet")
-    scale: int = Field(4, description="number of splits s (>= 2)")
+    scale: int = Field(4, le=64, description="number of splits s (2 to 64; the paper uses "
+                                             "up to 8)")
     base_width: int = Field(26, ge=1, description="split width w at 'planes' = 64")
     groups: int = Field(1, ge=1, description="cardinality of each split conv (Res2NeXt)")
     expansion: int = Field(4, ge=1, description="output width / 'planes' width")

@@ -1,0 +1,86 @@
+"""How many bytes a build's parameters and buffers take, known before anything is allocated.
+
+The network is assembled on PyTorch's ``meta`` device (shapes, no storage) with every stage cut
+to at most four blocks (first, second, one repeated, last: iResNet's first middle block differs
+from the others); the blocks a stage repeats are identical, so the full count is the cut
+network's plus ``depth - 4`` copies of each stage's third block. Exact for every bundled variant, and milliseconds whatever the
+depth or width asked for.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from .errors import BuildArgumentError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .build_args import BuildArgs
+    from .spec import Spec
+
+KEPT = 4  # blocks per stage built on the meta device
+
+
+def _nbytes(module: nn.Module) -> int:
+    tensors = list(module.parameters()) + list(module.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def part_bytes(spec: "Spec", args: "BuildArgs") -> dict[str, int]:
+    """Bytes of parameters + buffers per top-level part (``conv1``, ``layer3``, ``fc``, ...) of
+    the network ``spec`` and ``args`` describe; raises BuildArgumentError when a size does not
+    even fit PyTorch's 64-bit size arithmetic."""
+    from .network import ResFamNet
+
+    cut = dataclasses.replace(spec, stages=tuple(dataclasses.replace(p, depth=min(p.depth, KEPT))
+                                                 for p in spec.stages))
+    net = ResFamNet.__new__(ResFamNet)
+    nn.Module.__init__(net)
+    try:
+        with torch.device("meta"):
+            net._assemble(cut, args)
+    except (RuntimeError, OverflowError) as e:
+        if "overflow" not in str(e).lower() and not isinstance(e, OverflowError):
+            raise
+        biggest = max(((f"stages.width[{i}]", p.width) for i, p in enumerate(spec.stages)),
+                      key=lambda kv: kv[1])
+        raise BuildArgumentError(
+            f"a tensor of this network would hold more than 2**63 bytes (largest width: "
+            f"{biggest[0]}={biggest[1]})", variant=spec.name, key="max_param_bytes",
+            hint="check the spec's widths, block keys and num_classes") from None
+    out = {name: _nbytes(child) for name, child in net.named_children()}
+    for i, plan in enumerate(spec.stages):
+        if plan.depth > KEPT:
+            stage = getattr(net, f"layer{i + 1}")
+            out[f"layer{i + 1}"] += (plan.depth - KEPT) * _nbytes(stage[2])
+    return out
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2 ** 30:.3g} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.3g} MiB"
+
+
+def check_size(spec: "Spec", args: "BuildArgs") -> int:
+    """Total parameter + buffer bytes; BuildArgumentError above ``args.max_param_bytes``, naming
+    the part that holds the most and the spec key behind it."""
+    if args.max_param_bytes is None:
+        return 0
+    parts = part_bytes(spec, args)
+    total = sum(parts.values())
+    if total <= args.max_param_bytes:
+        return total
+    name, largest = max(parts.items(), key=lambda kv: kv[1])
+    if name.startswith("layer"):
+        i = int(name[5:]) - 1
+        key = f"stages.width[{i}]={spec.stages[i].width}, stages.depth[{i}]={spec.stages[i].depth}"
+    elif name == "fc":
+        key = f"num_classes={args.num_classes if args.num_classes is not None else spec.model.head.num_classes}"
+    else:
+        key = f"stem.width={spec.model.stem.width}, in_chans={args.in_chans or spec.model.in_chans}"
+    raise BuildArgumentError(
+        f"its parameters and buffers would take {_gib(total)}, more than max_param_bytes="
+        f"{args.max_param_bytes} ({_gib(args.max_param_bytes)}); {name} holds "
+        f"{100 * largest / total:.0f}% of it ({key})", variant=spec.name, key="max_param_bytes",
+        hint="reduce that key, or pass a larger max_param_bytes (None: no limit) to build anyway")
