@@ -50,8 +50,11 @@ def unwrap(state: Mapping) -> dict[str, torch.Tensor]:
         if not isinstance(state, Mapping) or any(torch.is_tensor(v) for v in state.values()):
             break
         inner = next((state[k] for k in WRAPPER_KEYS if isinstance(state.get(k), Mapping)), None)
-        if inner is None or inner is state:
+        if inner is None:
             break
+        if inner is state:
+            raise CheckpointError("the checkpoint's wrapper contains itself (state['state_dict'] "
+                                  "is state), so it holds no weights")
         state = inner
     if not isinstance(state, Mapping):
         raise CheckpointError(f"expected a state dict (a mapping of names to tensors), got "

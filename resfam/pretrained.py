@@ -116,8 +116,12 @@ def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: boo
     unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
     wrong = [why for k in state if k in own for why in [_unfit(k, state[k], own[k])] if why]
     if wrong:
+        shapes = all(" vs " in w for w in wrong)
         raise CheckpointError(f"{path}: {len(wrong)} tensors do not fit {spec.name}: "
-                              f"{'; '.join(wrong[:4])}; is this a checkpoint of another variant?")
+                              f"{'; '.join(wrong[:4])}",
+                              hint="is this a checkpoint of another variant?" if shapes else
+                              "save dense float tensors that hold data (not sparse, meta, "
+                              "quantized or complex ones)")
     if strict and (missing or unexpected):
         report = LoadReport(path, 0, missing, unexpected, dropped)
         raise CheckpointError(f"{report} -- the checkpoint is not {spec.name}'s; pass "

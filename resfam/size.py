@@ -41,15 +41,17 @@ def part_bytes(spec: "Spec", args: "BuildArgs") -> dict[str, int]:
     try:
         with torch.device("meta"):
             net._assemble(cut, args)
-    except (RuntimeError, OverflowError) as e:
+    except (RuntimeError, OverflowError, TypeError, ValueError) as e:
         if "overflow" not in str(e).lower() and not isinstance(e, OverflowError):
             raise
-        biggest = max(((f"stages.width[{i}]", p.width) for i, p in enumerate(spec.stages)),
-                      key=lambda kv: kv[1])
+        sizes = [(f"stages.width[{i}]", p.width) for i, p in enumerate(spec.stages)]
+        sizes += [("stem.width", spec.model.stem.width), ("num_classes", args.num_classes or 0),
+                  ("in_chans", args.in_chans or 0)]
+        key, value = max(sizes, key=lambda kv: kv[1])
         raise BuildArgumentError(
-            f"a tensor of this network would hold more than 2**63 bytes (largest width: "
-            f"{biggest[0]}={biggest[1]})", variant=spec.name, key="max_param_bytes",
-            hint="check the spec's widths, block keys and num_classes") from None
+            f"a tensor of this network would hold more than 2**63 bytes (largest size: "
+            f"{key}={value})", variant=spec.name, key="max_param_bytes",
+            hint="check the spec's widths and block keys, num_classes and in_chans") from None
     out = {name: _nbytes(child) for name, child in net.named_children()}
     for i, plan in enumerate(spec.stages):
         if plan.depth > KEPT:

@@ -17,7 +17,8 @@ def pareto_front(rows: list[dict]) -> list[dict]:
     return front
 
 
-def plot(rows: list[dict], path: str, meta: dict, size=(10, 7), dpi=100) -> None:
+def require_matplotlib():
+    """pyplot on the Agg backend, or a ResfamError saying how to install it."""
     try:
         import matplotlib
 
@@ -25,6 +26,11 @@ def plot(rows: list[dict], path: str, meta: dict, size=(10, 7), dpi=100) -> None
         import matplotlib.pyplot as plt
     except ImportError:
         raise ResfamError("--plot needs matplotlib: pip install 'resfam[plot]'") from None
+    return plt
+
+
+def plot(rows: list[dict], path: str, meta: dict, size=(10, 7), dpi=100) -> None:
+    plt = require_matplotlib()
     rows = [r for r in rows if r.get("latency_ms") and r.get("gmacs")]
     fig, ax = plt.subplots(figsize=size, dpi=dpi)
     families = sorted({r["family"] for r in rows})

@@ -21,7 +21,8 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 def select(models: Optional[Iterable[str]] = None, family: Optional[Union[str, Sequence[str]]] = None) -> list[str]:
     """Expand names, fnmatch patterns and spec paths (kept as given) into an ordered list; no
-    models and no family means the whole zoo. Unknown names raise UnknownModelError."""
+    models and no family means the whole zoo. Unknown names raise UnknownModelError, a spec
+    file that does not validate SpecError."""
     families = [family] if isinstance(family, str) else list(family or [])
     known = list_models()
     for fam in families:
@@ -31,6 +32,7 @@ def select(models: Optional[Iterable[str]] = None, family: Optional[Union[str, S
     out: list[str] = []
     for ref in (models or []):
         if is_spec_path(ref):
+            get_spec(ref)  # a missing or broken spec file is a usage error, found up front
             out.append(ref)
             continue
         matched = [n for n in known if fnmatch.fnmatchcase(n, ref)]

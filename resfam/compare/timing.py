@@ -120,7 +120,21 @@ def train_memory_mb(model: nn.Module, x: torch.Tensor, num_classes: int) -> floa
     return peak_memory_mb(step, x.device)
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
+
 def device_of(name: Optional[str]) -> torch.device:
+    """``auto`` (CUDA if present), or a device that can run and time a model; others (``meta``,
+    a misspelt name) raise ResfamError."""
+    from ..errors import ResfamError
+
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ResfamError(f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if device.type not in DEVICE_TYPES:
+        raise ResfamError(f"--device {name!r} cannot run a model to measure it: use auto, cpu, "
+                          "cuda or cuda:N")
+    return device
