@@ -1,0 +1,45 @@
+"""Property-based fuzzing (hypothesis): mutated specs, YAML files, build arguments, checkpoints
+and CLI flags give a working build or a resfam error, never another exception, never a hang,
+and a failed checkpoint load changes nothing (tests/fuzz_cases.py makes and runs the cases).
+
+The example budget is small for CI; a long local run:
+``python -m pytest tests/test_fuzz.py --hypothesis-profile=long`` (and benchmarks/fuzz.py runs
+thousands of cases in worker processes with memory and time limits).
+"""
+import random
+import signal
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from fuzz_cases import KINDS, make_case, run_case
+
+settings.register_profile("default", max_examples=25, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=1500, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("default")
+
+CASE_SECONDS = 20  # a case that takes longer is a hang; typical cases take milliseconds
+
+
+def _alarm(*_):
+    raise TimeoutError(f"a fuzz case ran longer than {CASE_SECONDS} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+@given(seed=st.integers(0, 2 ** 32 - 1))
+def test_fuzzed_input_gives_a_build_or_a_resfam_error(kind, seed):
+    case = make_case(kind, random.Random(seed))
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(CASE_SECONDS)
+    start = time.perf_counter()
+    try:
+        outcome = run_case(kind, case)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert outcome in ("built", "resfam error")
+    assert time.perf_counter() - start < 10, f"{kind} case took {time.perf_counter() - start:.1f} s: {case}"
