@@ -7,7 +7,7 @@
 """
 from .compare import compare
 from .convert import convert_state_dict
-from .errors import (BuildArgumentError, CheckpointError, ResfamError, SpecError,
+from .errors import (ArgumentError, BuildArgumentError, CheckpointError, ResfamError, SpecError,
                      UnknownModelError)
 from .factory import build
 from .inference import optimize_for_inference
@@ -20,7 +20,7 @@ from . import detection  # noqa: E402  (resfam.detection.torchvision_fpn_backbon
 
 __version__ = "0.1.0"
 
-__all__ = ["BuildArgumentError", "CheckpointError", "LoadReport", "ResFamNet", "ResfamError", "Spec",
+__all__ = ["ArgumentError", "BuildArgumentError", "CheckpointError", "LoadReport", "ResFamNet", "ResfamError", "Spec",
            "SpecError", "UnknownModelError", "build", "compare", "convert_state_dict", "detection",
            "freeze_batch_norm", "get_spec", "list_families", "list_models", "load_pretrained",
            "optimize_for_inference"]

@@ -109,5 +109,6 @@ def check_build_args(spec: Any, given: dict) -> BuildArgs:
             f"has {blocks} residual blocks, more than max_blocks={args.max_blocks} (building "
             f"takes about 1 ms a block); the deepest stage is stages.depth[{deepest}]="
             f"{spec.stages[deepest].depth}", variant=spec.name, key="max_blocks",
+            file=spec.file if spec.file != "<dict>" else None,
             hint="reduce stages.depth, or pass max_blocks=None to build it anyway")
     return args

@@ -89,12 +89,12 @@ class BuildArgumentError(ArgumentError):
     out of range, or that would make a network too large to build."""
 
     def __init__(self, message: str, *, variant: str | None = None, key: str | None = None,
-                 hint: str = ""):
-        self.message, self.variant, self.key, self.hint = message, variant, key, hint
+                 hint: str = "", file: str | None = None):
+        self.message, self.variant, self.key, self.hint, self.file = message, variant, key, hint, file
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = ": ".join(w for w in (f"variant '{self.variant}'" if self.variant else None,
+        where = ": ".join(w for w in (self.file, f"variant '{self.variant}'" if self.variant else None,
                                       f"argument '{self.key}'" if self.key else None) if w)
         text = f"{where}: {self.message}" if where else self.message
         return f"{text} ({self.hint})" if self.hint else text

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Optional, Union
 
 import yaml
 
-from .errors import SpecError, UnknownModelError, did_you_mean, short_repr
+from .errors import ArgumentError, SpecError, UnknownModelError, did_you_mean, short_repr
 from .spec import Spec, validate_spec
 
 _HERE = Path(__file__).resolve().parent
@@ -36,24 +36,28 @@ SpecRef = Union[str, os.PathLike, dict, Spec]
 
 
 def _read_text(path: Path) -> str:
-    """The file's text: a regular file of at most MAX_FILE_BYTES, in UTF-8. A FIFO, a device
-    (``/dev/zero``) or a directory is refused before it is opened, so nothing blocks."""
+    """The file's text: a regular file of at most MAX_FILE_BYTES, in UTF-8. The file is opened
+    non-blocking and checked before reading, so a FIFO, a device (``/dev/zero``) or a directory
+    is refused instead of blocking or never ending."""
     try:
-        info = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise SpecError("spec file not found", file=str(path),
                         hint="check the path, or pass a registered model name") from None
-    except OSError as e:
-        raise SpecError(f"cannot read spec file: {e.strerror}", file=str(path)) from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise SpecError(f"cannot read spec file: {getattr(e, 'strerror', None) or e}",
+                        file=short_repr(str(path))) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
         raise SpecError(f"cannot read spec file: it is {kind}", file=str(path),
                         hint="pass a .yaml file, or a registered model name")
-    try:
-        with open(path, "rb") as f:
+    with os.fdopen(fd, "rb") as f:
+        try:
             data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as e:
-        raise SpecError(f"cannot read spec file: {e.strerror}", file=str(path)) from None
+        except OSError as e:
+            raise SpecError(f"cannot read spec file: {e.strerror}", file=str(path)) from None
     if len(data) > MAX_FILE_BYTES:
         raise SpecError(f"spec file is larger than {MAX_FILE_BYTES} bytes", file=str(path),
                         hint="a spec is a few hundred bytes; is this the right file?")
@@ -268,7 +272,11 @@ def _spec_from_file(path: str, variant: str) -> Spec:
 
 def list_models(pattern: Union[str, Iterable[str]] = "*", family: Optional[str] = None) -> list[str]:
     """Sorted registered names matching any of the fnmatch ``pattern``s (and ``family``)."""
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern) \
+        if isinstance(pattern, (list, tuple, set)) else [pattern]
+    if not all(isinstance(p, str) for p in patterns) or (family is not None and not isinstance(family, str)):
+        raise ArgumentError("list_models takes fnmatch patterns (strings) and a family name, got "
+                            f"{short_repr(pattern)}, {short_repr(family)}")
     names = [n for n in _catalog() if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     if family is not None:
         names = [n for n in names if _registered_spec(n).family == family]

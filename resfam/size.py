@@ -50,7 +50,7 @@ def part_bytes(spec: "Spec", args: "BuildArgs") -> dict[str, int]:
         key, value = max(sizes, key=lambda kv: kv[1])
         raise BuildArgumentError(
             f"a tensor of this network would hold more than 2**63 bytes (largest size: "
-            f"{key}={value})", variant=spec.name, key="max_param_bytes",
+            f"{key}={value})", variant=spec.name, key="max_param_bytes", file=_file(spec),
             hint="check the spec's widths and block keys, num_classes and in_chans") from None
     out = {name: _nbytes(child) for name, child in net.named_children()}
     for i, plan in enumerate(spec.stages):
@@ -58,6 +58,11 @@ def part_bytes(spec: "Spec", args: "BuildArgs") -> dict[str, int]:
             stage = getattr(net, f"layer{i + 1}")
             out[f"layer{i + 1}"] += (plan.depth - KEPT) * _nbytes(stage[2])
     return out
+
+
+def _file(spec: "Spec"):
+    """The user's spec file, where the sizes came from one ('<dict>' for a mapping)."""
+    return spec.file if spec.file != "<dict>" else None
 
 
 def _gib(n: int) -> str:
@@ -85,4 +90,5 @@ def check_size(spec: "Spec", args: "BuildArgs") -> int:
         f"its parameters and buffers would take {_gib(total)}, more than max_param_bytes="
         f"{args.max_param_bytes} ({_gib(args.max_param_bytes)}); {name} holds "
         f"{100 * largest / total:.0f}% of it ({key})", variant=spec.name, key="max_param_bytes",
+        file=_file(spec),
         hint="reduce that key, or pass a larger max_param_bytes (None: no limit) to build anyway")

@@ -2,12 +2,14 @@
 so the documentation cannot drift from what is accepted."""
 from __future__ import annotations
 
+import collections.abc
 import sys
 from typing import Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
 from .blocks import BLOCKS
+from .build_args import BuildArgs
 from .merges import MergeParams
 from .shortcuts import ShortcutParams
 from .spec import HeadParams, Reported, SpecModel, StagesParams
@@ -20,7 +22,7 @@ def _type(ann) -> str:
         return " \\| ".join(repr(a) for a in args)
     if origin is Union:
         return " or ".join(_type(a) for a in args if a is not type(None)) + " (optional)"
-    if origin is list:
+    if origin in (list, collections.abc.Sequence):
         return f"list of {_type(args[0])}"
     if origin is dict or ann is dict:
         return "mapping"
@@ -70,5 +72,13 @@ def reference_markdown() -> str:
     parts += ["## `shortcut`", "", _table(ShortcutParams), "",
               "## `merge`", "", _table(MergeParams), "",
               "## `head`", "", _table(HeadParams), "",
-              "## `reported`", "", _table(Reported), ""]
+              "## `reported`", "", _table(Reported), "",
+              "## Build arguments", "",
+              "Keyword arguments of `resfam.build(ref, **kwargs)` and `resfam.ResFamNet(spec, "
+              "**kwargs)`, checked by the same kind of schema before anything is allocated "
+              "(types are strict: `'10'` is not an int, `0` is not a bool). A mistake raises "
+              "`resfam.BuildArgumentError` naming the variant and the argument. "
+              "`max_param_bytes` and `max_blocks` are limits, not facts about the network: raise "
+              "them, or pass `None`, to build something larger (see [reliability](reliability.md)).",
+              "", _table(BuildArgs), ""]
     return "\n".join(parts)

@@ -2,6 +2,19 @@ import warnings
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# property-based tests (tests/test_fuzz.py): a small, derandomised budget unless a run asks for
+# another profile with --hypothesis-profile (resfam-long: ~7,500 cases, a few minutes)
+settings.register_profile("resfam-ci", max_examples=25, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("resfam-long", max_examples=1500, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+
+
+def pytest_configure(config):
+    if not config.getoption("hypothesis_profile", None):
+        settings.load_profile("resfam-ci")
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="fvcore")
 

@@ -136,7 +136,9 @@ BUILD_ARG_VALUES = {
 def args_case(rng: random.Random) -> dict:
     names = rng.sample(sorted(BUILD_ARG_VALUES), rng.randint(1, 4))
     kwargs = {n: copy.deepcopy(rng.choice(BUILD_ARG_VALUES[n])) for n in names}
-    ref = rng.choice(list(SEED_SPECS) + [None, 5, "resnet5", "no/such.yaml", "", ["resnet18"]])
+    ref = rng.choice(list(SEED_SPECS) + [None, 5, "resnet5", "no/such.yaml", "", ["resnet18"],
+                                         "a\x00.yaml", "/dev/zero", "/tmp", "x" * 5000 + ".yaml",
+                                         "/dev/null", "resnet18.yaml:resnet18", {"name": 3}])
     return {"ref": ref, "kwargs": kwargs}
 
 
@@ -164,7 +166,8 @@ CLI_FLAGS = [["--batch-size", "0"], ["--batch-size", "-3"], ["--batch-size", "x"
 
 
 def cli_case(rng: random.Random) -> dict:
-    models = rng.sample(["resnet20", "plain20", "resnet5", "preact*", "nothing*", "x.yaml", "a/b"],
+    models = rng.sample(["resnet20", "plain20", "resnet5", "preact*", "nothing*", "x.yaml", "a/b",
+                         "/dev/zero", "/tmp"],
                         rng.randint(1, 2))  # never none: that would sweep the whole zoo
     flags = [f for group in rng.sample(CLI_FLAGS, rng.choice([0, 1, 1, 2])) for f in group]
     return {"argv": models + flags}

@@ -2,8 +2,8 @@
 and CLI flags give a working build or a resfam error, never another exception, never a hang,
 and a failed checkpoint load changes nothing (tests/fuzz_cases.py makes and runs the cases).
 
-The example budget is small for CI; a long local run:
-``python -m pytest tests/test_fuzz.py --hypothesis-profile=long`` (and benchmarks/fuzz.py runs
+The example budget is small for CI (profile ``resfam-ci``, registered in conftest.py); a long
+local run: ``python -m pytest tests/test_fuzz.py --hypothesis-profile=resfam-long`` (and benchmarks/fuzz.py runs
 thousands of cases in worker processes with memory and time limits).
 """
 import random
@@ -11,15 +11,9 @@ import signal
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from fuzz_cases import KINDS, make_case, run_case
-
-settings.register_profile("default", max_examples=25, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=1500, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("default")
 
 CASE_SECONDS = 20  # a case that takes longer is a hang; typical cases take milliseconds
 

@@ -2,6 +2,7 @@
 is allocated, in well under a second; nothing hangs and nothing is half-loaded."""
 import math
 import os
+import re
 import signal
 import textwrap
 from contextlib import contextmanager
@@ -407,3 +408,21 @@ def test_cli_plot_says_the_file_it_wrote(tmp_path, monkeypatch, capsys):
     assert cli.main(["resnet18", "--plot", str(tmp_path / "noext"), "--no-progress"]) == 0
     assert (tmp_path / "noext.png").is_file()
     assert f"wrote {tmp_path / 'noext.png'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    (dict(flop=True), "unknown option 'flop' (did you mean 'flops'?)"),
+    (dict(batch_size=0), "batch_size must be an int >= 1"),
+    (dict(runs=True), "runs must be an int >= 1"),
+    (dict(latency="yes"), "latency must be True or False"),
+    (dict(dtype="int8"), "dtype must be one of"),
+])
+def test_python_compare_checks_its_options_first(kwargs, fragment):
+    with pytest.raises(resfam.ArgumentError, match=re.escape(fragment)):
+        resfam.compare(["resnet20"], **kwargs)
+
+
+@pytest.mark.parametrize("pattern", [5, None, ["res*", 3]])
+def test_list_models_takes_patterns(pattern):
+    with pytest.raises(resfam.ArgumentError, match="fnmatch patterns"):
+        resfam.list_models(pattern)

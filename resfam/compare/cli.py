@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from ..errors import ResfamError, did_you_mean
 from . import report
-from .sweep import DTYPES, compare, environment, select
+from .sweep import DTYPES, OPTION_MINIMA, compare, environment, select
 from .timing import device_of
 
 
@@ -90,13 +90,13 @@ def parser() -> argparse.ArgumentParser:
                    "/ --latency / --memory)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
-    p.add_argument("--batch-size", type=_int_at_least(1), default=1)
-    p.add_argument("--img-size", type=_int_at_least(1), default=None, help="input side (default: each "
+    p.add_argument("--batch-size", type=_int_at_least(OPTION_MINIMA["batch_size"]), default=1)
+    p.add_argument("--img-size", type=_int_at_least(OPTION_MINIMA["img_size"]), default=None, help="input side (default: each "
                    "model's native size, 224 or 32 for CIFAR nets)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
-    p.add_argument("--warmup", type=_int_at_least(0), default=3)
-    p.add_argument("--runs", type=_int_at_least(1), default=10)
+    p.add_argument("--warmup", type=_int_at_least(OPTION_MINIMA["warmup"]), default=3)
+    p.add_argument("--runs", type=_int_at_least(OPTION_MINIMA["runs"]), default=10)
     p.add_argument("--format", default="table", choices=["table", "csv", "json", "markdown"])
     p.add_argument("--output", help="write the report to this file instead of stdout")
     p.add_argument("--sort", help="sort by a column key: --sort gmacs, or descending --sort=-throughput")

@@ -10,7 +10,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import torch
 
-from ..errors import ResfamError, UnknownModelError, did_you_mean
+from ..errors import ArgumentError, ResfamError, UnknownModelError, did_you_mean, short_repr
 from ..factory import build
 from ..registry import get_spec, is_spec_path, list_families, list_models
 from . import timing
@@ -21,9 +21,13 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 def select(models: Optional[Iterable[str]] = None, family: Optional[Union[str, Sequence[str]]] = None) -> list[str]:
     """Expand names, fnmatch patterns and spec paths (kept as given) into an ordered list; no
-    models and no family means the whole zoo. Unknown names raise UnknownModelError, a spec
-    file that does not validate SpecError."""
+    models and no family means the whole zoo. Unknown names raise UnknownModelError."""
     families = [family] if isinstance(family, str) else list(family or [])
+    models = [models] if isinstance(models, str) else list(models or [])
+    bad = [m for m in [*models, *families] if not isinstance(m, str)]
+    if bad:
+        raise ArgumentError(f"model names, patterns, paths and families are strings, got "
+                            f"{short_repr(bad[0])}")
     known = list_models()
     for fam in families:
         if not list_models(family=fam):
@@ -31,8 +35,7 @@ def select(models: Optional[Iterable[str]] = None, family: Optional[Union[str, S
             raise ResfamError(f"unknown family '{fam}': {hint}")
     out: list[str] = []
     for ref in (models or []):
-        if is_spec_path(ref):
-            get_spec(ref)  # a missing or broken spec file is a usage error, found up front
+        if is_spec_path(ref):  # a broken file fails its own row; the sweep goes on
             out.append(ref)
             continue
         matched = [n for n in known if fnmatch.fnmatchcase(n, ref)]
@@ -124,6 +127,29 @@ def measure_one(ref: str, *, params: bool = True, flops: bool = False, acts: boo
     return row
 
 
+# the smallest value each numeric option takes (the CLI's argparse types read the same table)
+OPTION_MINIMA = {"batch_size": 1, "runs": 1, "warmup": 0, "img_size": 1}
+FLAGS = ("params", "flops", "acts", "latency", "throughput", "memory", "train", "channels_last")
+
+
+def check_options(options: dict) -> None:
+    """ArgumentError for an option :func:`measure_one` does not take, or a value it cannot use."""
+    accepted = set(OPTION_MINIMA) | set(FLAGS) | {"dtype"}
+    for key, value in options.items():
+        if key not in accepted:
+            hint = did_you_mean(key, sorted(accepted)) or f"accepted: {', '.join(sorted(accepted))}"
+            raise ArgumentError(f"compare(): unknown option '{key}' ({hint})")
+        if key in FLAGS and not isinstance(value, bool):
+            raise ArgumentError(f"compare(): {key} must be True or False, got {short_repr(value)}")
+        if key in OPTION_MINIMA and not (value is None and key == "img_size"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < OPTION_MINIMA[key]:
+                raise ArgumentError(f"compare(): {key} must be an int >= {OPTION_MINIMA[key]}, "
+                                    f"got {short_repr(value)}")
+        if key == "dtype" and value not in DTYPES:
+            raise ArgumentError(f"compare(): dtype must be one of {', '.join(DTYPES)}, got "
+                                f"{short_repr(value)}")
+
+
 def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bool = False,
             on_row: Optional[Callable[[dict], None]] = None, device: Optional[str] = None,
             **options) -> list[dict]:
@@ -134,6 +160,9 @@ def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bo
     Models are built, measured and freed one at a time, so peak memory stays near that of the
     largest single model.
     """
+    check_options(options)
+    if isinstance(models, str):
+        models = [models]
     refs = select(models, family)
     dev = timing.device_of(device)
     counter = default_counter() if options.get("flops") or options.get("acts") else None
