@@ -10,6 +10,7 @@ from .convert import convert_state_dict
 from .errors import (ArgumentError, BuildArgumentError, CheckpointError, ResfamError, SpecError,
                      UnknownModelError)
 from .factory import build
+from .hub import data_config, list_pretrained
 from .inference import optimize_for_inference
 from .network import ResFamNet
 from .norms import freeze_batch_norm
@@ -22,5 +23,6 @@ __version__ = "0.1.0"
 
 __all__ = ["ArgumentError", "BuildArgumentError", "CheckpointError", "LoadReport", "ResFamNet", "ResfamError", "Spec",
            "SpecError", "UnknownModelError", "build", "compare", "convert_state_dict", "detection",
-           "freeze_batch_norm", "get_spec", "list_families", "list_models", "load_pretrained",
+           "data_config", "freeze_batch_norm", "get_spec", "list_families", "list_models",
+           "list_pretrained", "load_pretrained",
            "optimize_for_inference"]

@@ -18,6 +18,7 @@ from .blocks import ResidualBlock
 from .build_args import (DEFAULT_MAX_BLOCKS, DEFAULT_MAX_PARAM_BYTES, BuildArgs,
                          check_build_args)
 from .features import FeatureInfo
+from .hub import default_cfg
 from .merges import HighwayGate
 from .orders import placement
 from .shortcuts import build_shortcut
@@ -125,6 +126,19 @@ class ResFamNet(nn.Module):
             self.reset_classifier(self.num_classes)
         self.init_weights(args.zero_init_last)
         self._freeze()
+        # timm's preprocessing keys; resfam.build(pretrained=...) replaces them with the weights'
+        self.pretrained_cfg = default_cfg(m.input_size, self.num_classes, self.in_chans)
+        self.load_report = None
+
+    @property
+    def default_cfg(self) -> dict:  # timm's older name, read by some of its tools
+        return self.pretrained_cfg
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """Parameter groups for timm's layer-wise learning-rate decay: the stem, then each stage
+        (``coarse``) or each block, in forward order (timm's ResNet convention)."""
+        stem = r"^(" + "|".join(self.stem_names) + r")\."
+        return dict(stem=stem, blocks=r"^layer(\d+)" if coarse else r"^layer(\d+)\.(\d+)")
 
     def init_weights(self, zero_init_last: bool = False) -> None:
         """He init for convs (He et al. 2015, fan-out), unit BN, highway biases as the spec says."""

@@ -1,6 +1,8 @@
 """``load_pretrained``: weights from a local timm / torchvision / official-iResNet checkpoint.
 
-Nothing is downloaded: the file is one the user already has. ``.pth`` / ``.pt`` / ``.bin`` files
+Nothing is downloaded here: the file is one the user already has (``resfam.build(name,
+pretrained=...)`` fetches published weights through :mod:`resfam.hub`, then loads them with
+:func:`load_state`). ``.pth`` / ``.pt`` / ``.bin`` files
 are read with ``torch.load(weights_only=True)`` (no pickled code runs), ``.safetensors`` with
 safetensors. Keys are unwrapped (``state_dict`` / ``model`` wrappers, ``module.`` /
 ``backbone.`` prefixes) and renamed (:func:`resfam.convert_state_dict`). Every key and shape is
@@ -25,17 +27,19 @@ HEAD_PREFIXES = ("fc.", "norm.")  # the classifier, and pre-activation nets' fin
 @dataclass
 class LoadReport:
     """What a load did: ``missing`` keys kept their initial values, ``unexpected`` ones were
-    ignored, ``dropped`` were left out on purpose (a classifier of another size)."""
+    ignored, ``dropped`` were left out on purpose (a classifier of another size), ``adapted``
+    were converted (an RGB stem conv for another number of input channels)."""
 
     path: str
     loaded: int
     missing: list = field(default_factory=list)
     unexpected: list = field(default_factory=list)
     dropped: list = field(default_factory=list)
+    adapted: list = field(default_factory=list)  # stem conv adapted to another in_chans
 
     def __str__(self) -> str:
         parts = [f"{self.path}: loaded {self.loaded} tensors"]
-        for name in ("missing", "unexpected", "dropped"):
+        for name in ("missing", "unexpected", "dropped", "adapted"):
             keys = getattr(self, name)
             if keys:
                 shown = ", ".join(keys[:6]) + (f" ... (+{len(keys) - 6})" if len(keys) > 6 else "")
@@ -85,28 +89,39 @@ def _unfit(key: str, value: torch.Tensor, own: torch.Tensor) -> str:
     return ""
 
 
-def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: bool = True) -> LoadReport:
-    """Load a local checkpoint into a resfam ``model``.
-
-    The head is dropped (left at its initial values) where the model's differs: a classifier
-    of another ``num_classes``, or a ``features_only`` model, which has no classifier and no
-    final norm. With ``strict`` any other
-    missing or unexpected key is an error naming the keys; with ``strict=False`` they are
-    reported in the returned :class:`LoadReport`.
-
-    All or nothing: every key, shape, dtype and layout is checked before the first tensor is
-    copied, and should copying fail all the same, the model's previous values are restored.
-    """
+def _resfam_spec(model) -> Spec:
     spec = getattr(model, "spec", None) if isinstance(model, nn.Module) else None
     if not isinstance(spec, Spec):
         raise ArgumentError(f"load_pretrained expects a resfam model (resfam.build), got "
                             f"{type(model).__name__}; for another library's model use its own "
                             "load_state_dict")
+    return spec
+
+
+def _adapt_input_conv(state: dict, own: dict) -> list[str]:
+    """An RGB stem conv loaded into a model of another ``in_chans``: timm's
+    ``adapt_input_conv`` (1 channel: the sum over RGB; more: RGB repeated and rescaled)."""
+    from timm.models import adapt_input_conv
+
+    key = next((k for k, v in own.items() if v.ndim == 4), None)  # the stem's first conv
+    if key is None or key not in state:
+        return []
+    have, want = state[key].shape, own[key].shape
+    if have == want or have[0] != want[0] or have[2:] != want[2:] or state[key].ndim != 4:
+        return []
+    state[key] = adapt_input_conv(want[1], state[key].float()).to(state[key].dtype)
+    return [key]
+
+
+def load_state(model: nn.Module, state: dict, label: str, strict: bool = True) -> LoadReport:
+    """Load a checkpoint mapping (already read) into a resfam ``model``; see :func:`load_pretrained`.
+    ``label`` names the checkpoint in messages (a path, or ``timm:resnet50.a1_in1k``)."""
+    spec = _resfam_spec(model)
     if not isinstance(strict, bool):
         raise ArgumentError(f"strict must be True or False, got {type(strict).__name__}")
-    state = convert_state_dict(read_checkpoint(path), model)
-    path = os.fspath(path)
+    state = convert_state_dict(state, model)
     own = model.state_dict()
+    adapted = _adapt_input_conv(state, own)
     dropped = [k for k in state if k.startswith(HEAD_PREFIXES)
                and (k not in own or own[k].shape != state[k].shape)]
     for key in dropped:
@@ -117,13 +132,13 @@ def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: boo
     wrong = [why for k in state if k in own for why in [_unfit(k, state[k], own[k])] if why]
     if wrong:
         shapes = all(" vs " in w for w in wrong)
-        raise CheckpointError(f"{path}: {len(wrong)} tensors do not fit {spec.name}: "
+        raise CheckpointError(f"{label}: {len(wrong)} tensors do not fit {spec.name}: "
                               f"{'; '.join(wrong[:4])}",
                               hint="is this a checkpoint of another variant?" if shapes else
                               "save dense float tensors that hold data (not sparse, meta, "
                               "quantized or complex ones)")
     if strict and (missing or unexpected):
-        report = LoadReport(path, 0, missing, unexpected, dropped)
+        report = LoadReport(label, 0, missing, unexpected, dropped)
         raise CheckpointError(f"{report} -- the checkpoint is not {spec.name}'s; pass "
                               "strict=False to load the keys that match")
     state = {k: v for k, v in state.items() if k in own}
@@ -135,5 +150,23 @@ def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: boo
             for k, v in backup.items():
                 own[k].copy_(v)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: loading failed ({first}); the model is unchanged") from None
-    return LoadReport(path, len(state), missing, unexpected, dropped)
+        raise CheckpointError(f"{label}: loading failed ({first}); the model is unchanged") from None
+    return LoadReport(label, len(state), missing, unexpected, dropped, adapted)
+
+
+def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: bool = True) -> LoadReport:
+    """Load a local checkpoint into a resfam ``model``.
+
+    The head is dropped (left at its initial values) where the model's differs: a classifier
+    of another ``num_classes``, or a ``features_only`` model, which has no classifier and no
+    final norm. An RGB checkpoint loads into a model of another ``in_chans`` through timm's
+    ``adapt_input_conv``. With ``strict`` any other missing or unexpected key is an error
+    naming the keys; with ``strict=False`` they are reported in the returned
+    :class:`LoadReport`.
+
+    All or nothing: every key, shape, dtype and layout is checked before the first tensor is
+    copied, and should copying fail all the same, the model's previous values are restored.
+    """
+    _resfam_spec(model)
+    state = read_checkpoint(path)
+    return load_state(model, state, os.fspath(path), strict)

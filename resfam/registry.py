@@ -270,8 +270,10 @@ def _spec_from_file(path: str, variant: str) -> Spec:
     return _build_spec(variant, path, variants[variant], variants)
 
 
-def list_models(pattern: Union[str, Iterable[str]] = "*", family: Optional[str] = None) -> list[str]:
-    """Sorted registered names matching any of the fnmatch ``pattern``s (and ``family``)."""
+def list_models(pattern: Union[str, Iterable[str]] = "*", family: Optional[str] = None,
+                pretrained: bool = False) -> list[str]:
+    """Sorted registered names matching any of the fnmatch ``pattern``s (and ``family``; with
+    ``pretrained``, only those with published weights: :func:`resfam.hub.published`)."""
     patterns = [pattern] if isinstance(pattern, str) else list(pattern) \
         if isinstance(pattern, (list, tuple, set)) else [pattern]
     if not all(isinstance(p, str) for p in patterns) or (family is not None and not isinstance(family, str)):
@@ -280,6 +282,10 @@ def list_models(pattern: Union[str, Iterable[str]] = "*", family: Optional[str] 
     names = [n for n in _catalog() if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     if family is not None:
         names = [n for n in names if _registered_spec(n).family == family]
+    if pretrained:
+        from .hub import published
+
+        names = [n for n in names if published(n)]
     return sorted(names)
 
 
