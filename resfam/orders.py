@@ -6,7 +6,9 @@
 - ``iresnet`` (Duta et al. 2020, Fig. 2 "ResStage"): the first block of a stage is a
   *start* block (post-order without the final ReLU), the last an *end* block (pre-order with
   BN + ReLU after the add), the ones between *middle* blocks (pre-order); the first middle
-  block has no leading BN because the start block ends in one.
+  block has no leading BN because the start block ends in one; its ReLU acts on the block
+  input, and the identity it adds is that activated input, ``F(relu x) + relu x`` (the official
+  code's in-place ReLU; so does the end block of a two-block stage).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ ORDERS = ("post", "pre", "iresnet")
 @dataclass(frozen=True)
 class Placement:
     pre_norm: bool = False        # norm + act on the block input (bn0)
-    pre_act: bool = False         # act alone on the input (iResNet's first middle block)
+    pre_act: bool = False         # act alone on the input, shortcut included (iResNet's first middle block)
     last_norm: bool = False       # norm after the last unit of the branch
     merge_norm: bool = False      # norm after the merge (iResNet's end block)
     merge_act: bool = False       # act after the merge

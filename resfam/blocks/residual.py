@@ -28,8 +28,8 @@ class ResidualBlock(nn.Module):
         self.placement = placement
         self.merge_type = merge.type
         self.bn0 = norms.norm(norm, in_ch) if placement.pre_norm else None
-        # iResNet's first middle block activates its raw input, which the identity shortcut
-        # still needs: that activation must not work in place
+        # iResNet's first middle block activates its input and adds relu(x) as the identity
+        # (the official in-place ReLU); a new tensor, so the caller's x is left as it was
         self.act0 = (layers.act(act, inplace=not placement.pre_act)
                      if placement.pre_norm or placement.pre_act else None)
         self.act = layers.act(act)
@@ -66,8 +66,9 @@ class ResidualBlock(nn.Module):
             out = self.act0(self.bn0(x))
             if self.placement.shortcut_preact and self.downsample is not None:
                 shortcut_in = out
-        elif self.act0 is not None:
-            out = self.act0(x)
+        elif self.act0 is not None:  # iResNet (official code): F(relu x) + relu x
+            x = self.act0(x)
+            shortcut_in = out = x
         for conv, bn, act, drop in self._plan:
             out = mods[conv](out)
             if bn is not None:
