@@ -4,7 +4,9 @@ The identity is used wherever a block keeps the shape; the spec's ``shortcut.typ
 replaces it where the shape changes:
 
 - ``conv1x1``: strided 1x1 conv + BN, He et al. 2016 option B (Eq. (2), "projection").
-- ``avgpool_conv1x1``: 2x2 avg-pool, then 1x1 conv + BN (ResNet-D, He et al. 2019, Fig. 2c).
+- ``avgpool_conv1x1``: 2x2 avg-pool, then 1x1 conv + BN (ResNet-D, He et al. 2019, Fig. 2c). In
+  a stage whose stride became a dilation (``output_stride``) the pool stays, at stride 1 with
+  'same' padding (timm's rule).
 - ``maxpool_conv1x1``: 3x3 max-pool stride 2, then 1x1 conv + BN (iResNet, Duta et al. 2020,
   Fig. 4 "improved projection shortcut").
 - ``zero_pad``: subsample + zero channel padding, parameter-free (He et al. 2016 option A, the
@@ -58,6 +60,14 @@ class ZeroPad(nn.Module):
         return F.pad(x, (0, 0, 0, 0, self.before, self.after))
 
 
+class AvgPoolSame2x2(nn.Module):
+    """2x2 average pool at stride 1 keeping the size: one zero row and column after the input,
+    counted in the mean (TensorFlow's 'SAME'; timm's ``AvgPool2dSame(2, 1)``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 2, 1)
+
+
 def build_shortcut(p: ShortcutParams, in_ch: int, out_ch: int, stride: int, dilation: int,
                    norm: str) -> Optional[nn.Module]:
     """The projection for a block of this shape, or None where the identity (or nothing) is used."""
@@ -69,9 +79,10 @@ def build_shortcut(p: ShortcutParams, in_ch: int, out_ch: int, stride: int, dila
     mods: list[nn.Module] = []
     conv_stride = stride
     if p.type == "avgpool_conv1x1":
-        pool_stride = stride if dilation == 1 else 1
-        mods.append(nn.AvgPool2d(2, pool_stride, ceil_mode=True, count_include_pad=False)
-                    if stride > 1 else nn.Identity())
+        if stride > 1:
+            mods.append(nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False))
+        else:  # the network turned this stage's stride into a dilation, or it never strided
+            mods.append(AvgPoolSame2x2() if dilation > 1 else nn.Identity())
         conv_stride = 1
     elif p.type == "maxpool_conv1x1":
         if stride > 1 and in_ch == out_ch:  # stride only: the pool alone (official iResNet code)

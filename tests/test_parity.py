@@ -17,9 +17,9 @@ def _params(names):
     return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in names]
 
 
-def check_parity(reference: torch.nn.Module, name: str) -> None:
+def check_parity(reference: torch.nn.Module, name: str, **kwargs) -> None:
     reference = randomize_norms(reference.eval())
-    model = resfam.build(name).eval()
+    model = resfam.build(name, **kwargs).eval()
     assert n_params(model) == n_params(reference)
     model.load_state_dict(resfam.convert_state_dict(reference.state_dict(), name), strict=True)
     x = torch.randn(2, 3, 64, 64)
@@ -36,6 +36,15 @@ def test_timm_parity(name):
 @pytest.mark.parametrize("name", _params(TORCHVISION))
 def test_torchvision_parity(name):
     check_parity(getattr(torchvision.models, name)(weights=None), name)
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+@pytest.mark.parametrize("name", ["resnet50d", "resnet18", "res2net50_26w_4s", "resnetv2_50"])
+def test_timm_parity_with_dilation(name, output_stride):
+    """output_stride turns late strides into dilations; the ResNet-D shortcut keeps its pool at
+    stride 1 with 'same' padding there (timm's AvgPool2dSame)."""
+    check_parity(timm.create_model(name, output_stride=output_stride), name,
+                 output_stride=output_stride)
 
 
 def test_v1_checkpoints_load_by_name_without_conversion():
