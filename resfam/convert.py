@@ -6,8 +6,9 @@ torchvision and timm's ``resnet.py`` (v1, ResNeXt, Wide) already share resfam's 
 |---|---|---|
 | timm res2net | ``layerI.J.convs.K`` / ``bns.K`` | ``layerI.J.conv2.convs.K`` / ``conv2.bns.K`` |
 | timm resnetv2 | ``stem.conv`` | ``conv1`` |
+| timm resnetv2 | deep stem ``stem.conv1..3`` / ``stem.norm1..2`` | ``conv1.0 / .3 / .6`` / ``conv1.1 / .4`` |
 | timm resnetv2 | ``stages.I.blocks.J.normK`` | ``layer{I+1}.J.bn{K-1}`` (bnK normalises convK's output) |
-| timm resnetv2 | ``...downsample.conv`` | ``...downsample.0`` |
+| timm resnetv2 | ``...downsample.conv`` / ``.norm`` | ``...downsample.0`` / ``.1``, or ``.1`` / ``.2`` after a pool |
 | timm resnetv2 | ``head.fc`` (a 1x1 conv) | ``fc`` (its weight flattened) |
 | iduta/iresnet | end block ``bn3`` (after the add) | ``bn_out`` |
 """
@@ -30,7 +31,8 @@ TIMM_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "res
               "wide_resnet50_2", "wide_resnet101_2",
               "res2net50_26w_4s", "res2net50_26w_6s", "res2net50_26w_8s", "res2net50_48w_2s",
               "res2net50_14w_8s", "res2net101_26w_4s", "res2next50",
-              "resnetv2_50", "resnetv2_101", "resnetv2_152")
+              "resnetv2_50", "resnetv2_101", "resnetv2_152", "resnetv2_50d", "resnetv2_101d",
+              "resnetv2_152d", "resnetv2_18", "resnetv2_34", "resnetv2_18d", "resnetv2_34d")
 TORCHVISION_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
                      "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
                      "wide_resnet50_2", "wide_resnet101_2")
@@ -75,14 +77,24 @@ def unwrap(state: Mapping) -> dict[str, torch.Tensor]:
     return out
 
 
-def _v2_key(key: str) -> str:
-    key = re.sub(r"^stem\.conv\.", "conv1.", key)
+# timm's ResNetV2 stem modules -> resfam's stem (a deep stem is one Sequential, conv1.0 ... .6)
+V2_STEM = {"conv": "conv1", "norm": "bn1", "conv1": "conv1.0", "norm1": "conv1.1",
+           "conv2": "conv1.3", "norm2": "conv1.4", "conv3": "conv1.6", "norm3": "bn1"}
+POOL_FIRST = ("avgpool_conv1x1", "maxpool_conv1x1")  # shortcuts whose conv is downsample.1
+
+
+def _v2_key(key: str, spec: Spec) -> str:
+    m = re.match(r"^stem\.([a-z]+\d?)\.(.*)$", key)
+    if m and m.group(1) in V2_STEM:
+        return f"{V2_STEM[m.group(1)]}.{m.group(2)}"
     key = re.sub(r"^head\.fc\.", "fc.", key)
     m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", key)
     if m:
         stage, block, rest = int(m.group(1)), m.group(2), m.group(3)
         rest = re.sub(r"^norm(\d+)\.", lambda n: f"bn{int(n.group(1)) - 1}.", rest)
-        rest = re.sub(r"^downsample\.conv\.", "downsample.0.", rest)
+        pool = stage < len(spec.stages) and spec.stages[stage].shortcut.type in POOL_FIRST
+        rest = re.sub(r"^downsample\.(conv|norm)\.",
+                      lambda d: f"downsample.{(d.group(1) == 'norm') + pool}.", rest)
         key = f"layer{stage + 1}.{block}.{rest}"
     return key
 
@@ -100,7 +112,7 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
         spec = get_spec(target)
     state = unwrap(state)
     if any(k.startswith(("stages.", "stem.")) for k in state):
-        state = {_v2_key(k): v for k, v in state.items()}
+        state = {_v2_key(k, spec): v for k, v in state.items()}
     out = {}
     last = {f"layer{i + 1}": p.depth - 1 for i, p in enumerate(spec.stages)}
     for key, value in state.items():

@@ -8,6 +8,7 @@
 | conv7 | 7x7/2 conv, BN, ReLU, no pool | iResNet (Duta et al. 2020, Sec. 3.1) |
 | cifar | 3x3/1 conv, BN, ReLU | CIFAR nets (He et al. 2016, Sec. 4.2) |
 | preact_conv7_maxpool | 7x7/2 conv, max-pool, no BN/ReLU | ResNet v2 (the first block pre-activates) |
+| preact_deep_maxpool | three 3x3 convs (first /2), max-pool, no BN/ReLU after the last conv | ResNet v2 with the ResNet-C stem (timm's resnetv2_*d) |
 | preact_cifar | 3x3/1 conv only | pre-act CIFAR nets, WRN |
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ PRESETS = {
     "conv7": _Preset(7, 2, False, True, False),
     "cifar": _Preset(3, 1, False, True, False),
     "preact_conv7_maxpool": _Preset(7, 2, False, False, True),
+    "preact_deep_maxpool": _Preset(3, 2, True, False, True),
     "preact_cifar": _Preset(3, 1, False, False, False),
 }
 
@@ -44,7 +46,7 @@ class StemParams(BaseModel):
 
     type: Literal[tuple(PRESETS)] = Field(description="stem preset (see resfam.stems)")
     width: int = Field(64, ge=1, description="output channels of the stem")
-    deep_width: int = Field(32, ge=1, description="deep_maxpool: width of the first two 3x3 convs")
+    deep_width: int = Field(32, ge=1, description="deep stems: width of the first two 3x3 convs")
 
     @property
     def reduction(self) -> int:
