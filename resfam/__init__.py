@@ -10,6 +10,7 @@ from .convert import convert_state_dict
 from .errors import (ArgumentError, BuildArgumentError, CheckpointError, ResfamError, SpecError,
                      UnknownModelError)
 from .factory import build
+from .finetune import prepare_finetune
 from .hub import data_config, list_pretrained
 from .inference import optimize_for_inference
 from .network import ResFamNet
@@ -25,4 +26,4 @@ __all__ = ["ArgumentError", "BuildArgumentError", "CheckpointError", "LoadReport
            "SpecError", "UnknownModelError", "build", "compare", "convert_state_dict", "detection",
            "data_config", "freeze_batch_norm", "get_spec", "list_families", "list_models",
            "list_pretrained", "load_pretrained",
-           "optimize_for_inference"]
+           "optimize_for_inference", "prepare_finetune"]
