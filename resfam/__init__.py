@@ -19,6 +19,9 @@ from .pretrained import LoadReport, load_pretrained
 from .registry import get_spec, list_families, list_models
 from .spec import Spec
 from . import detection  # noqa: E402  (resfam.detection.torchvision_fpn_backbone)
+from .integrations import timm_registry as _timm_registry
+
+_timm_registry.register()  # timm.create_model("resfam_<variant>")
 
 __version__ = "0.1.0"
 

@@ -137,7 +137,7 @@ class ResFamNet(nn.Module):
     def group_matcher(self, coarse: bool = False) -> dict:
         """Parameter groups for timm's layer-wise learning-rate decay: the stem, then each stage
         (``coarse``) or each block, in forward order (timm's ResNet convention)."""
-        stem = r"^(" + "|".join(self.stem_names) + r")\."
+        stem = r"^(?:" + "|".join(self.stem_names) + r")\."  # no capture: timm reads groups as numbers
         return dict(stem=stem, blocks=r"^layer(\d+)" if coarse else r"^layer(\d+)\.(\d+)")
 
     def init_weights(self, zero_init_last: bool = False) -> None:
