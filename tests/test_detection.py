@@ -61,3 +61,31 @@ def test_bad_arguments():
         resfam.detection.torchvision_fpn_backbone("resnet18", trainable_layers=6)
     with pytest.raises(resfam.BuildArgumentError, match="returned_layers"):
         resfam.detection.torchvision_fpn_backbone("resnet20", returned_layers=[1, 4])
+
+
+def test_defaults_from_scratch_normalise_and_zero_init():
+    """Without weights: BatchNorm, every stage trainable, residual branches zero at init, so the
+    features keep their scale; frozen BN without weights (the old default) lets them explode."""
+    x = torch.randn(2, 3, 256, 256)
+    backbone = resfam.detection.torchvision_fpn_backbone("res2net50_26w_4s")
+    body = backbone.body
+    assert all(p.requires_grad for p in body.parameters())
+    assert isinstance(body.layer4[0].bn3, torch.nn.BatchNorm2d) and not body.layer4[0].bn3.weight.any()
+    trap = resfam.detection.torchvision_fpn_backbone("res2net50_26w_4s", norm_layer="frozen_bn",
+                                                     zero_init_last=False)
+    with torch.no_grad():
+        std = body.train()(x)["3"].std().item()
+        trap_std = trap.body.train()(x)["3"].std().item()
+    assert std < 5 and trap_std > 100, (std, trap_std)
+
+
+def test_defaults_with_weights_freeze_bn_and_the_first_stages(tmp_path):
+    ref = torchvision.models.resnet18()
+    torch.save(ref.state_dict(), tmp_path / "r18.pth")
+    backbone = resfam.detection.torchvision_fpn_backbone("resnet18", weights=tmp_path / "r18.pth")
+    body = backbone.body
+    assert isinstance(body.layer4[0].bn1, torchvision.ops.FrozenBatchNorm2d)
+    trainable = {n.split(".")[0] for n, p in body.named_parameters() if p.requires_grad}
+    assert trainable == {"layer2", "layer3", "layer4"}
+    assert torch.equal(body.layer3[1].conv2.weight, ref.layer3[1].conv2.weight)
+    assert torch.equal(body.layer1[0].bn1.running_var, ref.layer1[0].bn1.running_var)
