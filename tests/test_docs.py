@@ -57,3 +57,11 @@ def test_family_tables_match_what_the_tool_counts_today():
         assert page.read_text()[found.start():found.end()] == \
             found.group(1) + gen.family_table(rows, page.stem) + found.group(2), \
             f"{page.name} is stale: run python docs/generate.py"
+
+
+def test_weights_table_matches_what_the_hub_lists():
+    gen = _generator()
+    text = (ROOT / "docs" / "backbone.md").read_text()
+    found = gen.WEIGHTS_MARKER.search(text)
+    assert found and found.group(0) == found.group(1) + gen.weights_table() + "<!-- /generated -->", \
+        "docs/backbone.md's weights table is stale: run python docs/generate.py"

@@ -16,23 +16,9 @@ import pytest
 import timm
 import torch
 import torchvision
-from safetensors.torch import save_file
 
 import resfam
-from conftest import randomize_norms
-
-REVISION = "0123456789abcdef0123456789abcdef01234567"
-
-
-def warm_hf_cache(root, repo_id, state):
-    """A Hugging Face hub cache entry as huggingface_hub writes it: refs/main -> a snapshot."""
-    repo = root / "hub" / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(REVISION)
-    snapshot = repo / "snapshots" / REVISION
-    snapshot.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
-
+from conftest import randomize_norms, warm_hf_cache
 
 def run_offline(tmp_path, code):
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf"), TORCH_HOME=str(tmp_path / "torch"),
