@@ -22,7 +22,6 @@ def main() -> None:
     args = p.parse_args()
     start = time.perf_counter()
     import resfam
-    from resfam.convert import TIMM_NAMES
 
     import_s = time.perf_counter() - start
     start = time.perf_counter()
@@ -35,7 +34,7 @@ def main() -> None:
           f"first load + validation of all {len(resfam.list_models())} specs {first_load * 1000:.0f} ms")
     print("| model | timm ms | resfam ms | resfam / timm |\n|---|---|---|---|")
     ratios = []
-    for name in args.models or TIMM_NAMES:
+    for name in args.models or resfam.list_models(reference="timm"):
         timm.create_model(name), resfam.build(name)
         ta, tb = [], []
         for _ in range(args.repeats):

@@ -18,7 +18,6 @@ import time
 import torch
 
 import resfam
-from resfam.convert import TIMM_NAMES, TORCHVISION_NAMES
 
 
 def reference(name: str, source: str) -> torch.nn.Module:
@@ -64,7 +63,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
-    names = args.models or list(TIMM_NAMES if args.ref == "timm" else TORCHVISION_NAMES)
+    names = args.models or resfam.list_models(reference=args.ref)
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, "
           f"{args.img_size}x{args.img_size}, eval + inference_mode, median of {args.runs} "

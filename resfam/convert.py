@@ -24,19 +24,6 @@ from .errors import ArgumentError, CheckpointError, short_repr
 from .registry import SpecRef, get_spec
 from .spec import Spec
 
-# variants that timm / torchvision build under the same name: parity-tested (tests/test_parity.py)
-# and benchmarked against (benchmarks/vs_reference.py)
-TIMM_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50d",
-              "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d", "resnext101_64x4d",
-              "wide_resnet50_2", "wide_resnet101_2",
-              "res2net50_26w_4s", "res2net50_26w_6s", "res2net50_26w_8s", "res2net50_48w_2s",
-              "res2net50_14w_8s", "res2net101_26w_4s", "res2next50",
-              "resnetv2_50", "resnetv2_101", "resnetv2_152", "resnetv2_50d", "resnetv2_101d",
-              "resnetv2_152d", "resnetv2_18", "resnetv2_34", "resnetv2_18d", "resnetv2_34d")
-TORCHVISION_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-                     "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
-                     "wide_resnet50_2", "wide_resnet101_2")
-
 WRAPPER_KEYS = ("state_dict", "model", "module", "model_state_dict")
 PREFIXES = ("module.", "backbone.", "model.")
 

@@ -2,8 +2,8 @@
 
 | source | which variants | tags | where the file is cached |
 |---|---|---|---|
-| ``timm`` | the variants timm builds under the same name (parity-tested) | timm's pretrained tags (``resnet50.a1_in1k``); the default is timm's | the Hugging Face Hub cache (``HF_HOME/hub``), read with ``huggingface_hub`` |
-| ``torchvision`` | the variants torchvision builds under the same name | the ``Weights`` enum members (``IMAGENET1K_V2``); the default is ``DEFAULT`` | the torch.hub cache (``TORCH_HOME/hub/checkpoints``), read with ``Weights.get_state_dict`` |
+| ``timm`` | the variants timm builds under the same name (``reference: [timm]``, parity-tested) | timm's pretrained tags (``resnet50.a1_in1k``); the default is timm's | the Hugging Face Hub cache (``HF_HOME/hub``), read with ``huggingface_hub`` |
+| ``torchvision`` | the variants torchvision builds under the same name (``reference: [torchvision]``) | the ``Weights`` enum members (``IMAGENET1K_V2``); the default is ``DEFAULT`` | the torch.hub cache (``TORCH_HOME/hub/checkpoints``), read with ``Weights.get_state_dict`` |
 
 A cached file is read without touching the network. A missing one is downloaded by the owning
 library, unless the machine is offline (``HF_HUB_OFFLINE=1``, which resfam honours for both
@@ -41,10 +41,15 @@ class Weights:
         return f"{self.source}:{self.tag}"
 
 
-def _timm_weights(variant: str) -> list[Weights]:
-    from .convert import TIMM_NAMES
+def _references(variant: str) -> list[str]:
+    """The libraries that build a bundled variant under its name (its spec's ``reference:``)."""
+    from .registry import get_spec
 
-    if variant not in TIMM_NAMES:
+    return get_spec(variant).model.reference
+
+
+def _timm_weights(variant: str) -> list[Weights]:
+    if "timm" not in _references(variant):
         return []
     import timm
 
@@ -56,9 +61,7 @@ def _timm_weights(variant: str) -> list[Weights]:
 
 
 def _torchvision_weights(variant: str) -> list[Weights]:
-    from .convert import TORCHVISION_NAMES
-
-    if variant not in TORCHVISION_NAMES:
+    if "torchvision" not in _references(variant):
         return []
     import torchvision
 

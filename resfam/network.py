@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from . import layers, norms
+from .attention import build_attn
 from .blocks import ResidualBlock
 from .build_args import (DEFAULT_MAX_BLOCKS, DEFAULT_MAX_PARAM_BYTES, BuildArgs,
                          check_build_args)
@@ -101,7 +102,7 @@ class ResFamNet(nn.Module):
                     first_dilation=first_dilation if j == 0 else dilation,
                     placement=placement(m.order, j, plan.depth),
                     shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, dilation, norm),
-                    merge=plan.merge, norm=norm, act=m.act,
+                    merge=plan.merge, attn=build_attn(plan.attn, plan.width), norm=norm, act=m.act,
                     drop_path=drop_path_rate * index / max(total - 1, 1)))
                 index += 1
             name = f"layer{i + 1}"

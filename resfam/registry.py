@@ -24,7 +24,7 @@ from .spec import Spec, validate_spec
 _HERE = Path(__file__).resolve().parent
 # installed wheels carry the specs inside the package; a source checkout keeps them beside it
 SPECS_DIR = next((p for p in (_HERE / "specs", _HERE.parent / "specs") if p.is_dir()), _HERE / "specs")
-NOT_INHERITED = ("reported", "name", "extends")
+NOT_INHERITED = ("reported", "reference", "name", "extends")
 # a spec is a few hundred bytes; these bounds stop hostile files (a YAML alias bomb, /dev/zero,
 # a 10,000-deep nesting) with a SpecError instead of a hang or a RecursionError
 MAX_FILE_BYTES = 1 << 20
@@ -271,9 +271,11 @@ def _spec_from_file(path: str, variant: str) -> Spec:
 
 
 def list_models(pattern: Union[str, Iterable[str]] = "*", family: Optional[str] = None,
-                pretrained: bool = False) -> list[str]:
+                pretrained: bool = False, reference: Optional[str] = None) -> list[str]:
     """Sorted registered names matching any of the fnmatch ``pattern``s (and ``family``; with
-    ``pretrained``, only those with published weights: :func:`resfam.hub.published`)."""
+    ``pretrained``, only those with published weights: :func:`resfam.hub.published`; with
+    ``reference``, only those that library (``"timm"``, ``"torchvision"``) builds under the same
+    name: the spec's ``reference:``)."""
     patterns = [pattern] if isinstance(pattern, str) else list(pattern) \
         if isinstance(pattern, (list, tuple, set)) else [pattern]
     if not all(isinstance(p, str) for p in patterns) or (family is not None and not isinstance(family, str)):
@@ -282,6 +284,10 @@ def list_models(pattern: Union[str, Iterable[str]] = "*", family: Optional[str] 
     names = [n for n in _catalog() if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     if family is not None:
         names = [n for n in names if _registered_spec(n).family == family]
+    if reference is not None:
+        if reference not in ("timm", "torchvision"):
+            raise ArgumentError(f"reference must be 'timm' or 'torchvision', got {short_repr(reference)}")
+        names = [n for n in names if reference in _registered_spec(n).model.reference]
     if pretrained:
         from .hub import published
 

@@ -1,7 +1,9 @@
 """The block-spec schema and its validation.
 
-A spec (one variant) is a mapping with the keys of :class:`SpecModel`. ``block``, ``shortcut`` and
-``merge`` keys may be a scalar (all stages) or a list with one entry per stage. Every problem is
+A spec (one variant) is a mapping with the keys of :class:`SpecModel`. ``block``, ``shortcut``,
+``merge`` and ``attn`` keys may be a scalar (all stages) or a list with one entry per stage; a
+``null`` entry leaves that stage's key at its default (or out, where the stage's type has no such
+key), and ``block.type`` itself may be one type per stage. Every problem is
 raised as :class:`resfam.SpecError` naming the file, the variant and the key path, before any
 tensor is allocated.
 """
@@ -12,6 +14,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .attention import AttnParams
 from .blocks import BLOCKS, BlockParams
 from .blocks.base import KeyProblem
 from .errors import SpecError, did_you_mean, short_repr, short_str
@@ -70,12 +73,18 @@ class SpecModel(_Model):
                                      description="shortcut type where a block changes shape")
     merge: dict[str, Any] = Field(default_factory=lambda: {"type": "add"},
                                   description="how branch and shortcut join")
+    attn: dict[str, Any] = Field(default_factory=lambda: {"type": "none"},
+                                 description="channel attention after the branch, before the "
+                                             "merge (see resfam.attention)")
     order: Literal[ORDERS] = Field("post", description="norm/act placement: post (v1), pre (v2), "
                                                         "iresnet (start/middle/end blocks)")
     norm: Literal[tuple(NORMS)] = Field("bn", description="normalisation layer")
     act: Literal[tuple(ACTS)] = Field("relu", description="activation")
     head: HeadParams = Field(default_factory=HeadParams)
     reported: Optional[Reported] = None
+    reference: list[Literal["timm", "torchvision"]] = Field(
+        default_factory=list, description="libraries that build this very network under the "
+        "same name: the parity tests hold it against them, and their weights load (not inherited)")
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class StagePlan:
     block: BlockParams
     shortcut: ShortcutParams
     merge: MergeParams
+    attn: AttnParams
 
 
 @dataclass(frozen=True)
@@ -142,34 +152,53 @@ def _from_validation(err: ValidationError, model: type[BaseModel], prefix: str =
     return SpecError(f"{e['msg']} (got {short_repr(e.get('input'))})", key=key)
 
 
+def _stage_classes(section: str, kind: Any, n: int, classes: dict[str, type[BaseModel]]
+                   ) -> list[type[BaseModel]]:
+    """The parameter model of each stage: ``type`` is one registered name, or one per stage
+    (a hybrid such as ``[bottleneck, bottleneck, bottleneck, res2]``)."""
+    kinds = kind if isinstance(kind, list) else [kind] * n
+    if len(kinds) != n:
+        raise SpecError(f"per-stage list has {len(kinds)} entries for {n} stages",
+                        key=f"{section}.type", hint="give one type per stage or a single type")
+    out = []
+    for i, k in enumerate(kinds):
+        key = f"{section}.type" + (f"[{i}]" if isinstance(kind, list) else "")
+        if k is None:
+            raise SpecError("required key is missing", key=key, hint=f"one of: {', '.join(classes)}")
+        if not isinstance(k, str):
+            raise SpecError(f"must be a type name, got {short_repr(k)}", key=key,
+                            hint=f"one of: {', '.join(classes)}")
+        if k not in classes:
+            raise SpecError(f"unknown {section} type {short_repr(k)}", key=key,
+                            hint=did_you_mean(k, classes) or f"one of: {', '.join(classes)}")
+        out.append(classes[k])
+    return out
+
+
 def _per_stage(section: str, raw: dict, n: int, classes: dict[str, type[BaseModel]],
                default_cls: Optional[type[BaseModel]] = None) -> list[BaseModel]:
     """Broadcast a section's scalar / per-stage-list keys and validate each stage's values."""
     if not isinstance(raw, dict):
         raise SpecError(f"must be a mapping, got {type(raw).__name__}", key=section)
-    kind = raw.get("type")
-    if default_cls is None and kind is not None and not isinstance(kind, str):
-        raise SpecError(f"must be one type name, got {short_repr(kind)}", key=f"{section}.type",
-                        hint=f"one of: {', '.join(classes)}")
-    cls = default_cls or classes.get(kind)
-    if cls is None:
-        if kind is None:
-            raise SpecError("required key is missing", key=f"{section}.type",
-                            hint=f"one of: {', '.join(classes)}")
-        raise SpecError(f"unknown {section} type {short_repr(kind)}", key=f"{section}.type",
-                        hint=did_you_mean(kind, classes) or f"one of: {', '.join(classes)}")
+    stage_cls = [default_cls] * n if default_cls else _stage_classes(section, raw.get("type"), n, classes)
     for key, value in raw.items():
-        if key not in cls.model_fields:
-            accepted = list(cls.model_fields)
-            raise SpecError(f"unknown key for {section} type {short_repr(kind)}",
-                            key=f"{section}.{short_str(key)}",
-                            hint=did_you_mean(key, accepted) or f"accepted keys: {', '.join(accepted)}")
         if isinstance(value, list) and len(value) != n:
             raise SpecError(f"per-stage list has {len(value)} entries for {n} stages",
-                            key=f"{section}.{key}", hint=f"give one value per stage or a scalar")
+                            key=f"{section}.{short_str(key)}", hint="give one value per stage or a scalar")
+        for i, cls in enumerate(stage_cls):
+            if key not in cls.model_fields and not (isinstance(value, list) and value[i] is None):
+                kind = raw["type"][i] if isinstance(raw.get("type"), list) else raw.get("type")
+                accepted = list(cls.model_fields)
+                where = f" (stage {i + 1})" if isinstance(raw.get("type"), list) else ""
+                hint = did_you_mean(key, accepted) or f"accepted keys: {', '.join(accepted)}"
+                if where:
+                    hint += f"; or give a per-stage list with null for stage {i + 1}"
+                raise SpecError(f"unknown key for {section} type {short_repr(kind)}{where}",
+                                key=f"{section}.{short_str(key)}", hint=hint)
     out = []
-    for i in range(n):
-        values = {k: (v[i] if isinstance(v, list) else v) for k, v in raw.items()}
+    for i, cls in enumerate(stage_cls):
+        values = {k: (v[i] if isinstance(v, list) else v) for k, v in raw.items()
+                  if not (isinstance(v, list) and v[i] is None)}  # null: not given for this stage
         try:
             out.append(cls.model_validate(values))
         except ValidationError as err:
@@ -206,11 +235,12 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
     blocks = _per_stage("block", model.block, n, BLOCKS)
     shortcuts = _per_stage("shortcut", model.shortcut, n, {}, ShortcutParams)
     merges = _per_stage("merge", model.merge, n, {}, MergeParams)
+    attns = _per_stage("attn", model.attn, n, {}, AttnParams)
 
     in_ch = model.stem.width
     plans = []
     for i in range(n):
-        b, s, m = blocks[i], shortcuts[i], merges[i]
+        b, s, m, a = blocks[i], shortcuts[i], merges[i], attns[i]
         if model.order not in b.orders:
             raise SpecError(f"block type {b.type!r} does not support order {model.order!r}",
                             key="order", hint=f"supported: {', '.join(b.orders)}")
@@ -220,11 +250,11 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
                             hint="use shortcut: {type: none} together with merge: {type: none}")
         for j in range(2):  # first block (may change shape) and the rest (keep it)
             cin, stride = (in_ch, st.stride[i]) if j == 0 else (st.width[i], 1)
-            for section, params in (("block", b), ("shortcut", s)):
+            for section, params in (("block", b), ("shortcut", s), ("attn", a)):
                 try:
                     params.check(cin, st.width[i], stride)
                 except KeyProblem as p:
                     raise SpecError(p.message, key=f"{section}.{p.key}", hint=p.hint) from None
-        plans.append(StagePlan(st.depth[i], st.width[i], st.stride[i], b, s, m))
+        plans.append(StagePlan(st.depth[i], st.width[i], st.stride[i], b, s, m, a))
         in_ch = st.width[i]
     return model, tuple(plans)

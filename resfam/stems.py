@@ -4,7 +4,8 @@
 | type | layers | used by |
 |---|---|---|
 | conv7_maxpool | 7x7/2 conv, BN, ReLU, 3x3/2 max-pool | ResNet v1 (He et al. 2016, Table 1 "conv1") |
-| deep_maxpool | three 3x3 convs (first /2), BN, ReLU, max-pool | ResNet-C (He et al. 2019, Fig. 2b) |
+| deep_maxpool | three 3x3 convs (first /2), BN, ReLU, max-pool | ResNet-C (He et al. 2019, Fig. 2b); timm's tiered stem with two deep widths |
+| deep_convpool | three 3x3 convs (first /2), BN, ReLU, then a 3x3/2 conv, BN, ReLU for the pool | ResNet-RS (Bello et al. 2021, Sec. 4.1, "replace the max-pool") |
 | conv7 | 7x7/2 conv, BN, ReLU, no pool | iResNet (Duta et al. 2020, Sec. 3.1) |
 | cifar | 3x3/1 conv, BN, ReLU | CIFAR nets (He et al. 2016, Sec. 4.2) |
 | preact_conv7_maxpool | 7x7/2 conv, max-pool, no BN/ReLU | ResNet v2 (the first block pre-activates) |
@@ -14,9 +15,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from . import layers, norms
@@ -27,17 +28,18 @@ class _Preset(NamedTuple):
     stride: int
     deep: bool
     norm: bool
-    pool: bool
+    pool: Optional[str]  # None, "max" (3x3/2 max-pool) or "conv" (3x3/2 conv, norm, act)
 
 
 PRESETS = {
-    "conv7_maxpool": _Preset(7, 2, False, True, True),
-    "deep_maxpool": _Preset(3, 2, True, True, True),
-    "conv7": _Preset(7, 2, False, True, False),
-    "cifar": _Preset(3, 1, False, True, False),
-    "preact_conv7_maxpool": _Preset(7, 2, False, False, True),
-    "preact_deep_maxpool": _Preset(3, 2, True, False, True),
-    "preact_cifar": _Preset(3, 1, False, False, False),
+    "conv7_maxpool": _Preset(7, 2, False, True, "max"),
+    "deep_maxpool": _Preset(3, 2, True, True, "max"),
+    "deep_convpool": _Preset(3, 2, True, True, "conv"),
+    "conv7": _Preset(7, 2, False, True, None),
+    "cifar": _Preset(3, 1, False, True, None),
+    "preact_conv7_maxpool": _Preset(7, 2, False, False, "max"),
+    "preact_deep_maxpool": _Preset(3, 2, True, False, "max"),
+    "preact_cifar": _Preset(3, 1, False, False, None),
 }
 
 
@@ -46,7 +48,22 @@ class StemParams(BaseModel):
 
     type: Literal[tuple(PRESETS)] = Field(description="stem preset (see resfam.stems)")
     width: int = Field(64, ge=1, description="output channels of the stem")
-    deep_width: int = Field(32, ge=1, description="deep stems: width of the first two 3x3 convs")
+    deep_width: Union[int, list[int]] = Field(
+        32, description="deep stems: width of the first two 3x3 convs, one value or two "
+                        "(timm's tiered stem: [24, 32])")
+
+    @field_validator("deep_width")
+    @classmethod
+    def _two_widths(cls, v):
+        widths = [v] if isinstance(v, int) else v
+        if not 1 <= len(widths) <= 2 or any(w < 1 for w in widths):
+            raise ValueError("give one width >= 1, or a list of two")
+        return v
+
+    @property
+    def deep_widths(self) -> tuple[int, int]:
+        w = self.deep_width
+        return (w, w) if isinstance(w, int) else (w[0], w[-1])
 
     @property
     def reduction(self) -> int:
@@ -59,16 +76,19 @@ def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDic
     preset = PRESETS[p.type]
     mods: "OrderedDict[str, nn.Module]" = OrderedDict()
     if preset.deep:
-        w = p.deep_width
+        w1, w2 = p.deep_widths
         mods["conv1"] = nn.Sequential(
-            layers.conv(in_chans, w, 3, 2), norms.norm(norm, w), layers.act(act),
-            layers.conv(w, w, 3), norms.norm(norm, w), layers.act(act),
-            layers.conv(w, p.width, 3))
+            layers.conv(in_chans, w1, 3, 2), norms.norm(norm, w1), layers.act(act),
+            layers.conv(w1, w2, 3), norms.norm(norm, w2), layers.act(act),
+            layers.conv(w2, p.width, 3))
     else:
         mods["conv1"] = layers.conv(in_chans, p.width, preset.kernel, preset.stride)
     if preset.norm:
         mods["bn1"] = norms.norm(norm, p.width)
         mods["act1"] = layers.act(act)
-    if preset.pool:
+    if preset.pool == "max":
         mods["maxpool"] = nn.MaxPool2d(3, 2, padding=1)
+    elif preset.pool == "conv":  # timm keeps the name 'maxpool' for it
+        mods["maxpool"] = nn.Sequential(layers.conv(p.width, p.width, 3, 2),
+                                        norms.norm(norm, p.width), layers.act(act))
     return mods

@@ -20,8 +20,9 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="fvcore")
 
 
 def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every BatchNorm non-trivial statistics and affine terms, so a norm mapped to the
-    wrong place changes the output (random-init BN is the identity in eval mode)."""
+    """Give every BatchNorm non-trivial statistics and affine terms (GroupNorm: affine terms),
+    so a norm mapped to the wrong place changes the output (random-init BN is the identity in
+    eval mode)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
@@ -31,7 +32,20 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
                 m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+            elif isinstance(m, torch.nn.GroupNorm) and m.affine:
+                n = m.num_channels
+                m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
     return model
+
+
+# the bundled variants too large to allocate twice in a test (194M and 468M parameters): tests
+# that only need shapes build them on the meta device (shapes, no storage, no arithmetic)
+GIANTS = frozenset({"resnext101_32x16d", "resnext101_32x32d"})
+
+
+def device_for(name: str) -> str:
+    return "meta" if name in GIANTS else "cpu"
 
 
 HF_REVISION = "0123456789abcdef0123456789abcdef01234567"

@@ -5,7 +5,7 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 import resfam
-from conftest import randomize_norms
+from conftest import device_for, randomize_norms
 
 ONE_PER_FAMILY = ["resnet18", "plain18", "resnetv2_50", "wrn_16_8", "resnext50_32x4d",
                   "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet"]
@@ -14,9 +14,11 @@ ONE_PER_FAMILY = ["resnet18", "plain18", "resnetv2_50", "wrn_16_8", "resnext50_3
 @pytest.mark.parametrize("name", resfam.list_models())
 def test_feature_info_matches_the_outputs(name):
     size = 32 if resfam.get_spec(name).input_size == 32 else 128
-    model = resfam.build(name, features_only=True).eval()
+    device = device_for(name)
+    with torch.device(device):
+        model = resfam.build(name, features_only=True).eval()
     with torch.no_grad():
-        feats = model(torch.randn(1, 3, size, size))
+        feats = model(torch.randn(1, 3, size, size, device=device))
     info = model.feature_info
     assert len(feats) == len(info) == len(model.stage_names) + 1
     assert [f.shape[1] for f in feats] == info.channels()

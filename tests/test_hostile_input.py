@@ -195,7 +195,8 @@ def test_size_estimate_is_exact(name):
 
     spec = resfam.get_spec(name)
     estimate = sum(part_bytes(spec, check_build_args(spec, {})).values())
-    model = resfam.build(name)
+    with torch.device("meta"):  # every tensor, with its shape and dtype, and no storage
+        model = resfam.build(name)
     assert estimate == sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
 
 
@@ -210,12 +211,24 @@ BASE = """
 """
 
 
-@pytest.mark.parametrize("block_type", ["[basic, basic]", "{a: 1}", "3"])
-def test_block_type_must_be_one_name(tmp_path, no_allocation, block_type):
+@pytest.mark.parametrize("block_type,key", [("{a: 1}", "block.type"), ("3", "block.type"),
+                                            ("[[basic], basic]", "block.type[0]"),
+                                            ("[basic, {a: 1}]", "block.type[1]")])
+def test_block_type_must_be_one_name_or_one_per_stage(tmp_path, no_allocation, block_type, key):
     path = write(tmp_path, BASE.replace("type: basic", f"type: {block_type}"))
     with pytest.raises(resfam.SpecError) as e:
         resfam.build(str(path))
-    assert e.value.key == "block.type" and "one of: basic" in str(e.value)
+    assert e.value.key == key and "one of: basic" in str(e.value)
+
+
+def test_block_type_per_stage(tmp_path):
+    path = write(tmp_path, BASE.replace("type: basic", "type: [basic, bottleneck]"))
+    model = resfam.build(str(path))
+    assert model.layer1[0].conv2.kernel_size == (3, 3) and model.layer2[0].conv3.kernel_size == (1, 1)
+    short = write(tmp_path, BASE.replace("type: basic", "type: [basic]"))
+    with pytest.raises(resfam.SpecError, match="per-stage list has 1 entries for 2 stages") as e:
+        resfam.build(str(short))
+    assert e.value.key == "block.type"
 
 
 def test_non_utf8_spec(tmp_path, no_allocation):

@@ -1,9 +1,10 @@
-"""Every variant: stride-4/8/16/32 (ImageNet, 224) or 1/2/4 (CIFAR, 32) stage outputs with the
-channels its spec documents, and logits of the right size."""
+"""Every variant: stride-4/8/16/32 (ImageNet nets, at 64x64) or 1/2/4 (CIFAR, 32) stage outputs
+with the channels its spec documents, and logits of the right size."""
 import pytest
 import torch
 
 import resfam
+from conftest import device_for
 
 HEAVY = {"wide_resnet101_2", "resnext101_32x8d", "resnext101_64x4d", "iresnet200",
          "resnet1202", "preact_resnet1001", "resnetv2_152", "iresnet152", "resnet152"}
@@ -16,15 +17,17 @@ def _params():
 @pytest.mark.parametrize("name", _params())
 def test_stage_shapes(name):
     spec = resfam.get_spec(name)
-    size = spec.input_size
-    cifar = size == 32
-    model = resfam.build(name).eval()
+    cifar = spec.input_size == 32
+    size = 32 if cifar else 64  # shapes scale with the input: 64 keeps every stage >= 2x2
+    device = device_for(name)
+    with torch.device(device):
+        model = resfam.build(name).eval()
     seen = {}
     for info in model.feature_info:
         getattr(model, info["module"]).register_forward_hook(
             lambda mod, inp, out, key=info["module"]: seen.__setitem__(key, out.shape))
     with torch.no_grad():
-        logits = model(torch.randn(1, 3, size, size))
+        logits = model(torch.randn(1, 3, size, size, device=device))
     assert logits.shape == (1, spec.head.num_classes)
     expected_reductions = [1, 2, 4] if cifar else [4, 8, 16, 32]
     assert [i["reduction"] for i in model.feature_info[1:]] == expected_reductions

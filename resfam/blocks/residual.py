@@ -2,8 +2,8 @@
 merge. Every family's block is an instance of this class.
 
 Module names follow torchvision: ``conv1..convN`` are the units, ``bn{i}`` normalises the output
-of ``conv{i}`` and ``bn0`` the block input (pre-activation), ``downsample`` is the projection
-shortcut and ``gate`` the highway gate. ResNet v1 checkpoints therefore load by name.
+of ``conv{i}`` and ``bn0`` the block input (pre-activation), ``se`` is the attention slot,
+``downsample`` the projection shortcut and ``gate`` the highway gate. ResNet v1 checkpoints therefore load by name.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ class ResidualBlock(nn.Module):
     def __init__(self, params: BlockParams, in_ch: int, out_ch: int, *, stride: int = 1,
                  dilation: int = 1, first_dilation: Optional[int] = None,
                  placement: Placement, shortcut: Optional[nn.Module], merge: MergeParams,
-                 norm: str = "bn", act: str = "relu", drop_path: float = 0.0):
+                 attn: Optional[nn.Module] = None, norm: str = "bn", act: str = "relu",
+                 drop_path: float = 0.0):
         super().__init__()
         units = params.units(in_ch, out_ch, stride, dilation, first_dilation or dilation, norm, act)
         self.placement = placement
@@ -46,6 +47,7 @@ class ResidualBlock(nn.Module):
         # names, not module references: swaps such as SyncBatchNorm.convert_sync_batchnorm
         # replace entries of _modules, and forward sees them
         self._plan = tuple(plan)
+        self.se = attn  # the attention slot (resfam.attention), timm's name for it
         self.downsample = shortcut
         self.gate = (HighwayGate(in_ch, out_ch, stride, merge.kernel_size, merge.bias_init)
                      if merge.type == "gate" else None)
@@ -77,6 +79,8 @@ class ResidualBlock(nn.Module):
                 out = self.act(out)
             if drop:
                 out = self.drop(out)
+        if self.se is not None:
+            out = self.se(out)
         if self._has_drop_path:
             out = self.drop_path(out)
         if self.merge_type != "none":

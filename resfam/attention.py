@@ -1,0 +1,87 @@
+"""Channel attention: the block's attention slot, after the residual branch's last norm and before
+the merge (``y = A(F(x)) + x``), as SENet and timm place it. The spec's ``attn`` section, a
+scalar or one entry per stage.
+
+- ``none``: no attention.
+- ``se``: squeeze-and-excitation (Hu et al. 2018, "Squeeze-and-Excitation Networks", Eq. (2)-(4)):
+  ``s = sigmoid(W2 relu(W1 avgpool(u)))``, ``A(u) = u * s``; W1 reduces C channels to
+  ``C * rd_ratio`` rounded to a multiple of ``rd_divisor`` (timm's rounding), 1x1 convs with
+  biases. rd_ratio 1/16 is the paper's r = 16; ResNet-RS uses 1/4.
+- ``eca``: efficient channel attention (Wang et al. 2020, "ECA-Net", Eq. (12) and Sec. 3.3):
+  a 1-D convolution across the pooled channels, no reduction, kernel size
+  ``k = |log2(C) / gamma + b / gamma|`` made odd (gamma 2, b 1), at least 3.
+
+The module is registered as ``se`` in the block (timm's name for every attention type), so
+timm's ``seresnet*`` / ``ecaresnet*`` checkpoints load by name.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from .blocks.base import KeyProblem
+
+ATTN_TYPES = ("none", "se", "eca")
+
+
+class AttnParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    type: Literal[ATTN_TYPES] = Field("none", description="channel attention after the branch")
+    rd_ratio: float = Field(1 / 16, gt=0.0, le=1.0, description="se: reduced width / channels "
+                                                               "(the paper's 1/r)")
+    rd_divisor: int = Field(8, ge=1, description="se: the reduced width is rounded to a multiple "
+                                                 "of this")
+    kernel_size: Optional[int] = Field(None, ge=1, description="eca: 1-D kernel size (default: "
+                                                               "from the channel count, Eq. (12))")
+
+    def check(self, in_ch: int, out_ch: int, stride: int) -> None:
+        if self.type == "eca" and self.kernel_size is not None and self.kernel_size % 2 == 0:
+            raise KeyProblem("kernel_size", f"an eca kernel must be odd, got {self.kernel_size}",
+                             "use an odd kernel_size, or leave it out")
+
+
+def reduced_channels(channels: int, ratio: float, divisor: int) -> int:
+    """``channels * ratio`` to the nearest multiple of ``divisor``, at least ``divisor``."""
+    return max(divisor, int(channels * ratio + divisor / 2) // divisor * divisor)
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int, rd_ratio: float, rd_divisor: int):
+        super().__init__()
+        reduced = reduced_channels(channels, rd_ratio, rd_divisor)
+        self.fc1 = nn.Conv2d(channels, reduced, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        s = self.fc2(self.act(self.fc1(u.mean((2, 3), keepdim=True))))
+        return u * torch.sigmoid(s)
+
+
+def eca_kernel_size(channels: int, gamma: float = 2.0, b: float = 1.0) -> int:
+    t = int(abs(math.log2(channels) / gamma + b / gamma))
+    return max(t if t % 2 else t + 1, 3)
+
+
+class EfficientChannelAttention(nn.Module):
+    def __init__(self, channels: int, kernel_size: Optional[int] = None):
+        super().__init__()
+        k = kernel_size or eca_kernel_size(channels)
+        self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        w = self.conv(u.mean((2, 3)).unsqueeze(1))  # (N, 1, C): a conv across channels
+        return u * torch.sigmoid(w).view(u.shape[0], -1, 1, 1)
+
+
+def build_attn(p: AttnParams, channels: int) -> Optional[nn.Module]:
+    if p.type == "se":
+        return SqueezeExcite(channels, p.rd_ratio, p.rd_divisor)
+    if p.type == "eca":
+        return EfficientChannelAttention(channels, p.kernel_size)
+    return None
