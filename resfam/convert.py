@@ -11,6 +11,9 @@ torchvision and timm's ``resnet.py`` (v1, ResNeXt, Wide) already share resfam's 
 | timm resnetv2 | ``...downsample.conv`` / ``.norm`` | ``...downsample.0`` / ``.1``, or ``.1`` / ``.2`` after a pool |
 | timm resnetv2 | ``head.fc`` (a 1x1 conv) | ``fc`` (its weight flattened) |
 | iduta/iresnet | end block ``bn3`` (after the add) | ``bn_out`` |
+| timm senet (legacy SENet) | ``layer0.conv1`` / ``bn1`` (7x7 stem) | ``conv1`` / ``bn1`` |
+| timm senet (legacy SENet) | ``layer0.conv1..3`` / ``bn1..3`` (3x3 stem) | ``conv1.0 / .3 / .6`` / ``conv1.1 / .4``, ``bn1`` |
+| timm senet (legacy SENet) | ``...se_module``, ``last_linear`` | ``...se``, ``fc`` |
 """
 from __future__ import annotations
 
@@ -86,6 +89,25 @@ def _v2_key(key: str, spec: Spec) -> str:
     return key
 
 
+# the legacy SENet layout (timm's senet.py, from the original Caffe models): layer0 is the stem
+LEGACY_STEM_7x7 = {"conv1": "conv1", "bn1": "bn1"}
+LEGACY_STEM_3x3 = {"conv1": "conv1.0", "bn1": "conv1.1", "conv2": "conv1.3", "bn2": "conv1.4",
+                   "conv3": "conv1.6", "bn3": "bn1"}
+
+
+def _legacy_senet(state: dict) -> dict:
+    stem = LEGACY_STEM_3x3 if "layer0.conv3.weight" in state else LEGACY_STEM_7x7
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"^layer0\.(conv\d|bn\d)\.(.*)$", key)
+        if m and m.group(1) in stem:
+            key = f"{stem[m.group(1)]}.{m.group(2)}"
+        key = re.sub(r"\.se_module\.", ".se.", key)
+        key = re.sub(r"^last_linear\.", "fc.", key)
+        out[key] = value
+    return out
+
+
 def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dict[str, torch.Tensor]:
     """A timm / torchvision / official iResNet state dict renamed for the resfam build of
     ``target`` (a name, spec, or resfam model). Values are not copied."""
@@ -100,6 +122,8 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
     state = unwrap(state)
     if any(k.startswith(("stages.", "stem.")) for k in state):
         state = {_v2_key(k, spec): v for k, v in state.items()}
+    elif any(k.startswith("layer0.") for k in state):
+        state = _legacy_senet(state)
     out = {}
     last = {f"layer{i + 1}": p.depth - 1 for i, p in enumerate(spec.stages)}
     for key, value in state.items():

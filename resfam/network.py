@@ -101,7 +101,8 @@ class ResFamNet(nn.Module):
                     plan.block, cin, plan.width, stride=s, dilation=dilation,
                     first_dilation=first_dilation if j == 0 else dilation,
                     placement=placement(m.order, j, plan.depth),
-                    shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, dilation, norm),
+                    shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, dilation, norm,
+                                            first_dilation if j == 0 else dilation),
                     merge=plan.merge, attn=build_attn(plan.attn, plan.width), norm=norm, act=m.act,
                     drop_path=drop_path_rate * index / max(total - 1, 1)))
                 index += 1

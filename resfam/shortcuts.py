@@ -4,6 +4,8 @@ The identity is used wherever a block keeps the shape; the spec's ``shortcut.typ
 replaces it where the shape changes:
 
 - ``conv1x1``: strided 1x1 conv + BN, He et al. 2016 option B (Eq. (2), "projection").
+- ``conv3x3``: strided 3x3 conv + BN, a 1x1 where only the channels change (SENet-154 as its
+  official model and timm build it; timm's ``down_kernel_size=3``).
 - ``avgpool_conv1x1``: 2x2 avg-pool, then 1x1 conv + BN (ResNet-D, He et al. 2019, Fig. 2c). In
   a stage whose stride became a dilation (``output_stride``) the pool stays, at stride 1 with
   'same' padding (timm's rule).
@@ -26,7 +28,7 @@ from torch import nn
 from . import layers, norms
 from .blocks.base import KeyProblem
 
-SHORTCUT_TYPES = ("conv1x1", "avgpool_conv1x1", "maxpool_conv1x1", "zero_pad", "identity", "none")
+SHORTCUT_TYPES = ("conv1x1", "conv3x3", "avgpool_conv1x1", "maxpool_conv1x1", "zero_pad", "identity", "none")
 
 
 class ShortcutParams(BaseModel):
@@ -69,7 +71,7 @@ class AvgPoolSame2x2(nn.Module):
 
 
 def build_shortcut(p: ShortcutParams, in_ch: int, out_ch: int, stride: int, dilation: int,
-                   norm: str) -> Optional[nn.Module]:
+                   norm: str, first_dilation: int = 1) -> Optional[nn.Module]:
     """The projection for a block of this shape, or None where the identity (or nothing) is used."""
     reshape = stride > 1 or in_ch != out_ch
     if p.type in ("none", "identity") or not reshape:
@@ -90,7 +92,10 @@ def build_shortcut(p: ShortcutParams, in_ch: int, out_ch: int, stride: int, dila
         # an Identity where a dilated stage does not stride keeps the state-dict names stable
         mods.append(nn.MaxPool2d(3, stride, padding=1) if stride > 1 else nn.Identity())
         conv_stride = 1
-    mods.append(nn.Conv2d(in_ch, out_ch, 1, stride=conv_stride, bias=False))
+    if p.type == "conv3x3" and (stride > 1 or dilation > 1):  # 1x1 where only channels change
+        mods.append(layers.conv(in_ch, out_ch, 3, conv_stride, first_dilation))
+    else:
+        mods.append(nn.Conv2d(in_ch, out_ch, 1, stride=conv_stride, bias=False))
     if p.norm:
         mods.append(norms.norm(norm, out_ch))
     return nn.Sequential(*mods)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from . import layers, norms
+from .antialias import AAType, stem_pool
 
 
 class _Preset(NamedTuple):
@@ -51,6 +52,12 @@ class StemParams(BaseModel):
     deep_width: Union[int, list[int]] = Field(
         32, description="deep stems: width of the first two 3x3 convs, one value or two "
                         "(timm's tiered stem: [24, 32])")
+
+    caffe_pool: bool = Field(False, description="max-pool without padding, in ceil mode (Caffe's; "
+                                                "the original SENet models)")
+    aa: AAType = Field("none", description="anti-aliased max-pool: avg (a 2x2 average pool "
+                                           "instead) or blur (max-pool at stride 1, then a blur "
+                                           "pool); resfam.antialias")
 
     @field_validator("deep_width")
     @classmethod
@@ -87,7 +94,11 @@ def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDic
         mods["bn1"] = norms.norm(norm, p.width)
         mods["act1"] = layers.act(act)
     if preset.pool == "max":
-        mods["maxpool"] = nn.MaxPool2d(3, 2, padding=1)
+        if p.aa != "none":
+            mods["maxpool"] = stem_pool(p.aa, p.width)
+        else:
+            mods["maxpool"] = (nn.MaxPool2d(3, 2, ceil_mode=True) if p.caffe_pool
+                               else nn.MaxPool2d(3, 2, padding=1))
     elif preset.pool == "conv":  # timm keeps the name 'maxpool' for it
         mods["maxpool"] = nn.Sequential(layers.conv(p.width, p.width, 3, 2),
                                         norms.norm(norm, p.width), layers.act(act))

@@ -20,7 +20,9 @@ SLOW = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "resnet152",
         "resnetv2_152d", "resnet152c", "resnet152d", "resnet152s", "resnet200", "resnet200d",
         "seresnet152", "seresnet152d", "seresnet200d", "seresnet269d", "seresnext101_32x8d",
         "seresnext101d_32x8d", "seresnext101_64x4d", "ecaresnet200d", "ecaresnet269d",
-        "resnetrs152", "resnetrs200", "resnetrs270", "resnetrs350", "resnetrs420"}
+        "resnetrs152", "resnetrs200", "resnetrs270", "resnetrs350", "resnetrs420",
+        "seresnextaa101d_32x8d", "seresnextaa201d_32x8d", "senet154", "legacy_senet154",
+        "legacy_seresnet152", "legacy_seresnext101_32x4d", "legacy_seresnet101"}
 SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
 
 TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet")
@@ -28,12 +30,6 @@ TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet")
 NOT_YET = {
     **dict.fromkeys(["ecaresnet50d_pruned", "ecaresnet101d_pruned"],
                     "per-block widths (timm's pruned channel tables)"),
-    **dict.fromkeys(["resnetaa34d", "resnetaa50", "resnetaa50d", "resnetaa101d", "seresnetaa50d",
-                     "seresnextaa101d_32x8d", "seresnextaa201d_32x8d"],
-                    "anti-aliased downsampling (timm's aa_layer=AvgPool2d)"),
-    **dict.fromkeys(["resnetblur18", "resnetblur50", "resnetblur50d", "resnetblur101d"],
-                    "blur-pool downsampling (Zhang 2019)"),
-    "senet154": "3x3 projection shortcut and block_reduce_first=2",
     **dict.fromkeys(["resnetv2_50d_evos", "resnetv2_50d_frn", "resnetv2_50d_gn"],
                     "EvoNorm / FRN / GroupNorm-with-activation norm layers in the v2 order"),
     "resnetv2_50t": "the tiered deep stem in the pre-activation order",
@@ -45,10 +41,8 @@ NOT_YET = {
                     "split attention (ResNeSt)"),
     **dict.fromkeys(["skresnet18", "skresnet34", "skresnet50", "skresnet50d",
                      "skresnext50_32x4d"], "selective kernel convolution (SKNet)"),
-    **dict.fromkeys(["legacy_senet154", "legacy_seresnet18", "legacy_seresnet34",
-                     "legacy_seresnet50", "legacy_seresnet101", "legacy_seresnet152",
-                     "legacy_seresnext26_32x4d", "legacy_seresnext50_32x4d",
-                     "legacy_seresnext101_32x4d"], "the legacy SENet key layout (timm senet.py)"),
+    **dict.fromkeys(["legacy_seresnet18", "legacy_seresnet34"],
+                    "the legacy SE basic block's ReLU between its last BN and the SE module"),
 }
 
 

@@ -8,10 +8,12 @@ merge are separate primitives. :class:`resfam.blocks.residual.ResidualBlock` ass
 """
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+from .. import layers
 
 
 class KeyProblem(ValueError):
@@ -24,11 +26,14 @@ class KeyProblem(ValueError):
 
 class Unit(NamedTuple):
     """One conv of the residual branch. ``normed``: the unit applies its own norm + act
-    (Res2Net's multi-scale 3x3), so the block adds none after it."""
+    (Res2Net's multi-scale 3x3), so the block adds none after it. ``aa``: an anti-aliasing
+    filter that takes over the conv's stride, after its norm and activation
+    (:mod:`resfam.antialias`)."""
 
     module: nn.Module
     out_channels: int
     normed: bool = False
+    aa: Optional[nn.Module] = None
 
 
 class BlockParams(BaseModel):
@@ -69,6 +74,18 @@ def exact_div(value: int, by: int, key: str, what: str, hint: str) -> int:
     if value % by:
         raise KeyProblem(key, f"{what} {value} is not divisible by {by}", hint)
     return value // by
+
+
+def strided_conv(in_ch: int, out_ch: int, stride: int, dilation: int, first_dilation: int,
+                 aa: str, groups: int = 1) -> Unit:
+    """A block's strided 3x3 unit; with ``aa`` the conv runs at stride 1 and a filter subsamples
+    after it (where timm puts one: a stride of 2, or the first block of a dilated stage)."""
+    from ..antialias import antialias
+
+    if aa == "none" or not (stride == 2 or first_dilation != dilation):
+        return Unit(layers.conv(in_ch, out_ch, 3, stride, first_dilation, groups=groups), out_ch)
+    return Unit(layers.conv(in_ch, out_ch, 3, 1, first_dilation, groups=groups), out_ch,
+                aa=antialias(aa, out_ch, stride))
 
 
 def planes(out_ch: int, expansion: int) -> int:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from .. import layers
-from .base import BlockParams, Unit, register_block
+from ..antialias import AAType
+from .base import BlockParams, Unit, register_block, strided_conv
 
 
 @register_block("basic")
 class Basic(BlockParams):
     type: Literal["basic"] = "basic"
     n_units = 2
+    aa: AAType = Field("none", description="anti-aliased downsampling of the strided conv: none, "
+                                           "avg or blur (resfam.antialias)")
 
     def units(self, in_ch, out_ch, stride, dilation, first_dilation, norm, act):
-        return [Unit(layers.conv(in_ch, out_ch, 3, stride, first_dilation), out_ch),
+        return [strided_conv(in_ch, out_ch, stride, dilation, first_dilation, self.aa),
                 Unit(layers.conv(out_ch, out_ch, 3, 1, dilation), out_ch)]

@@ -11,7 +11,8 @@ from typing import Literal
 from pydantic import Field
 
 from .. import layers
-from .base import BlockParams, KeyProblem, Unit, exact_div, planes, register_block
+from ..antialias import AAType
+from .base import BlockParams, KeyProblem, Unit, exact_div, planes, register_block, strided_conv
 
 
 @register_block("bottleneck")
@@ -23,6 +24,10 @@ class Bottleneck(BlockParams):
                                                   "(ResNeXt d; 128 for Wide ResNet-50-2)")
     stride_on: Literal["3x3", "1x1"] = Field("3x3", description="which conv strides: 3x3 "
                                              "(torchvision / 'pytorch' style) or first 1x1 ('caffe')")
+    aa: AAType = Field("none", description="anti-aliased downsampling of the strided 3x3: none, "
+                                           "avg or blur (resfam.antialias)")
+    reduce_first: int = Field(1, ge=1, description="the first 1x1 outputs inner width / this "
+                                                   "(SENet-154's 2; timm's block_reduce_first)")
 
     def mid_channels(self, out_ch: int) -> int:
         mid = planes(out_ch, self.expansion) * self.base_width * self.groups
@@ -32,14 +37,23 @@ class Bottleneck(BlockParams):
         return mid
 
     def check(self, in_ch, out_ch, stride):
+        if self.aa != "none" and self.stride_on == "1x1":
+            raise KeyProblem("aa", "anti-aliasing follows the strided 3x3, and this block strides "
+                             "its 1x1", "use stride_on: 3x3 with aa")
         mid = self.mid_channels(out_ch)
         if mid % self.groups:
             raise KeyProblem("groups", f"inner width {mid} is not divisible by groups={self.groups}",
                              "choose groups that divide the inner width")
+        first = exact_div(mid, self.reduce_first, "reduce_first", "inner width",
+                          "pick a reduce_first that divides the inner width")
+        if first % self.groups:
+            raise KeyProblem("reduce_first", f"the first 1x1's width {first} is not divisible by "
+                             f"groups={self.groups}", "lower reduce_first or groups")
 
     def units(self, in_ch, out_ch, stride, dilation, first_dilation, norm, act):
         mid = self.mid_channels(out_ch)
         s1, s3 = (stride, 1) if self.stride_on == "1x1" else (1, stride)
-        return [Unit(layers.conv(in_ch, mid, 1, s1), mid),
-                Unit(layers.conv(mid, mid, 3, s3, first_dilation, groups=self.groups), mid),
+        first = mid // self.reduce_first
+        return [Unit(layers.conv(in_ch, first, 1, s1), first),
+                strided_conv(first, mid, s3, dilation, first_dilation, self.aa, self.groups),
                 Unit(layers.conv(mid, out_ch, 1), out_ch)]

@@ -36,14 +36,15 @@ class ResidualBlock(nn.Module):
         self.act = layers.act(act)
         self.drop = nn.Dropout(params.dropout) if params.dropout > 0 else None
         self.n_units = len(units)
-        plan = []  # (conv name, norm name or None, act after, dropout after), walked by forward
+        self.aa = next((u.aa for u in units if u.aa is not None), None)  # timm's name
+        plan = []  # (conv name, norm name or None, act after, dropout after, aa after), for forward
         for i, unit in enumerate(units, start=1):
             inner = i < len(units)
             needs_norm = (inner and not unit.normed) or (not inner and placement.last_norm)
             setattr(self, f"conv{i}", unit.module)
             setattr(self, f"bn{i}", norms.norm(norm, unit.out_channels) if needs_norm else None)
             plan.append((f"conv{i}", f"bn{i}" if needs_norm else None, inner and not unit.normed,
-                         i == 1 and self.drop is not None))
+                         i == 1 and self.drop is not None, unit.aa is not None))
         # names, not module references: swaps such as SyncBatchNorm.convert_sync_batchnorm
         # replace entries of _modules, and forward sees them
         self._plan = tuple(plan)
@@ -71,7 +72,7 @@ class ResidualBlock(nn.Module):
         elif self.act0 is not None:  # iResNet (official code): F(relu x) + relu x
             x = self.act0(x)
             shortcut_in = out = x
-        for conv, bn, act, drop in self._plan:
+        for conv, bn, act, drop, aa in self._plan:
             out = mods[conv](out)
             if bn is not None:
                 out = mods[bn](out)
@@ -79,6 +80,8 @@ class ResidualBlock(nn.Module):
                 out = self.act(out)
             if drop:
                 out = self.drop(out)
+            if aa:
+                out = self.aa(out)
         if self.se is not None:
             out = self.se(out)
         if self._has_drop_path:
