@@ -42,10 +42,11 @@ class Weights:
 
 
 def _references(variant: str) -> list[str]:
-    """The libraries that build a bundled variant under its name (its spec's ``reference:``)."""
-    from .registry import get_spec
+    """The libraries that build a bundled variant under its name (its spec's ``reference:``);
+    none for a name that is not bundled (a user's spec)."""
+    from .registry import list_models
 
-    return get_spec(variant).model.reference
+    return [lib for lib in ("timm", "torchvision") if variant in list_models(reference=lib)]
 
 
 def _timm_weights(variant: str) -> list[Weights]:

@@ -110,6 +110,8 @@ def test_bad_pretrained_values(monkeypatch, pretrained, fragment):
 def test_a_variant_without_weights_lists_those_with():
     with pytest.raises(resfam.ResfamError, match=r"resnet20: no published weights.*resnet50d"):
         resfam.build("resnet20", pretrained=True)
+    with pytest.raises(resfam.ResfamError, match=r"mine: no published weights"):  # a user's spec
+        resfam.build({"name": "mine", "extends": "resnet18"}, pretrained=True)
     with_weights = resfam.list_models(pretrained=True)
     assert "resnet50" in with_weights and "iresnet50" not in with_weights and "resnet20" not in with_weights
     assert "torchvision:ResNet50_Weights.IMAGENET1K_V2" in resfam.list_pretrained("resnet50")
