@@ -44,8 +44,13 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 GIANTS = frozenset({"resnext101_32x16d", "resnext101_32x32d"})
 
 
-def device_for(name: str) -> str:
-    return "meta" if name in GIANTS else "cpu"
+def shape_device(name: str) -> str:
+    """Where a shape-only test builds ``name``: the meta device (shapes without arithmetic) for
+    the variants a library builds too, whose real forward tests/test_parity.py runs against it;
+    the CPU for the rest (resfam's own variants, hybrids)."""
+    import resfam
+
+    return "meta" if resfam.get_spec(name).model.reference or name in GIANTS else "cpu"
 
 
 HF_REVISION = "0123456789abcdef0123456789abcdef01234567"

@@ -5,7 +5,7 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 import resfam
-from conftest import device_for, randomize_norms
+from conftest import shape_device, randomize_norms
 
 ONE_PER_FAMILY = ["resnet18", "plain18", "resnetv2_50", "wrn_16_8", "resnext50_32x4d",
                   "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet"]
@@ -14,7 +14,7 @@ ONE_PER_FAMILY = ["resnet18", "plain18", "resnetv2_50", "wrn_16_8", "resnext50_3
 @pytest.mark.parametrize("name", resfam.list_models())
 def test_feature_info_matches_the_outputs(name):
     size = 32 if resfam.get_spec(name).input_size == 32 else 128
-    device = device_for(name)
+    device = shape_device(name)
     with torch.device(device):
         model = resfam.build(name, features_only=True).eval()
     with torch.no_grad():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import resfam
-from conftest import device_for
+from conftest import shape_device
 
 HEAVY = {"wide_resnet101_2", "resnext101_32x8d", "resnext101_64x4d", "iresnet200",
          "resnet1202", "preact_resnet1001", "resnetv2_152", "iresnet152", "resnet152"}
@@ -19,7 +19,7 @@ def test_stage_shapes(name):
     spec = resfam.get_spec(name)
     cifar = spec.input_size == 32
     size = 32 if cifar else 64  # shapes scale with the input: 64 keeps every stage >= 2x2
-    device = device_for(name)
+    device = shape_device(name)
     with torch.device(device):
         model = resfam.build(name).eval()
     seen = {}
