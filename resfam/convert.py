@@ -67,16 +67,28 @@ def unwrap(state: Mapping) -> dict[str, torch.Tensor]:
     return out
 
 
-# timm's ResNetV2 stem modules -> resfam's stem (a deep stem is one Sequential, conv1.0 ... .6)
-V2_STEM = {"conv": "conv1", "norm": "bn1", "conv1": "conv1.0", "norm1": "conv1.1",
-           "conv2": "conv1.3", "norm2": "conv1.4", "conv3": "conv1.6", "norm3": "bn1"}
+# a 3x3 deep stem (conv, norm, act, conv, norm, act, conv) is one Sequential in resfam; its norm
+# after the last conv, where there is one, is bn1. timm's resnetv2 names the norms normK, its
+# legacy SENet bnK: both map by (conv | norm, K)
+DEEP_STEM = {("conv", "1"): "conv1.0", ("norm", "1"): "conv1.1", ("conv", "2"): "conv1.3",
+             ("norm", "2"): "conv1.4", ("conv", "3"): "conv1.6", ("norm", "3"): "bn1"}
+SINGLE_STEM = {"conv": "conv1", "norm": "bn1"}  # timm resnetv2's stem.conv / stem.norm
 POOL_FIRST = ("avgpool_conv1x1", "maxpool_conv1x1")  # shortcuts whose conv is downsample.1
 
 
+def _deep_stem_key(kind: str, index: str, rest: str) -> str | None:
+    """resfam's name for a deep stem's ``conv{index}`` / norm ``{index}``; None if it has none."""
+    target = DEEP_STEM.get(("norm" if kind in ("norm", "bn") else kind, index))
+    return f"{target}.{rest}" if target else None
+
+
 def _v2_key(key: str, spec: Spec) -> str:
-    m = re.match(r"^stem\.([a-z]+\d?)\.(.*)$", key)
-    if m and m.group(1) in V2_STEM:
-        return f"{V2_STEM[m.group(1)]}.{m.group(2)}"
+    m = re.match(r"^stem\.(conv|norm)(\d?)\.(.*)$", key)
+    if m:
+        kind, index, rest = m.groups()
+        renamed = _deep_stem_key(kind, index, rest) if index else f"{SINGLE_STEM[kind]}.{rest}"
+        if renamed:
+            return renamed
     key = re.sub(r"^head\.fc\.", "fc.", key)
     m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", key)
     if m:
@@ -89,19 +101,17 @@ def _v2_key(key: str, spec: Spec) -> str:
     return key
 
 
-# the legacy SENet layout (timm's senet.py, from the original Caffe models): layer0 is the stem
-LEGACY_STEM_7x7 = {"conv1": "conv1", "bn1": "bn1"}
-LEGACY_STEM_3x3 = {"conv1": "conv1.0", "bn1": "conv1.1", "conv2": "conv1.3", "bn2": "conv1.4",
-                   "conv3": "conv1.6", "bn3": "bn1"}
-
-
 def _legacy_senet(state: dict) -> dict:
-    stem = LEGACY_STEM_3x3 if "layer0.conv3.weight" in state else LEGACY_STEM_7x7
+    """timm's senet.py (the original Caffe models' layout): ``layer0`` is the stem, a 7x7
+    ``conv1`` / ``bn1`` or a 3x3 deep stem (conv1..3, bn1..3)."""
+    deep = "layer0.conv3.weight" in state
     out = {}
     for key, value in state.items():
-        m = re.match(r"^layer0\.(conv\d|bn\d)\.(.*)$", key)
-        if m and m.group(1) in stem:
-            key = f"{stem[m.group(1)]}.{m.group(2)}"
+        m = re.match(r"^layer0\.(conv|bn)(\d)\.(.*)$", key)
+        if m:
+            kind, index, rest = m.groups()
+            key = _deep_stem_key(kind, index, rest) if deep else \
+                f"{SINGLE_STEM['norm' if kind == 'bn' else kind]}.{rest}"
         key = re.sub(r"\.se_module\.", ".se.", key)
         key = re.sub(r"^last_linear\.", "fc.", key)
         out[key] = value

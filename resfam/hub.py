@@ -41,16 +41,10 @@ class Weights:
         return f"{self.source}:{self.tag}"
 
 
-def _references(variant: str) -> list[str]:
-    """The libraries that build a bundled variant under its name (its spec's ``reference:``);
-    none for a name that is not bundled (a user's spec)."""
-    from .registry import list_models
-
-    return [lib for lib in ("timm", "torchvision") if variant in list_models(reference=lib)]
-
-
 def _timm_weights(variant: str) -> list[Weights]:
-    if "timm" not in _references(variant):
+    from .registry import references
+
+    if "timm" not in references(variant):
         return []
     import timm
 
@@ -62,7 +56,9 @@ def _timm_weights(variant: str) -> list[Weights]:
 
 
 def _torchvision_weights(variant: str) -> list[Weights]:
-    if "torchvision" not in _references(variant):
+    from .registry import references
+
+    if "torchvision" not in references(variant):
         return []
     import torchvision
 

@@ -287,12 +287,18 @@ def list_models(pattern: Union[str, Iterable[str]] = "*", family: Optional[str] 
     if reference is not None:
         if reference not in ("timm", "torchvision"):
             raise ArgumentError(f"reference must be 'timm' or 'torchvision', got {short_repr(reference)}")
-        names = [n for n in names if reference in _registered_spec(n).model.reference]
+        names = [n for n in names if reference in references(n)]
     if pretrained:
         from .hub import published
 
         names = [n for n in names if published(n)]
     return sorted(names)
+
+
+def references(name: str) -> list[str]:
+    """The libraries that build the bundled variant ``name`` under the same name (its spec's
+    ``reference:``); none for a name that is not bundled (a user's spec)."""
+    return list(_registered_spec(name).model.reference) if name in _catalog() else []
 
 
 def list_families() -> list[str]:
