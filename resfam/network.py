@@ -25,7 +25,7 @@ from .orders import placement
 from .shortcuts import build_shortcut
 from .size import check_size
 from .spec import Spec
-from .stems import build_stem
+from .stems import StemParams, build_stem
 
 
 class ResFamNet(nn.Module):
@@ -94,20 +94,24 @@ class ResFamNet(nn.Module):
             if net_stride * stride > output_stride:
                 dilation, stride = dilation * stride, 1
             net_stride *= stride
-            blocks = []
+            blocks = OrderedDict()
+            if plan.entry:  # a plain layer group opening the stage (stems.py presets)
+                entry = StemParams(type=plan.entry, width=plan.width)
+                blocks["entry"] = nn.Sequential(build_stem(entry, in_ch, norm, m.act))
+                in_ch, net_stride = plan.width, net_stride * entry.reduction
             for j in range(plan.depth):
                 s, cin = (stride, in_ch) if j == 0 else (1, plan.width)
-                blocks.append(ResidualBlock(
+                blocks[str(j)] = ResidualBlock(
                     plan.block, cin, plan.width, stride=s, dilation=dilation,
                     first_dilation=first_dilation if j == 0 else dilation,
                     placement=placement(m.order, j, plan.depth),
                     shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, dilation, norm,
                                             first_dilation if j == 0 else dilation),
                     merge=plan.merge, attn=build_attn(plan.attn, plan.width), norm=norm, act=m.act,
-                    drop_path=drop_path_rate * index / max(total - 1, 1)))
+                    drop_path=drop_path_rate * index / max(total - 1, 1))
                 index += 1
             name = f"layer{i + 1}"
-            self.add_module(name, nn.Sequential(*blocks))
+            self.add_module(name, nn.Sequential(blocks))
             self.stage_names.append(name)
             levels.append(dict(num_chs=plan.width, reduction=net_stride, module=name))
             in_ch = plan.width
@@ -123,7 +127,9 @@ class ResFamNet(nn.Module):
         else:
             self.norm = norms.norm(norm, in_ch) if m.head.norm else None
             self.final_act = layers.act(m.act) if m.head.norm else None
-            self.global_pool = nn.AdaptiveAvgPool2d(1)
+            self.global_pool = nn.AdaptiveAvgPool2d(1) if m.head.pool == "avg" else nn.Identity()
+            if m.head.pool == "flatten":  # the classifier sees every position
+                self.num_features = in_ch * self._flat_size(m.input_size)
             self.head_drop = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else nn.Identity()
             self.reset_classifier(self.num_classes)
         self.init_weights(args.zero_init_last)
@@ -131,6 +137,19 @@ class ResFamNet(nn.Module):
         # timm's preprocessing keys; resfam.build(pretrained=...) replaces them with the weights'
         self.pretrained_cfg = default_cfg(m.input_size, self.num_classes, self.in_chans)
         self.load_report = None
+
+    def _flat_size(self, input_size: int) -> int:
+        """Positions of the last feature map for a flatten head: one dry forward of the stem
+        and stages on a zero image (eval mode; on the meta device when sizing a spec)."""
+        device = next(self.parameters()).device
+        x = torch.zeros(1, self.in_chans, input_size, input_size, device=device)
+        was_training = self.training
+        nn.Module.train(self, False)
+        with torch.no_grad():
+            for name in self.stem_names + self.stage_names:
+                x = getattr(self, name)(x)
+        nn.Module.train(self, was_training)
+        return x.shape[-2] * x.shape[-1]
 
     @property
     def default_cfg(self) -> dict:  # timm's older name, read by some of its tools

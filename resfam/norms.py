@@ -6,6 +6,7 @@
 | ``syncbn`` | ``nn.SyncBatchNorm`` | multi-GPU training (statistics over all replicas; CUDA only in training) |
 | ``frozen_bn`` | ``torchvision.ops.FrozenBatchNorm2d`` | fine-tuning detectors: fixed statistics and affine terms |
 | ``gn`` | ``nn.GroupNorm(gcd(32, C), C)`` | small per-device batches (Wu & He 2018, 32 groups) |
+| ``none`` | ``nn.Identity`` | unnormalised nets: the signal-propagation and degradation studies (Brock et al. 2021) |
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ NORMS = {
     "syncbn": nn.SyncBatchNorm,
     "frozen_bn": _frozen,
     "gn": lambda c: nn.GroupNorm(math.gcd(32, c), c),
+    "none": lambda c: nn.Identity(),
 }
 BATCH_NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm)
 

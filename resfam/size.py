@@ -55,8 +55,8 @@ def part_bytes(spec: "Spec", args: "BuildArgs") -> dict[str, int]:
     out = {name: _nbytes(child) for name, child in net.named_children()}
     for i, plan in enumerate(spec.stages):
         if plan.depth > KEPT:
-            stage = getattr(net, f"layer{i + 1}")
-            out[f"layer{i + 1}"] += (plan.depth - KEPT) * _nbytes(stage[2])
+            third = getattr(net, f"layer{i + 1}").get_submodule("2")  # by name: an entry comes first
+            out[f"layer{i + 1}"] += (plan.depth - KEPT) * _nbytes(third)
     return out
 
 

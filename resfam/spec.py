@@ -23,7 +23,7 @@ from .norms import NORMS
 from .merges import MergeParams
 from .orders import ORDERS
 from .shortcuts import ShortcutParams
-from .stems import StemParams
+from .stems import PRESETS as STEM_PRESETS, StemParams
 
 
 class _Model(BaseModel):
@@ -35,6 +35,10 @@ class StagesParams(_Model):
     width: list[int] = Field(min_length=1, description="output channels per stage")
     stride: list[Literal[1, 2]] = Field(min_length=1, description="stride of each stage's "
                                                                   "first block")
+    entry: Optional[list[Optional[Literal[tuple(STEM_PRESETS)]]]] = Field(
+        None, description="a plain stem-like layer group (a stem preset, e.g. lenet) that opens "
+                          "a stage and changes its width, before the stage's blocks; null: none "
+                          "(the seeds' MNIST ResNet: conv 5x5 + max-pool between stages)")
 
 
 class HeadParams(_Model):
@@ -42,6 +46,9 @@ class HeadParams(_Model):
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the classifier")
     norm: bool = Field(False, description="norm + act on the last stage's output before pooling "
                                           "(pre-activation nets)")
+    pool: Literal["avg", "flatten"] = Field("avg", description="global average pool, or flatten "
+                                            "the last feature map (a fixed input_size; LeNet-style "
+                                            "heads)")
 
 
 class Reported(_Model):
@@ -94,6 +101,7 @@ class StagePlan:
     depth: int
     width: int
     stride: int
+    entry: Optional[str]
     block: BlockParams
     shortcut: ShortcutParams
     merge: MergeParams
@@ -218,8 +226,8 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
         raise _from_validation(err, SpecModel) from None
     st = model.stages
     n = len(st.depth)
-    for key in ("width", "stride"):
-        if len(getattr(st, key)) != n:
+    for key in ("width", "stride", "entry"):
+        if getattr(st, key) is not None and len(getattr(st, key)) != n:
             raise SpecError(f"has {len(getattr(st, key))} entries but stages.depth has {n}",
                             key=f"stages.{key}", hint="every per-stage list needs one entry per stage")
     for i, d in enumerate(st.depth):
@@ -241,6 +249,9 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
     plans = []
     for i in range(n):
         b, s, m, a = blocks[i], shortcuts[i], merges[i], attns[i]
+        entry = st.entry[i] if st.entry else None
+        if entry:  # the entry already brings the input to the stage's width
+            in_ch = st.width[i]
         if model.order not in b.orders:
             raise SpecError(f"block type {b.type!r} does not support order {model.order!r}",
                             key="order", hint=f"supported: {', '.join(b.orders)}")
@@ -255,6 +266,6 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
                     params.check(cin, st.width[i], stride)
                 except KeyProblem as p:
                     raise SpecError(p.message, key=f"{section}.{p.key}", hint=p.hint) from None
-        plans.append(StagePlan(st.depth[i], st.width[i], st.stride[i], b, s, m, a))
+        plans.append(StagePlan(st.depth[i], st.width[i], st.stride[i], entry, b, s, m, a))
         in_ch = st.width[i]
     return model, tuple(plans)

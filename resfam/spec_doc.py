@@ -23,6 +23,9 @@ def _type(ann) -> str:
     if origin is Union:
         return " or ".join(_type(a) for a in args if a is not type(None)) + " (optional)"
     if origin in (list, collections.abc.Sequence):
+        item = get_args(args[0]) if get_origin(args[0]) is Union else ()
+        if type(None) in item:  # entries may be null
+            return f"list of {' or '.join(_type(a) for a in item if a is not type(None))} or null"
         return f"list of {_type(args[0])}"
     if origin is dict or ann is dict:
         return "mapping"

@@ -53,6 +53,15 @@ def shape_device(name: str) -> str:
     return "meta" if resfam.get_spec(name).model.reference or name in GIANTS else "cpu"
 
 
+def same_padded_models() -> list[str]:
+    """Every bundled variant whose feature maps are the input divided by their stride: all but
+    the LeNet-style nets, whose unpadded 5x5 convs cut the border (tests/test_mnist_net.py checks
+    those against an independent reference)."""
+    import resfam
+
+    return [n for n in resfam.list_models() if resfam.get_spec(n).stem.type != "lenet"]
+
+
 HF_REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 

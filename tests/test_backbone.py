@@ -5,13 +5,13 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 import resfam
-from conftest import shape_device, randomize_norms
+from conftest import randomize_norms, same_padded_models, shape_device
 
 ONE_PER_FAMILY = ["resnet18", "plain18", "resnetv2_50", "wrn_16_8", "resnext50_32x4d",
                   "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet"]
 
 
-@pytest.mark.parametrize("name", resfam.list_models())
+@pytest.mark.parametrize("name", same_padded_models())
 def test_feature_info_matches_the_outputs(name):
     size = 32 if resfam.get_spec(name).input_size == 32 else 128
     device = shape_device(name)

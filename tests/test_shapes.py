@@ -4,14 +4,14 @@ import pytest
 import torch
 
 import resfam
-from conftest import shape_device
+from conftest import same_padded_models, shape_device
 
 HEAVY = {"wide_resnet101_2", "resnext101_32x8d", "resnext101_64x4d", "iresnet200",
          "resnet1202", "preact_resnet1001", "resnetv2_152", "iresnet152", "resnet152"}
 
 
 def _params():
-    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in resfam.list_models()]
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in same_padded_models()]
 
 
 @pytest.mark.parametrize("name", _params())
