@@ -18,6 +18,8 @@ from .norms import freeze_batch_norm
 from .pretrained import LoadReport, load_pretrained
 from .registry import get_spec, list_families, list_models
 from .spec import Spec
+from .trainability.probe import probe
+from .trainability.train import train
 from . import detection  # noqa: E402  (resfam.detection.torchvision_fpn_backbone)
 from .integrations import timm_registry as _timm_registry
 
@@ -29,4 +31,4 @@ __all__ = ["ArgumentError", "BuildArgumentError", "CheckpointError", "LoadReport
            "SpecError", "UnknownModelError", "build", "compare", "convert_state_dict", "detection",
            "data_config", "freeze_batch_norm", "get_spec", "list_families", "list_models",
            "list_pretrained", "load_pretrained",
-           "optimize_for_inference", "prepare_finetune"]
+           "optimize_for_inference", "prepare_finetune", "probe", "train"]

@@ -54,12 +54,11 @@ class ResidualBlock(nn.Module):
                      if merge.type == "gate" else None)
         self.bn_out = norms.norm(norm, out_ch) if placement.merge_norm else None
         self.drop_path = layers.drop_path(drop_path)
-        self._has_drop_path = drop_path > 0
 
     def last_norm_or_conv(self) -> nn.Module:
         """The module whose weight ``zero_init_last`` zeroes (Goyal et al. 2017, Sec. 5.1)."""
         bn = getattr(self, f"bn{self.n_units}")
-        return bn if bn is not None else getattr(self, f"conv{self.n_units}")
+        return bn if norms.is_norm(bn) else getattr(self, f"conv{self.n_units}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mods = self._modules
@@ -84,8 +83,7 @@ class ResidualBlock(nn.Module):
                 out = self.aa(out)
         if self.se is not None:
             out = self.se(out)
-        if self._has_drop_path:
-            out = self.drop_path(out)
+        out = self.drop_path(out)  # always called: its output is the branch F(x) (resfam.probe hooks it)
         if self.merge_type != "none":
             carry = shortcut_in if self.downsample is None else self.downsample(shortcut_in)
             if self.gate is not None:

@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
         if "unrecognized arguments:" in message:
             bad = message.split(":", 1)[1].split()[0].split("=")[0]
             hint = did_you_mean(bad, [o for a in self._actions for o in a.option_strings])
-        self.exit(2, f"resfam-compare: error: {message}{' (' + hint + ')' if hint else ''}\n")
+        self.exit(2, f"{self.prog}: error: {message}{' (' + hint + ')' if hint else ''}\n")
 
 
 def _int_at_least(low: int):

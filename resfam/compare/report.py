@@ -66,21 +66,27 @@ def header_lines(meta: dict) -> list[str]:
 
 
 def render(rows: list[dict], fmt: str, meta: dict) -> str:
+    return render_rows(rows, COLUMNS, fmt, meta, header_lines(meta), FIELDS, _cell)
+
+
+def render_rows(rows: list[dict], columns: list[tuple[str, str]], fmt: str, meta: dict,
+                header: list[str], fields: Optional[list[str]] = None, cell=None) -> str:
+    """``rows`` as json (with ``meta``), csv (every field present, ``fields`` order), or an
+    aligned / markdown table of the ``columns`` any row has, under the ``header`` lines."""
     if fmt == "json":
         return json.dumps({"meta": meta, "rows": rows}, indent=2, default=str) + "\n"
-    keys = [k for k, _ in COLUMNS if any(r.get(k) not in (None, "") for r in rows)]
+    keys = [k for k, _ in columns if any(r.get(k) not in (None, "") for r in rows)]
     if fmt == "csv":
-        extra = [k for k in FIELDS if k not in keys and any(r.get(k) is not None for r in rows)]
+        extra = [k for k in (fields or []) if k not in keys and any(r.get(k) is not None for r in rows)]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=keys + extra, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return buf.getvalue()
-    headers = [h for k, h in COLUMNS if k in keys]
-    body = [[_cell(k, r.get(k)) for k in keys] for r in rows]
+    cell = cell or (lambda key, value: "" if value is None else value)
+    headers = [h for k, h in columns if k in keys]
+    body = [[cell(k, r.get(k)) for k in keys] for r in rows]
     style = "github" if fmt == "markdown" else "simple"
-    lines = header_lines(meta)
-    if fmt == "markdown":
-        lines = [f"_{line}_" for line in lines]
+    lines = [f"_{line}_" for line in header] if fmt == "markdown" else list(header)
     return "\n".join(lines) + "\n\n" + tabulate(body, headers=headers, tablefmt=style,
                                                 disable_numparse=True) + "\n"

@@ -1,0 +1,1 @@
+"""Trainability: signal propagation at initialisation (probe) and short training studies (train)."""

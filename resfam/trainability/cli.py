@@ -1,0 +1,212 @@
+"""``resfam-probe`` and ``resfam-train``: the command-line faces of :func:`resfam.probe` and
+:func:`resfam.train`. Exit codes as resfam-compare: 0 done, 2 a usage error (one line, no
+traceback), 130 interrupted (what was finished is kept)."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional, Sequence
+
+from ..compare import report
+from ..compare.cli import _check_writable, _int_at_least, _Parser, plot_path
+from ..errors import ResfamError
+
+FORMATS = ["table", "csv", "json", "markdown"]
+BLOCK_COLUMNS = [("model", "model"), ("block", "block"), ("stage", "stage"),
+                 ("avg_sq_mean", "avg ch sq mean"), ("avg_var", "avg ch var"),
+                 ("branch_var", "branch var"), ("gate_mean", "gate mean")]
+GRAD_COLUMNS = [("model", "model"), ("part", "part"), ("grad_norm", "grad norm"), ("grad_rms", "grad RMS")]
+SUMMARY_COLUMNS = [("model", "model"), ("params", "params"), ("seeds", "seeds"), ("epochs", "epochs"),
+                   ("train_err", "train err %"), ("train_err_sd", "±"), ("test_err", "test err %"),
+                   ("test_err_sd", "±"), ("best_test_err", "best test err %"),
+                   ("seconds", "s per run"), ("images_per_s", "img/s")]
+
+
+def _fmt(key, value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if key in ("avg_sq_mean", "avg_var", "branch_var", "gate_mean",
+                                         "grad_norm", "grad_rms") else f"{value:.2f}"
+    return value
+
+
+def _common(p) -> None:
+    p.add_argument("models", nargs="+", help="names, fnmatch patterns ('plain*') or spec files")
+    p.add_argument("--img-size", type=_int_at_least(8), default=None,
+                   help="input side (default: each model's native size)")
+    p.add_argument("--norm", default=None, help="override every model's norm: bn, gn, none, ...")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: cuda if present)")
+    p.add_argument("--format", default="table", choices=FORMATS)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ResfamError(f"--device {name}: not a device (cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ResfamError(f"--device {name}: CUDA is not available on this machine")
+    return name
+
+
+def probe_parser() -> _Parser:
+    p = _Parser(prog="resfam-probe", allow_abbrev=False, description="Signal propagation at "
+                "initialisation: per-block output and residual-branch statistics (Brock et al. "
+                "2021) and per-stage gradient norms, for a standard-normal batch.")
+    _common(p)
+    p.add_argument("--batch-size", type=_int_at_least(2), default=64)
+    p.add_argument("--seed", type=_int_at_least(0), default=0)
+    p.add_argument("--zero-init-last", action="store_true", help="zero each branch's last norm")
+    p.add_argument("--output", help="write the report to this file instead of stdout")
+    p.add_argument("--plot", help="signal propagation plots: .png, .pdf or .svg")
+    return p
+
+
+def probe_main(argv: Optional[Sequence[str]] = None) -> int:
+    from .probe import probe
+
+    args = probe_parser().parse_args(argv)
+    try:
+        kwargs = {"norm_layer": args.norm} if args.norm else {}
+        if args.zero_init_last:
+            kwargs["zero_init_last"] = True
+        if args.output:
+            _check_writable(args.output, "--output")
+        if args.plot:
+            args.plot = plot_path(args.plot)
+            _check_writable(args.plot, "--plot")
+            from ..compare.plot import require_matplotlib
+
+            require_matplotlib()
+        result = probe(args.models, batch_size=args.batch_size, img_size=args.img_size,
+                       seed=args.seed, device=_device(args.device), **kwargs)
+    except ResfamError as e:
+        print(f"resfam-probe: error: {e}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        import json
+
+        text = json.dumps({"meta": result.meta, "blocks": result.blocks, "grads": result.grads}, indent=2) + "\n"
+    elif args.format == "csv":
+        rows = [dict(kind="block", **r) for r in result.blocks] + [dict(kind="grad", **r) for r in result.grads]
+        fields = ["kind", *dict.fromkeys(k for r in rows for k in r if k != "kind")]
+        text = report.render_rows(rows, [(f, f) for f in fields], "csv", result.meta, [])
+    else:
+        head = [f"resfam-probe | torch {result.meta['torch']} | {result.meta['device']} | batch "
+                f"{result.meta['batch_size']} of N(0, 1) | seed {result.meta['seed']} | training mode",
+                "per block: channel statistics over batch and positions, averaged over channels"]
+        text = report.render_rows(result.blocks, BLOCK_COLUMNS, args.format, result.meta, head, cell=_fmt)
+        text += "\n" + report.render_rows(result.grads, GRAD_COLUMNS, args.format, result.meta,
+                                          ["gradient of cross-entropy on random labels, per part"], cell=_fmt)
+    _emit(text, args.output, "resfam-probe", f"{len(result.blocks)} block rows")
+    if args.plot:
+        from .plot import plot_probe
+
+        plot_probe(result.blocks, result.grads, args.plot)
+        print(f"resfam-probe: wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _emit(text: str, output: Optional[str], prog: str, what: str) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"{prog}: wrote {what} to {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def train_parser() -> _Parser:
+    p = _Parser(prog="resfam-train", allow_abbrev=False, description="Short, reproducible "
+                "training studies: every model, every seed, one recipe; per-epoch training and "
+                "test error, a summary, and a plot in the style of He et al. 2016, Fig. 6.")
+    _common(p)
+    p.add_argument("--data", default="mnist5k", help="mnist5k, digits, cifar10:ROOT, cifar100:ROOT, "
+                   "folder:ROOT (default: mnist5k)")
+    p.add_argument("--epochs", type=_int_at_least(1), default=10)
+    p.add_argument("--seeds", type=_int_at_least(1), default=1, help="runs per model, seeds 0..N-1")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=128, help="global batch")
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
+    p.add_argument("--warmup-epochs", type=float, default=0.0)
+    p.add_argument("--augment", default="auto", choices=["auto", "none", "crop", "crop-flip"])
+    p.add_argument("--zero-init-last", action="store_true", help="zero each residual branch's "
+                   "last norm (or conv, without norms)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU)")
+    p.add_argument("--distribute", default="ddp", choices=["ddp", "runs"], help="under torchrun: "
+                   "DDP for every run, or whole runs dealt out to the processes")
+    p.add_argument("--out", default="resfam-train", help="folder for checkpoints and results")
+    p.add_argument("--resume", action="store_true", help="continue the study in --out")
+    p.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
+    p.add_argument("--no-plot", action="store_true", help="skip curves.png")
+    return p
+
+
+def train_main(argv: Optional[Sequence[str]] = None) -> int:
+    import torch
+
+    from .train import EPOCH_FIELDS, train
+
+    args = train_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank = int(os.environ.get("RANK", "0"))
+
+    def progress(row: dict) -> None:
+        if rank == 0 or args.distribute == "runs":
+            print(f"resfam-train: {row['model']} seed {row['seed']} epoch {row['epoch']}: train err "
+                  f"{row['train_err']:.2f}% loss {row['train_loss']:.4f}, test err {row['test_err']:.2f}% "
+                  f"({row['seconds']:.1f} s)", file=sys.stderr, flush=True)
+
+    try:
+        if not args.no_plot:
+            from ..compare.plot import require_matplotlib
+
+            require_matplotlib()
+        study = train(args.models, seeds=args.seeds, out=args.out, resume=args.resume,
+                      device=_device(args.device), on_epoch=progress, data=args.data,
+                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      momentum=args.momentum, weight_decay=args.weight_decay,
+                      schedule=args.schedule, warmup_epochs=args.warmup_epochs,
+                      augment=args.augment, img_size=args.img_size, norm_layer=args.norm,
+                      zero_init_last=args.zero_init_last,
+                      amp=args.amp, distribute=args.distribute)
+    except ResfamError as e:
+        print(f"resfam-train: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nresfam-train: interrupted; finished epochs are in {args.out}/runs (--resume "
+              "continues)", file=sys.stderr)
+        return 130
+    if rank != 0:
+        return 0
+    columns = [(f, f) for f in EPOCH_FIELDS]
+    for name, rows, cols in (("epochs", study.epochs, columns), ("summary", study.summary, SUMMARY_COLUMNS)):
+        for fmt in ("csv", "json"):
+            with open(os.path.join(args.out, f"{name}.{fmt}"), "w", encoding="utf-8") as f:
+                f.write(report.render_rows(rows, cols, fmt, study.meta, []))
+    if not args.no_plot:
+        from .plot import plot_curves
+
+        plot_curves(study.epochs, os.path.join(args.out, "curves.png"),
+                    f"{study.meta['data']}, {study.meta['epochs']} epochs, {len(study.meta['seeds'])} seed(s)")
+    m = study.meta
+    head = [f"resfam-train | torch {m['torch']} | {m['device']} x {m['processes']} | {m['data']} | "
+            f"{m['epochs']} epochs | batch {m['batch_size']} | lr {m['lr']} {m['schedule']} | "
+            f"seeds {len(m['seeds'])}", "errors: final epoch, mean ± standard deviation over seeds"]
+    text = report.render_rows(study.summary, SUMMARY_COLUMNS, args.format, m, head, cell=_fmt)
+    sys.stdout.write(text)
+    print(f"resfam-train: wrote epochs.csv/json, summary.csv/json{'' if args.no_plot else ', curves.png'} "
+          f"to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(train_main())
