@@ -252,6 +252,9 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
         entry = st.entry[i] if st.entry else None
         if entry:  # the entry already brings the input to the stage's width
             in_ch = st.width[i]
+        if b.act_last and model.order != "post":
+            raise SpecError("act_last needs order 'post' (the other orders end the branch in a "
+                            "conv)", key="block.act_last", hint="remove it, or use order: post")
         if model.order not in b.orders:
             raise SpecError(f"block type {b.type!r} does not support order {model.order!r}",
                             key="order", hint=f"supported: {', '.join(b.orders)}")

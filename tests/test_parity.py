@@ -39,8 +39,6 @@ NOT_YET = {
                     "split attention (ResNeSt)"),
     **dict.fromkeys(["skresnet18", "skresnet34", "skresnet50", "skresnet50d",
                      "skresnext50_32x4d"], "selective kernel convolution (SKNet)"),
-    **dict.fromkeys(["legacy_seresnet18", "legacy_seresnet34"],
-                    "the legacy SE basic block's ReLU between its last BN and the SE module"),
 }
 
 

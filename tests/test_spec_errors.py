@@ -56,6 +56,10 @@ CASES = {
                            "'bottleneck'"),
     "plain needs no merge": (BASE + "    shortcut: {type: none}\n", "merge.type", "merge: {type: none}"),
     "missing parent": ("extends: resnet5O\nname: mynet\n", "extends", "'resnet50'"),
+    "act_last outside post order": (BASE.replace("groups: 1", "groups: 1, act_last: true") +
+                                    "    order: pre\n", "block.act_last", "use order: post"),
+    "entry per stage": (BASE.replace("stride: [1, 2]", "stride: [1, 2], entry: [lenet]"),
+                        "stages.entry", "stages.depth has 2"),
 }
 
 

@@ -47,6 +47,9 @@ class BlockParams(BaseModel):
     dropout: float = Field(0.0, ge=0.0, lt=1.0,
                            description="dropout after the first unit's activation "
                                        "(WRN: 'between convolutions and after ReLU')")
+    act_last: bool = Field(False, description="order post: an activation after the last norm too, "
+                                              "before attention and the merge (the original "
+                                              "SE-ResNet-18/34, timm's legacy_seresnet18/34)")
 
     def check(self, in_ch: int, out_ch: int, stride: int) -> None:
         """Raise :class:`KeyProblem` when the widths do not work out."""

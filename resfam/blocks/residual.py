@@ -43,7 +43,8 @@ class ResidualBlock(nn.Module):
             needs_norm = (inner and not unit.normed) or (not inner and placement.last_norm)
             setattr(self, f"conv{i}", unit.module)
             setattr(self, f"bn{i}", norms.norm(norm, unit.out_channels) if needs_norm else None)
-            plan.append((f"conv{i}", f"bn{i}" if needs_norm else None, inner and not unit.normed,
+            act_after = (inner or (params.act_last and placement.last_norm)) and not unit.normed
+            plan.append((f"conv{i}", f"bn{i}" if needs_norm else None, act_after,
                          i == 1 and self.drop is not None, unit.aa is not None))
         # names, not module references: swaps such as SyncBatchNorm.convert_sync_batchnorm
         # replace entries of _modules, and forward sees them
