@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-ACTS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+ACTS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU,
+        "identity": nn.Identity}  # identity: the norm applies its own (norms.NormAct)
 
 
 def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: int = 1,

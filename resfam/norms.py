@@ -7,6 +7,8 @@
 | ``frozen_bn`` | ``torchvision.ops.FrozenBatchNorm2d`` | fine-tuning detectors: fixed statistics and affine terms |
 | ``gn`` | ``nn.GroupNorm(gcd(32, C), C)`` | small per-device batches (Wu & He 2018, 32 groups) |
 | ``none`` | ``nn.Identity`` | unnormalised nets: the signal-propagation and degradation studies (Brock et al. 2021) |
+| ``evonorm_s0`` | :class:`EvoNormS0` (norm *and* activation: use ``act: identity``) | batch-independent (Liu et al. 2020) |
+| ``frn`` | :class:`FilterResponseNorm` with TLU (norm *and* activation: ``act: identity``) | batch-independent (Singh & Krishnan 2020) |
 """
 from __future__ import annotations
 
@@ -14,6 +16,51 @@ import math
 
 import torch
 from torch import nn
+
+
+class NormAct(nn.Module):
+    """A layer that normalises and applies its own non-linearity (the spec's ``act`` is then
+    ``identity``); per-channel ``weight`` and ``bias`` as a norm's."""
+
+    def __init__(self, channels: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def affine(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class EvoNormS0(NormAct):
+    """EvoNorm-S0 (Liu et al. 2020, "Evolving Normalization-Activation Layers", Table 1):
+    ``y = x * sigmoid(v * x) / sqrt(group_var(x) + eps) * gamma + beta``, the variance over
+    each of 32 channel groups and the positions of one sample (as GroupNorm's)."""
+
+    def __init__(self, channels: int, groups: int = 32, eps: float = 1e-5):
+        super().__init__(channels, eps)
+        self.groups = groups
+        self.v = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        grouped = x.reshape(n, self.groups, c // self.groups, h, w)
+        std = (grouped.var(dim=(2, 3, 4), unbiased=False, keepdim=True) + self.eps).sqrt()
+        std = std.expand(grouped.shape).reshape(n, c, h, w)
+        return self.affine(x * torch.sigmoid(x * self.v.view(1, -1, 1, 1)) / std)
+
+
+class FilterResponseNorm(NormAct):
+    """Filter Response Normalisation with its thresholded linear unit (Singh & Krishnan 2020,
+    Eq. (1)-(3)): ``y = max(gamma * x / sqrt(mean_hw(x^2) + eps) + beta, tau)``."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__(channels, eps)
+        self.tau = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * torch.rsqrt(x.square().mean(dim=(2, 3), keepdim=True) + self.eps)
+        return torch.maximum(self.affine(x), self.tau.view(1, -1, 1, 1))
 
 
 def _frozen(channels: int) -> nn.Module:
@@ -28,6 +75,8 @@ NORMS = {
     "frozen_bn": _frozen,
     "gn": lambda c: nn.GroupNorm(math.gcd(32, c), c),
     "none": lambda c: nn.Identity(),
+    "evonorm_s0": EvoNormS0,
+    "frn": FilterResponseNorm,
 }
 BATCH_NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm)
 
@@ -39,7 +88,7 @@ def norm(kind: str, channels: int) -> nn.Module:
 def is_norm(module: nn.Module) -> bool:
     from torchvision.ops import FrozenBatchNorm2d
 
-    return isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, FrozenBatchNorm2d))
+    return isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, FrozenBatchNorm2d, NormAct))
 
 
 def freeze_batch_norm(module: nn.Module) -> nn.Module:

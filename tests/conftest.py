@@ -20,7 +20,8 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="fvcore")
 
 
 def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every BatchNorm non-trivial statistics and affine terms (GroupNorm: affine terms),
+    """Give every BatchNorm non-trivial statistics and affine terms (GroupNorm and norm-activation
+    layers: their per-channel parameters),
     so a norm mapped to the wrong place changes the output (random-init BN is the identity in
     eval mode)."""
     g = torch.Generator().manual_seed(seed)
@@ -36,6 +37,14 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 n = m.num_channels
                 m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+            elif not isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                # norm-activation layers (EvoNorm's weight / bias / v, FRN's tau): every
+                # per-channel parameter, scales near 1 and offsets near 0
+                for name, p in m.named_parameters(recurse=False):
+                    if p.dim() == 1:
+                        scale = name in ("weight", "v")
+                        p.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.5 if scale
+                                else torch.randn(p.shape, generator=g) * 0.1)
     return model
 
 
