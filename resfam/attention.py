@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from .blocks.base import KeyProblem
+from .layers import reduced_channels
 
 ATTN_TYPES = ("none", "se", "eca")
 
@@ -43,11 +44,6 @@ class AttnParams(BaseModel):
         if self.type == "eca" and self.kernel_size is not None and self.kernel_size % 2 == 0:
             raise KeyProblem("kernel_size", f"an eca kernel must be odd, got {self.kernel_size}",
                              "use an odd kernel_size, or leave it out")
-
-
-def reduced_channels(channels: int, ratio: float, divisor: int) -> int:
-    """``channels * ratio`` to the nearest multiple of ``divisor``, at least ``divisor``."""
-    return max(divisor, int(channels * ratio + divisor / 2) // divisor * divisor)
 
 
 class SqueezeExcite(nn.Module):

@@ -14,6 +14,7 @@ torchvision and timm's ``resnet.py`` (v1, ResNeXt, Wide) already share resfam's 
 | timm senet (legacy SENet) | ``layer0.conv1`` / ``bn1`` (7x7 stem) | ``conv1`` / ``bn1`` |
 | timm senet (legacy SENet) | ``layer0.conv1..3`` / ``bn1..3`` (3x3 stem) | ``conv1.0 / .3 / .6`` / ``conv1.1 / .4``, ``bn1`` |
 | timm senet (legacy SENet) | ``...se_module``, ``last_linear`` | ``...se``, ``fc`` |
+| timm sknet | ``layerI.J.convK.conv`` / ``.bn`` (conv-norm-act units) | ``layerI.J.convK`` / ``bnK`` |
 """
 from __future__ import annotations
 
@@ -138,6 +139,7 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
     last = {f"layer{i + 1}": p.depth - 1 for i, p in enumerate(spec.stages)}
     for key, value in state.items():
         key = re.sub(r"^(layer\d+\.\d+)\.(convs|bns)\.", r"\1.conv2.\2.", key)
+        key = re.sub(r"^(layer\d+\.\d+)\.conv(\d)\.(conv|bn)\.", r"\1.\3\2.", key)  # sknet
         m = re.match(r"^(layer\d+)\.(\d+)\.bn(\d+)\.(.*)$", key)
         if spec.order == "iresnet" and m and int(m.group(2)) == last.get(m.group(1)) \
                 and int(m.group(3)) == spec.stages[int(m.group(1)[5:]) - 1].block.n_units:

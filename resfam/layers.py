@@ -27,3 +27,11 @@ def drop_path(p: float) -> nn.Module:
     from torchvision.ops import StochasticDepth  # imported only when used
 
     return StochasticDepth(p, mode="row")
+
+
+def reduced_channels(channels: int, ratio: float, divisor: int) -> int:
+    """``channels * ratio`` to the nearest multiple of ``divisor``, at least ``divisor``, and one
+    multiple more where rounding lost over 10% (timm's ``make_divisible``)."""
+    wanted = channels * ratio
+    out = max(divisor, int(wanted + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * wanted else out

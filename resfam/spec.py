@@ -255,9 +255,9 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
         if b.act_last and model.order != "post":
             raise SpecError("act_last needs order 'post' (the other orders end the branch in a "
                             "conv)", key="block.act_last", hint="remove it, or use order: post")
-        if model.order not in b.orders:
+        if not b.supports(model.order):
             raise SpecError(f"block type {b.type!r} does not support order {model.order!r}",
-                            key="order", hint=f"supported: {', '.join(b.orders)}")
+                            key="order", hint=f"supported: {', '.join(o for o in ORDERS if b.supports(o))}")
         if (s.type == "none") != (m.type == "none"):
             raise SpecError("a block without a shortcut has nothing to merge, and a merge needs a "
                             "shortcut", key="merge.type",

@@ -13,6 +13,7 @@ from .build_args import BuildArgs
 from .merges import MergeParams
 from .shortcuts import ShortcutParams
 from .spec import HeadParams, Reported, SpecModel, StagesParams
+from .selective_kernel import SKParams
 from .stems import PRESETS, StemParams
 
 
@@ -72,7 +73,8 @@ def reference_markdown() -> str:
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         orders = ", ".join(cls.orders)
         parts += [f"### `type: {name}`", "", f"Orders: {orders}. {doc}".strip(), "", _table(cls), ""]
-    parts += ["## `shortcut`", "", _table(ShortcutParams), "",
+    parts += ["### `block.sk` (basic, bottleneck)", "", _table(SKParams), "",
+              "## `shortcut`", "", _table(ShortcutParams), "",
               "## `merge`", "", _table(MergeParams), "",
               "## `head`", "", _table(HeadParams), "",
               "## `reported`", "", _table(Reported), "",

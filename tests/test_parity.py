@@ -36,8 +36,6 @@ NOT_YET = {
     **dict.fromkeys(["resnest14d", "resnest26d", "resnest50d", "resnest50d_1s4x24d",
                      "resnest50d_4s2x40d", "resnest101e", "resnest200e", "resnest269e"],
                     "split attention (ResNeSt)"),
-    **dict.fromkeys(["skresnet18", "skresnet34", "skresnet50", "skresnet50d",
-                     "skresnext50_32x4d"], "selective kernel convolution (SKNet)"),
 }
 
 

@@ -58,6 +58,12 @@ CASES = {
     "missing parent": ("extends: resnet5O\nname: mynet\n", "extends", "'resnet50'"),
     "act_last outside post order": (BASE.replace("groups: 1", "groups: 1, act_last: true") +
                                     "    order: pre\n", "block.act_last", "use order: post"),
+    "selective kernel with anti-aliasing": (BASE.replace("groups: 1", "groups: 1, aa: avg, sk: {}"),
+                                            "block.sk", "cannot take an anti-aliasing filter"),
+    "selective kernel outside post order": (BASE.replace("groups: 1", "groups: 1, sk: {}") +
+                                            "    order: pre\n", "order", "supported: post"),
+    "selective kernel split": (BASE.replace("groups: 1", "groups: 1, sk: {paths: 3}"),
+                               "block.sk.split_input", "does not split into 3 paths"),
     "entry per stage": (BASE.replace("stride: [1, 2]", "stride: [1, 2], entry: [lenet]"),
                         "stages.entry", "stages.depth has 2"),
 }

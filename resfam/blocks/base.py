@@ -36,6 +36,18 @@ class Unit(NamedTuple):
     aa: Optional[nn.Module] = None
 
 
+def check_sk(params, sk_in: int) -> None:
+    """A selective kernel conv brings its own paths: no anti-aliasing filter after it, and a
+    split input must divide among them."""
+    sk = params.sk
+    if sk is not None and params.aa != "none":
+        raise KeyProblem("sk", "a selective kernel conv cannot take an anti-aliasing filter",
+                         "drop aa, or sk")
+    if sk is not None and sk.split_input and sk_in % sk.paths:
+        raise KeyProblem("sk.split_input", f"its input width {sk_in} does not split into "
+                         f"{sk.paths} paths", "use split_input: false, or another number of paths")
+
+
 class BlockParams(BaseModel):
     """Keys every block type accepts."""
 
@@ -53,6 +65,10 @@ class BlockParams(BaseModel):
 
     def check(self, in_ch: int, out_ch: int, stride: int) -> None:
         """Raise :class:`KeyProblem` when the widths do not work out."""
+
+    def supports(self, order: str) -> bool:
+        """Whether these keys work with the stage's ``order`` (resfam.orders)."""
+        return order in self.orders
 
     def units(self, in_ch: int, out_ch: int, stride: int, dilation: int,
               first_dilation: int, norm: str, act: str) -> list[Unit]:
@@ -80,11 +96,18 @@ def exact_div(value: int, by: int, key: str, what: str, hint: str) -> int:
 
 
 def strided_conv(in_ch: int, out_ch: int, stride: int, dilation: int, first_dilation: int,
-                 aa: str, groups: int = 1) -> Unit:
+                 aa: str, groups: int = 1, sk=None, norm: str = "bn", act: str = "relu") -> Unit:
     """A block's strided 3x3 unit; with ``aa`` the conv runs at stride 1 and a filter subsamples
-    after it (where timm puts one: a stride of 2, or the first block of a dilated stage)."""
+    after it (where timm puts one: a stride of 2, or the first block of a dilated stage); with
+    ``sk`` (:class:`resfam.selective_kernel.SKParams`) a selective kernel conv, which applies its
+    own norms and activations."""
     from ..antialias import antialias
 
+    if sk is not None:
+        from ..selective_kernel import SelectiveKernel
+
+        return Unit(SelectiveKernel(sk, in_ch, out_ch, stride, first_dilation, groups, norm, act),
+                    out_ch, normed=True)
     if aa == "none" or not (stride == 2 or first_dilation != dilation):
         return Unit(layers.conv(in_ch, out_ch, 3, stride, first_dilation, groups=groups), out_ch)
     return Unit(layers.conv(in_ch, out_ch, 3, 1, first_dilation, groups=groups), out_ch,

@@ -6,13 +6,15 @@ torchvision: ``mid = out / expansion * base_width / 64 * groups``.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import Field
 
 from .. import layers
 from ..antialias import AAType
-from .base import BlockParams, KeyProblem, Unit, exact_div, planes, register_block, strided_conv
+from ..selective_kernel import SKParams
+from .base import (BlockParams, KeyProblem, Unit, check_sk, exact_div, planes, register_block,
+                   strided_conv)
 
 
 @register_block("bottleneck")
@@ -28,6 +30,12 @@ class Bottleneck(BlockParams):
                                            "avg or blur (resfam.antialias)")
     reduce_first: int = Field(1, ge=1, description="the first 1x1 outputs inner width / this "
                                                    "(SENet-154's 2; timm's block_reduce_first)")
+
+    sk: Optional[SKParams] = Field(None, description="the 3x3 as a selective kernel conv "
+                                   "(SKNet; resfam.selective_kernel), order post")
+
+    def supports(self, order):
+        return super().supports(order) and (self.sk is None or order == "post")
 
     def mid_channels(self, out_ch: int) -> int:
         mid = planes(out_ch, self.expansion) * self.base_width * self.groups
@@ -46,6 +54,7 @@ class Bottleneck(BlockParams):
                              "choose groups that divide the inner width")
         first = exact_div(mid, self.reduce_first, "reduce_first", "inner width",
                           "pick a reduce_first that divides the inner width")
+        check_sk(self, first)
         if first % self.groups:
             raise KeyProblem("reduce_first", f"the first 1x1's width {first} is not divisible by "
                              f"groups={self.groups}", "lower reduce_first or groups")
@@ -55,5 +64,6 @@ class Bottleneck(BlockParams):
         s1, s3 = (stride, 1) if self.stride_on == "1x1" else (1, stride)
         first = mid // self.reduce_first
         return [Unit(layers.conv(in_ch, first, 1, s1), first),
-                strided_conv(first, mid, s3, dilation, first_dilation, self.aa, self.groups),
+                strided_conv(first, mid, s3, dilation, first_dilation, self.aa, self.groups,
+                             self.sk, norm, act),
                 Unit(layers.conv(mid, out_ch, 1), out_ch)]
