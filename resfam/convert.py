@@ -137,9 +137,11 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
         state = _legacy_senet(state)
     out = {}
     last = {f"layer{i + 1}": p.depth - 1 for i, p in enumerate(spec.stages)}
+    sknet = any(getattr(p.block, "sk", None) is not None for p in spec.stages)
     for key, value in state.items():
         key = re.sub(r"^(layer\d+\.\d+)\.(convs|bns)\.", r"\1.conv2.\2.", key)
-        key = re.sub(r"^(layer\d+\.\d+)\.conv(\d)\.(conv|bn)\.", r"\1.\3\2.", key)  # sknet
+        if sknet:  # conv-norm-act units (not ResNeSt's conv2.conv, which keeps its name)
+            key = re.sub(r"^(layer\d+\.\d+)\.conv(\d)\.(conv|bn)\.", r"\1.\3\2.", key)
         m = re.match(r"^(layer\d+)\.(\d+)\.bn(\d+)\.(.*)$", key)
         if spec.order == "iresnet" and m and int(m.group(2)) == last.get(m.group(1)) \
                 and int(m.group(3)) == spec.stages[int(m.group(1)[5:]) - 1].block.n_units:

@@ -29,9 +29,9 @@ def drop_path(p: float) -> nn.Module:
     return StochasticDepth(p, mode="row")
 
 
-def reduced_channels(channels: int, ratio: float, divisor: int) -> int:
-    """``channels * ratio`` to the nearest multiple of ``divisor``, at least ``divisor``, and one
-    multiple more where rounding lost over 10% (timm's ``make_divisible``)."""
+def reduced_channels(channels: int, ratio: float, divisor: int, minimum: int = 0) -> int:
+    """``channels * ratio`` to the nearest multiple of ``divisor``, at least ``minimum`` (default
+    ``divisor``), and one multiple more where rounding lost over 10% (timm's ``make_divisible``)."""
     wanted = channels * ratio
-    out = max(divisor, int(wanted + divisor / 2) // divisor * divisor)
+    out = max(minimum or divisor, int(wanted + divisor / 2) // divisor * divisor)
     return out + divisor if out < 0.9 * wanted else out

@@ -14,6 +14,7 @@ from .merges import MergeParams
 from .shortcuts import ShortcutParams
 from .spec import HeadParams, Reported, SpecModel, StagesParams
 from .selective_kernel import SKParams
+from .split_attention import SplatParams
 from .stems import PRESETS, StemParams
 
 
@@ -74,6 +75,7 @@ def reference_markdown() -> str:
         orders = ", ".join(cls.orders)
         parts += [f"### `type: {name}`", "", f"Orders: {orders}. {doc}".strip(), "", _table(cls), ""]
     parts += ["### `block.sk` (basic, bottleneck)", "", _table(SKParams), "",
+              "### `block.splat` (bottleneck)", "", _table(SplatParams), "",
               "## `shortcut`", "", _table(ShortcutParams), "",
               "## `merge`", "", _table(MergeParams), "",
               "## `head`", "", _table(HeadParams), "",

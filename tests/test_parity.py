@@ -20,7 +20,7 @@ SLOW = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "resnet152",
         "resnetv2_152d", "resnet152c", "resnet152d", "resnet152s", "resnet200", "resnet200d",
         "seresnet152", "seresnet152d", "seresnet200d", "seresnet269d", "seresnext101_32x8d",
         "seresnext101d_32x8d", "seresnext101_64x4d", "ecaresnet200d", "ecaresnet269d",
-        "resnetrs152", "resnetrs200", "resnetrs270", "resnetrs350", "resnetrs420",
+        "resnest200e", "resnest269e", "resnetrs152", "resnetrs200", "resnetrs270", "resnetrs350", "resnetrs420",
         "seresnextaa101d_32x8d", "seresnextaa201d_32x8d", "senet154", "legacy_senet154",
         "legacy_seresnet152", "legacy_seresnext101_32x4d", "legacy_seresnet101"}
 SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
@@ -33,9 +33,6 @@ NOT_YET = {
     **dict.fromkeys(["resnetv2_50x1_bit", "resnetv2_50x3_bit", "resnetv2_101x1_bit",
                      "resnetv2_101x3_bit", "resnetv2_152x2_bit", "resnetv2_152x4_bit"],
                     "BiT: weight-standardised convs, GroupNorm, 'fixed' stem padding"),
-    **dict.fromkeys(["resnest14d", "resnest26d", "resnest50d", "resnest50d_1s4x24d",
-                     "resnest50d_4s2x40d", "resnest101e", "resnest200e", "resnest269e"],
-                    "split attention (ResNeSt)"),
 }
 
 
@@ -91,7 +88,8 @@ def test_torchvision_parity(name):
 
 
 @pytest.mark.parametrize("output_stride", [8, 16])
-@pytest.mark.parametrize("name", ["resnet50d", "resnet18", "res2net50_26w_4s", "resnetv2_50"])
+@pytest.mark.parametrize("name", ["resnet50d", "resnet18", "res2net50_26w_4s", "resnetv2_50",
+                                  "resnest50d", "skresnet18"])
 def test_timm_parity_with_dilation(name, output_stride):
     """output_stride turns late strides into dilations; the ResNet-D shortcut keeps its pool at
     stride 1 with 'same' padding there (timm's AvgPool2dSame)."""

@@ -64,6 +64,10 @@ CASES = {
                                             "    order: pre\n", "order", "supported: post"),
     "selective kernel split": (BASE.replace("groups: 1", "groups: 1, sk: {paths: 3}"),
                                "block.sk.split_input", "does not split into 3 paths"),
+    "split attention and selective kernel": (BASE.replace("groups: 1", "groups: 1, splat: {}, sk: {}"),
+                                             "block.splat", "keep one of splat and sk"),
+    "avd on a 1x1-strided block": (BASE.replace("groups: 1", "groups: 1, avd: last, stride_on: 1x1"),
+                                   "block.avd", "use stride_on: 3x3"),
     "entry per stage": (BASE.replace("stride: [1, 2]", "stride: [1, 2], entry: [lenet]"),
                         "stages.entry", "stages.depth has 2"),
 }

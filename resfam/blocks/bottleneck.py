@@ -12,7 +12,10 @@ from pydantic import Field
 
 from .. import layers
 from ..antialias import AAType
+from torch import nn
+
 from ..selective_kernel import SKParams
+from ..split_attention import SplatParams, SplitAttention
 from .base import (BlockParams, KeyProblem, Unit, check_sk, exact_div, planes, register_block,
                    strided_conv)
 
@@ -33,9 +36,16 @@ class Bottleneck(BlockParams):
 
     sk: Optional[SKParams] = Field(None, description="the 3x3 as a selective kernel conv "
                                    "(SKNet; resfam.selective_kernel), order post")
+    splat: Optional[SplatParams] = Field(None, description="the 3x3 as a split-attention conv "
+                                         "(ResNeSt; resfam.split_attention), order post")
+    avd: Literal["none", "first", "last"] = Field(
+        "none", description="ResNeSt's average-pool downsampling: where the 3x3 would stride, it "
+                            "runs at stride 1 and a 3x3 average pool (padding 1) strides before "
+                            "(first) or after (last) it")
 
     def supports(self, order):
-        return super().supports(order) and (self.sk is None or order == "post")
+        plain = self.sk is None and self.splat is None
+        return super().supports(order) and (plain or order == "post")
 
     def mid_channels(self, out_ch: int) -> int:
         mid = planes(out_ch, self.expansion) * self.base_width * self.groups
@@ -55,6 +65,12 @@ class Bottleneck(BlockParams):
         first = exact_div(mid, self.reduce_first, "reduce_first", "inner width",
                           "pick a reduce_first that divides the inner width")
         check_sk(self, first)
+        if self.splat is not None and self.sk is not None:
+            raise KeyProblem("splat", "the 3x3 is either split-attention or selective kernel",
+                             "keep one of splat and sk")
+        if self.avd != "none" and (self.stride_on == "1x1" or self.aa != "none"):
+            raise KeyProblem("avd", "avd replaces the 3x3's stride, and this block strides its 1x1 "
+                             "or anti-aliases already", "use stride_on: 3x3 and aa: none with avd")
         if first % self.groups:
             raise KeyProblem("reduce_first", f"the first 1x1's width {first} is not divisible by "
                              f"groups={self.groups}", "lower reduce_first or groups")
@@ -63,7 +79,18 @@ class Bottleneck(BlockParams):
         mid = self.mid_channels(out_ch)
         s1, s3 = (stride, 1) if self.stride_on == "1x1" else (1, stride)
         first = mid // self.reduce_first
-        return [Unit(layers.conv(in_ch, first, 1, s1), first),
-                strided_conv(first, mid, s3, dilation, first_dilation, self.aa, self.groups,
-                             self.sk, norm, act),
-                Unit(layers.conv(mid, out_ch, 1), out_ch)]
+        pool = nn.AvgPool2d(3, s3, padding=1) if self.avd != "none" and s3 > 1 else None
+        if pool is not None:
+            s3 = 1
+        if self.splat is not None:
+            middle = Unit(SplitAttention(self.splat, first, mid, s3, first_dilation, self.groups,
+                                         norm, act), mid, normed=True)
+        else:
+            middle = strided_conv(first, mid, s3, dilation, first_dilation, self.aa, self.groups,
+                                  self.sk, norm, act)
+        reduce = Unit(layers.conv(in_ch, first, 1, s1), first)
+        if self.avd == "first":
+            reduce = reduce._replace(aa=pool)
+        elif pool is not None:
+            middle = middle._replace(aa=pool)
+        return [reduce, middle, Unit(layers.conv(mid, out_ch, 1), out_ch)]
