@@ -45,6 +45,25 @@ def test_get_spec_resolves_inheritance():
     assert hybrid.stages[0].shortcut.type == "maxpool_conv1x1"
 
 
+@pytest.mark.parametrize("hybrid,base", [("se_res2net50_26w_4s", "res2net50_26w_4s"),
+                                         ("se_res2next50", "res2next50"), ("se_iresnet50", "iresnet50")])
+def test_se_hybrids_add_exactly_one_se_module_per_block(hybrid, base):
+    """The seeds' Res2Net + SE and SE-iResNet hybrids: the base network plus, on every block of
+    output width C, Hu et al. 2018's excitation W1 (C -> C/16, rounded to 8) and W2 (back to C),
+    each with a bias, and nothing else."""
+    def n(model):
+        return sum(p.numel() for p in model.parameters())
+
+    spec = resfam.get_spec(hybrid)
+    extra = 0
+    for plan in spec.stages:
+        c = plan.width
+        r = max(8, int(c / 16 + 4) // 8 * 8)
+        extra += plan.depth * (c * r + r + r * c + c)
+    with torch.device("meta"):
+        assert n(resfam.build(hybrid)) - n(resfam.build(base)) == extra
+
+
 def test_build_from_a_user_file_extending_a_bundled_spec(tmp_path):
     path = tmp_path / "my_hybrid.yaml"
     path.write_text(textwrap.dedent("""
