@@ -119,10 +119,47 @@ class Spec:
     stages: tuple[StagePlan, ...]
     raw: dict = field(repr=False, compare=False)
 
-    def __getattr__(self, item):  # stem, order, head, reported, ... from the model
-        if item.startswith("__"):
-            raise AttributeError(item)
-        return getattr(self.model, item)
+    # the whole-network keys, validated; per-stage sections (block, shortcut, merge, attn) are
+    # read resolved from ``stages[i]`` (the raw mappings stay on ``model``)
+    @property
+    def description(self) -> str:
+        return self.model.description
+
+    @property
+    def in_chans(self) -> int:
+        return self.model.in_chans
+
+    @property
+    def input_size(self) -> int:
+        return self.model.input_size
+
+    @property
+    def stem(self) -> StemParams:
+        return self.model.stem
+
+    @property
+    def order(self) -> str:
+        return self.model.order
+
+    @property
+    def norm(self) -> str:
+        return self.model.norm
+
+    @property
+    def act(self) -> str:
+        return self.model.act
+
+    @property
+    def head(self) -> HeadParams:
+        return self.model.head
+
+    @property
+    def reported(self) -> Optional[Reported]:
+        return self.model.reported
+
+    @property
+    def reference(self) -> list[str]:
+        return self.model.reference
 
     def to_dict(self) -> dict:
         return self.model.model_dump(exclude_none=True)
