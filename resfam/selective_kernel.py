@@ -56,7 +56,7 @@ class SelectiveKernel(nn.Module):
     def __init__(self, p: SKParams, in_ch: int, out_ch: int, stride: int, dilation: int,
                  groups: int, norm: str, act: str):
         super().__init__()
-        self.split = in_ch // p.paths if p.split_input else None
+        self.split = in_ch // p.paths if p.split_input else 0  # input channels per path; 0: all
         path_in = self.split or in_ch
         groups = min(out_ch, groups)
         self.paths = nn.ModuleList(
@@ -66,6 +66,8 @@ class SelectiveKernel(nn.Module):
                                         norm, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inputs = torch.split(x, self.split, 1) if self.split else [x] * len(self.paths)
-        u = torch.stack([path(xi) for path, xi in zip(self.paths, inputs)], dim=1)
+        outs: list[torch.Tensor] = []
+        for k, path in enumerate(self.paths):
+            outs.append(path(x.narrow(1, k * self.split, self.split) if self.split else x))
+        u = torch.stack(outs, dim=1)
         return (u * self.attn(u)).sum(1)

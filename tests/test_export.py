@@ -37,6 +37,35 @@ def test_fx_jit_and_torch_export(name):
     torch.testing.assert_close(exported.module()(x), expected)
 
 
+# one variant per kind of block: units (basic, bottleneck, res2, selective kernel, split
+# attention), placements (post, pre, iResNet's start / middle / end), merges (add, gate, none),
+# attention (se, eca), anti-aliasing (avg, blur), norm-activation layers, act_last, dropout
+BLOCK_KINDS = ["resnet20", "resnet50", "res2net50_26w_4s", "skresnet18", "resnest50d",
+               "resnest50d_4s2x40d", "preact_resnet164", "iresnet50", "highway20", "plain20",
+               "seresnet50", "ecaresnet50d", "resnetaa50d", "resnetblur50", "resnetv2_50d_evos",
+               "legacy_seresnet18", "wrn_16_8"]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script.*is deprecated:FutureWarning")
+@pytest.mark.parametrize("name", BLOCK_KINDS)
+def test_every_block_compiles_with_torchscript(name):
+    """ResidualBlock's forward is plain control flow over its submodules, so TorchScript
+    compiles every block and the compiled block computes what the eager one does."""
+    from resfam.blocks import ResidualBlock
+
+    model, x = model_and_input(name)
+    with torch.no_grad():
+        for stem in model.stem_names:
+            x = getattr(model, stem)(x)
+        for stage in model.stage_names[:2]:  # later stages repeat the same kinds of block
+            blocks = [b for b in getattr(model, stage) if isinstance(b, ResidualBlock)]
+            roles = {0, 1, len(blocks) - 1}  # projection, identity, a stage's end (iResNet)
+            for i, block in enumerate(getattr(model, stage)):
+                if isinstance(block, ResidualBlock) and blocks.index(block) in roles:
+                    torch.testing.assert_close(torch.jit.script(block)(x), block(x))
+                x = block(x)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILIES)
 def test_onnx_matches_onnxruntime(tmp_path, name):
