@@ -83,3 +83,20 @@ def test_entry_and_head_errors_name_the_key():
         resfam.get_spec(dict(spec, stages=dict(spec["stages"], entry=[None, "lenett"])))
     with pytest.raises(resfam.SpecError, match=r"head.pool"):
         resfam.get_spec(dict(spec, head={"pool": "max"}))
+
+
+def test_norm_none_preactivation_adds_the_raw_input():
+    """With norm 'none' the pre-activation norm is an Identity that returns its input itself: the
+    ReLU after it must not run in place, or the identity the block adds becomes relu(x)."""
+    spec = dict(name="preact_none", family="test", input_size=8, norm="none", order="pre",
+                stem={"type": "preact_cifar", "width": 4},
+                stages={"depth": [2], "width": [4], "stride": [1]}, block={"type": "basic"},
+                shortcut={"type": "zero_pad"}, head={"num_classes": 2, "norm": True})
+    block = resfam.build(spec).layer1[1]
+    x = torch.randn(2, 4, 8, 8)
+    x_before = x.clone()
+    with torch.no_grad():
+        expected = x + block.conv2(torch.relu(block.conv1(torch.relu(x))))
+        out = block(x)
+    assert torch.equal(x, x_before) and (x < 0).any()
+    torch.testing.assert_close(out, expected)

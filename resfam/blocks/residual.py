@@ -40,9 +40,11 @@ class ResidualBlock(nn.Module):
         self.shortcut_preact = placement.shortcut_preact
         self.has_merge = merge.type != "none"
         self.bn0 = norms.norm(norm, in_ch) if placement.pre_norm else None
-        # iResNet's first middle block activates its input and adds relu(x) as the identity
-        # (the official in-place ReLU); a new tensor, so the caller's x is left as it was
-        self.act0 = (layers.act(act, inplace=not placement.pre_act)
+        # in place only on the norm's own output: iResNet's first middle block activates its
+        # input and adds relu(x) as the identity (the official in-place ReLU), and norm 'none' is
+        # an Identity that hands back x itself; both times a new tensor, so the identity the
+        # block adds and the caller's x stay as they were
+        self.act0 = (layers.act(act, inplace=placement.pre_norm and not isinstance(self.bn0, nn.Identity))
                      if placement.pre_norm or placement.pre_act else None)
         self.drop = nn.Dropout(params.dropout) if params.dropout > 0 else None
         self.n_units = len(units)
