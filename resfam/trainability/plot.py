@@ -49,6 +49,7 @@ def plot_curves(epochs: list[dict], path: str, title: str = "") -> None:
             if any(len(v) > 1 for v in per):
                 ax.fill_between(xs, [min(v) for v in per], [max(v) for v in per], color=color, alpha=0.12)
     ax.set(xlabel="epoch", ylabel="error (%)", title=title or "training error (bold), test error (thin)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import ArgumentError, CheckpointError, ResfamError, short_repr
 from ..factory import build
 from ..registry import get_spec
+from ..spec import Spec
 from . import data as datasets
 
 EPOCH_FIELDS = ("model", "seed", "epoch", "lr", "train_loss", "train_err", "test_loss", "test_err",
@@ -140,10 +141,11 @@ def _batches(n: int, batch: int, world: int) -> int:
     return n // batch + (1 if n % batch >= world else 0)
 
 
-def train_run(name: str, seed: int, raw: datasets.Data, cfg: TrainConfig, out: str, *,
+def train_run(name: Union[str, Spec], seed: int, raw: datasets.Data, cfg: TrainConfig, out: str, *,
               device: torch.device, world: _World, resume: bool = False,
               on_epoch: Optional[Callable[[dict], None]] = None) -> list[dict]:
-    """Train one build with one seed (see the module docstring); returns its epoch rows."""
+    """Train one build (a name, spec file or resolved Spec) with one seed (see the module
+    docstring); returns its epoch rows."""
     spec = get_spec(name)
     side = cfg.img_size or spec.input_size
     d = datasets.prepare(raw, side)
@@ -313,18 +315,18 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", torch.cuda.current_device())
     try:
-        runs = [(s.name, seed) for s in specs for seed in seed_list]
+        runs = [(s, seed) for s in specs for seed in seed_list]  # specs: a user file's too
         mine = runs if cfg.distribute == "ddp" or world.size == 1 else runs[world.rank::world.size]
-        for name, seed in mine:
-            train_run(name, seed, raw, cfg, out, device=device, world=world, resume=resume,
+        for spec, seed in mine:
+            train_run(spec, seed, raw, cfg, out, device=device, world=world, resume=resume,
                       on_epoch=on_epoch)
         if world.size > 1:
             dist.barrier()
         rows, params = [], {}
-        for name, seed in runs:  # every run's record, whichever process trained it
-            state = _load_run(_run_path(out, name, seed), cfg)
+        for spec, seed in runs:  # every run's record, whichever process trained it
+            state = _load_run(_run_path(out, spec.name, seed), cfg)
             rows += state["rows"]
-            params[name] = state["params"]
+            params[spec.name] = state["params"]
     finally:
         if joined:
             dist.destroy_process_group()
