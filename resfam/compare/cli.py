@@ -74,6 +74,19 @@ def plot_path(path: str) -> str:
     return path
 
 
+def check_outputs(args) -> None:
+    """``--output`` and ``--plot`` checked before any work: writable, a known image type, and
+    matplotlib installed (``args.plot`` becomes the file that will be written)."""
+    if args.output:
+        _check_writable(args.output, "--output")
+    if args.plot:
+        args.plot = plot_path(args.plot)
+        _check_writable(args.plot, "--plot")
+        from .plot import require_matplotlib
+
+        require_matplotlib()
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="resfam-compare", allow_abbrev=False, description="Count and measure ResNet-family builds side "
                 "by side on one backend, beside the figures their papers report.")
@@ -139,14 +152,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise ResfamError(f"--batch-size {args.batch_size} --img-size {args.img_size or 224}: the "
                               f"input batch alone would take more than "
                               f"{MAX_INPUT_BYTES // 2 ** 30} GiB; use a smaller batch or input")
-        if args.output:
-            _check_writable(args.output, "--output")
-        if args.plot:
-            args.plot = plot_path(args.plot)
-            _check_writable(args.plot, "--plot")
-            from .plot import require_matplotlib
-
-            require_matplotlib()
+        check_outputs(args)
     except (ResfamError, RuntimeError) as e:
         print(f"resfam-compare: error: {e}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ import sys
 from typing import Optional, Sequence
 
 from ..compare import report
-from ..compare.cli import _check_writable, _int_at_least, _Parser, plot_path
+from ..compare.cli import _int_at_least, _Parser, check_outputs
 from ..errors import ResfamError
 
 FORMATS = ["table", "csv", "json", "markdown"]
@@ -75,14 +75,7 @@ def probe_main(argv: Optional[Sequence[str]] = None) -> int:
         kwargs = {"norm_layer": args.norm} if args.norm else {}
         if args.zero_init_last:
             kwargs["zero_init_last"] = True
-        if args.output:
-            _check_writable(args.output, "--output")
-        if args.plot:
-            args.plot = plot_path(args.plot)
-            _check_writable(args.plot, "--plot")
-            from ..compare.plot import require_matplotlib
-
-            require_matplotlib()
+        check_outputs(args)
         result = probe(args.models, batch_size=args.batch_size, img_size=args.img_size,
                        seed=args.seed, device=_device(args.device), **kwargs)
     except ResfamError as e:
