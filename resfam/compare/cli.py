@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 from ..errors import ResfamError, did_you_mean
 from . import report
 from .sweep import DTYPES, OPTION_MINIMA, compare, environment, select
-from .timing import device_of
+from .timing import usable_device
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,15 +119,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _available(device) -> bool:
-    import torch
-
-    if device.type == "mps":
-        return torch.backends.mps.is_available()
-    backend = getattr(torch, device.type, None)
-    return bool(backend is not None and backend.is_available())
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the CPU memory profiler is chatty
     args = parser().parse_args(argv)
@@ -144,10 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     measured = (args.flops, args.acts, args.latency, args.throughput, args.memory)
     try:  # every usage error before the first model is built
         refs = select(args.models, args.family)
-        device = device_of(args.device)
-        if device.type != "cpu" and not _available(device):
-            raise ResfamError(f"--device {args.device}: {device.type.upper()} is not available "
-                              "on this machine")
+        device = usable_device(args.device)
         if args.batch_size * 3 * (args.img_size or 224) ** 2 * 4 > MAX_INPUT_BYTES:
             raise ResfamError(f"--batch-size {args.batch_size} --img-size {args.img_size or 224}: the "
                               f"input batch alone would take more than "

@@ -138,3 +138,16 @@ def device_of(name: Optional[str]) -> torch.device:
         raise ResfamError(f"--device {name!r} cannot run a model to measure it: use auto, cpu, "
                           "cuda or cuda:N")
     return device
+
+
+def usable_device(name: Optional[str]) -> torch.device:
+    """:func:`device_of`, and a ResfamError where that device's backend is not on this machine."""
+    from ..errors import ResfamError
+
+    device = device_of(name)
+    if device.type == "cpu":
+        return device
+    backend = torch.backends.mps if device.type == "mps" else getattr(torch, device.type, None)
+    if backend is None or not backend.is_available():
+        raise ResfamError(f"--device {name}: {device.type.upper()} is not available on this machine")
+    return device

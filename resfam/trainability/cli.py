@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 
 from ..compare import report
 from ..compare.cli import _int_at_least, _Parser, check_outputs
+from ..compare.timing import usable_device
 from ..errors import ResfamError
 
 FORMATS = ["table", "csv", "json", "markdown"]
@@ -40,20 +41,6 @@ def _common(p) -> None:
     p.add_argument("--format", default="table", choices=FORMATS)
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ResfamError(f"--device {name}: not a device (cpu, cuda, cuda:1)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ResfamError(f"--device {name}: CUDA is not available on this machine")
-    return name
-
-
 def probe_parser() -> _Parser:
     p = _Parser(prog="resfam-probe", allow_abbrev=False, description="Signal propagation at "
                 "initialisation: per-block output and residual-branch statistics (Brock et al. "
@@ -77,7 +64,7 @@ def probe_main(argv: Optional[Sequence[str]] = None) -> int:
             kwargs["zero_init_last"] = True
         check_outputs(args)
         result = probe(args.models, batch_size=args.batch_size, img_size=args.img_size,
-                       seed=args.seed, device=_device(args.device), **kwargs)
+                       seed=args.seed, device=usable_device(args.device), **kwargs)
     except ResfamError as e:
         print(f"resfam-probe: error: {e}", file=sys.stderr)
         return 2
@@ -164,7 +151,7 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
 
             require_matplotlib()
         study = train(args.models, seeds=args.seeds, out=args.out, resume=args.resume,
-                      device=_device(args.device), on_epoch=progress, data=args.data,
+                      device=args.device, on_epoch=progress, data=args.data,
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       momentum=args.momentum, weight_decay=args.weight_decay,
                       schedule=args.schedule, warmup_epochs=args.warmup_epochs,

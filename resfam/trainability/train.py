@@ -294,6 +294,7 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
     fields) and summarise; checkpoints and results go to ``out``. Every argument is checked, and
     the data loaded, before the first model is built."""
     from ..compare.sweep import select
+    from ..compare.timing import usable_device
 
     cfg = make_config(**options)
     names = select([models] if isinstance(models, str) else list(models))
@@ -307,9 +308,8 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
     if not resume and os.path.isdir(runs_dir) and any(f.endswith(".pt") for f in os.listdir(runs_dir)):
         raise ResfamError(f"{out} already holds a study's runs; pass resume=True (--resume) to "
                           "continue it, or choose another out directory")
+    device = usable_device(str(device))
     raw = datasets.load(cfg.data)
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if device == "auto" else device))
     joined = _init_from_env(device)
     world = _World.current()
     if device.type == "cuda" and world.size > 1:
