@@ -56,6 +56,8 @@ class Reported(_Model):
 
     source: str = Field(description="paper and table, e.g. 'He et al. 2016, Table 6'")
     dataset: str = Field("ImageNet-1k", description="where top1 / error was measured")
+    protocol: Optional[str] = Field(None, description="how: '10-crop', 'single 224 crop', "
+                                                      "'median of 5 runs', ...")
     params_m: Optional[float] = Field(None, description="parameters, millions")
     gflops: Optional[float] = Field(None, description="GFLOPs as printed (papers mean "
                                                       "multiply-adds)")

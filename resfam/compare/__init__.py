@@ -1,6 +1,10 @@
-"""Side-by-side counts and measurements of resfam builds (the ``resfam-compare`` tool)."""
-from .counting import Counts, FlopCounterModeCounter, FvcoreCounter, count_params
-from .sweep import compare, measure_one, select
+"""Side-by-side counts and measurements of resfam builds and other libraries' models (the
+``resfam-compare`` tool)."""
+from .analytic import AnalyticCounter
+from .counting import Counts, FlopCounterModeCounter, FvcoreCounter, count_params, make_counter
+from .sweep import compare, measure_one, measure_rows, select
+from .targets import Target, select_targets
 
-__all__ = ["Counts", "FlopCounterModeCounter", "FvcoreCounter", "compare", "count_params",
-           "measure_one", "select"]
+__all__ = ["AnalyticCounter", "Counts", "FlopCounterModeCounter", "FvcoreCounter", "Target",
+           "compare", "count_params", "make_counter", "measure_one", "measure_rows", "select",
+           "select_targets"]

@@ -7,7 +7,7 @@ Conventions (stated in every output):
   counted: it folds into the preceding conv at inference.
 - **other ops (M)**: the element-wise work fvcore skips by default and that tells the families
   apart: additions (residual, Res2Net's split sums), multiplies and ``1 - T`` (Highway gates),
-  sigmoids, activations (1 per output element), pooling (k*k per pooled output; the global pool
+  sigmoids, activations (1 per output element), pooling (k*k per pooled output; the global pools,
   1 per input element). Padding, slicing and concatenation move data and count 0. Whatever
   fvcore still cannot count is reported as ``unsupported`` (op -> occurrences), never hidden.
 - **GFLOPs**, where shown, is exactly ``2 * (GMACs + other)``.
@@ -90,6 +90,7 @@ FVCORE_OTHER_HANDLES: dict[str, Callable] = {
     "aten::max_pool2d": _jit_pool,
     "aten::avg_pool2d": _jit_pool,
     "aten::adaptive_avg_pool2d": _jit_in,
+    "aten::mean": _jit_in,           # the squeeze of SE / ECA / SK / split attention: a global pool
     "aten::batch_norm": _jit_zero,   # folded into convs at inference (fvcore's None handle
     "aten::pad": _jit_zero,          # does not skip it; a 0 handle does)
     "aten::constant_pad_nd": _jit_zero,
@@ -167,7 +168,7 @@ MAC_PACKETS = ("convolution", "addmm", "mm", "bmm", "_convolution")
 class FlopCounterModeCounter:
     """The same counts with torch's own dispatcher-level counter (no TorchScript)."""
 
-    name = "torch.utils.flop_counter"
+    name = "torch"
 
     def count(self, model: nn.Module, inputs: torch.Tensor) -> Counts:
         from torch.utils.flop_counter import FlopCounterMode
@@ -182,6 +183,49 @@ class FlopCounterModeCounter:
         macs = sum(v for k, v in by_op.items() if k in MAC_PACKETS) // 2  # it counts 2 per MAC
         other = sum(v for k, v in by_op.items() if k not in MAC_PACKETS)
         return Counts(int(macs), int(other), dict(by_op), {}, self.name)
+
+    def activations(self, model: nn.Module, inputs: torch.Tensor) -> int:
+        return _torch_activations(model, inputs)
+
+
+class _OutputCount:
+    """Activations under FlopCounterMode's dispatcher: the outputs of convolutions and matrix
+    products (fvcore's ``ActivationCountAnalysis`` convention)."""
+
+    def __init__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        aten = torch.ops.aten
+        ops = {aten.convolution.default, aten.addmm.default, aten.mm.default, aten.bmm.default}
+
+        class Mode(TorchDispatchMode):
+            total = 0
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                if func in ops:
+                    Mode.total += out.numel()
+                return out
+
+        self.mode = Mode
+
+
+def _torch_activations(model: nn.Module, inputs: torch.Tensor) -> int:
+    mode = _OutputCount().mode
+    model = _eval_copy(model)
+    with torch.no_grad(), mode():
+        model(inputs)
+    return int(mode.total)
+
+
+def make_counter(name: str):
+    """``analytic`` (from the spec, :mod:`resfam.compare.analytic`), ``fvcore`` or ``torch``
+    (FlopCounterMode)."""
+    if name == "analytic":
+        from .analytic import AnalyticCounter
+
+        return AnalyticCounter()
+    return FvcoreCounter() if name == "fvcore" else FlopCounterModeCounter()
 
 
 def default_counter():

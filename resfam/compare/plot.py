@@ -1,20 +1,20 @@
-"""``--plot``: GMACs against measured latency, marker area = parameters, colour = family, with the
-Pareto front (no other build does more multiply-accumulates in less time) joined by a line.
-matplotlib is an optional extra (``pip install 'resfam[plot]'``)."""
+"""``--plot``: two figures a reader can use.
+
+1. GMACs against measured latency: marker area grows with parameters (never below a visible
+   floor, so the CIFAR nets show), colour = family, the legend outside the axes, labels moved
+   apart by adjustText where they would overlap (the 4-12 GMAC cluster).
+2. Beside it (``<name>-paper.<ext>``): the papers' top-1 accuracy against resfam's GMACs, one
+   panel per dataset (ImageNet and CIFAR figures are not comparable), where a paper gives one.
+
+matplotlib and adjustText are an optional extra (``pip install 'resfam[plot]'``).
+"""
 from __future__ import annotations
+
+import os
 
 from ..errors import ResfamError
 
-
-def pareto_front(rows: list[dict]) -> list[dict]:
-    """Rows that no other row beats on both lower latency and more GMACs, by latency."""
-    pts = sorted((r for r in rows if r.get("latency_ms") and r.get("gmacs")), key=lambda r: r["latency_ms"])
-    front, best = [], -1.0
-    for r in pts:
-        if r["gmacs"] > best:
-            front.append(r)
-            best = r["gmacs"]
-    return front
+MIN_AREA = 18.0  # points^2: the smallest marker
 
 
 def require_matplotlib():
@@ -29,35 +29,69 @@ def require_matplotlib():
     return plt
 
 
-def plot(rows: list[dict], path: str, meta: dict, size=(10, 7), dpi=100) -> None:
-    plt = require_matplotlib()
-    rows = [r for r in rows if r.get("latency_ms") and r.get("gmacs")]
-    fig, ax = plt.subplots(figsize=size, dpi=dpi)
-    families = sorted({r["family"] for r in rows})
-    cmap = plt.get_cmap("tab10")
+def marker_area(params: float) -> float:
+    return MIN_AREA + 6.0 * (params or 0) / 1e6
+
+
+def _labels(ax, texts) -> None:
+    try:
+        from adjustText import adjust_text
+    except ImportError:  # labels stay where they were put
+        return
+    adjust_text(texts, ax=ax, arrowprops=dict(arrowstyle="-", lw=0.4, color="0.5"))
+
+
+def _scatter(ax, rows, x, y, plt) -> None:
+    families = sorted({r.get("family") or "?" for r in rows})
+    cmap = plt.get_cmap("tab20")
+    texts = []
     for i, fam in enumerate(families):
-        sub = [r for r in rows if r["family"] == fam]
-        ax.scatter([r["gmacs"] for r in sub], [r["latency_ms"] for r in sub],
-                   s=[max(r.get("params", 1e6) / 1e6, 0.2) * 6 for r in sub], alpha=0.7,
-                   color=cmap(i % 10), label=fam, edgecolors="black", linewidths=0.5)
-        for r in sub:
-            ax.annotate(r["model"], (r["gmacs"], r["latency_ms"]), fontsize=6, alpha=0.8,
-                        xytext=(3, 3), textcoords="offset points")
-    front = pareto_front(rows)
-    if front:
-        ax.plot([r["gmacs"] for r in front], [r["latency_ms"] for r in front], "k--", lw=1,
-                label="Pareto front (most MACs per time)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("GMACs per image (conv + linear)")
-    ax.set_ylabel(f"latency per batch of {meta['batch_size']}, ms (median)")
-    ax.set_title(f"resfam zoo: torch {meta['torch']}, {meta['device']}, {meta['threads']} threads, "
-                 f"{meta['dtype']}; marker area = params", fontsize=9)
-    legend = ax.legend(fontsize=7, loc="upper left")
+        sub = [r for r in rows if (r.get("family") or "?") == fam]
+        ax.scatter([r[x] for r in sub], [r[y] for r in sub], s=[marker_area(r.get("params")) for r in sub],
+                   alpha=0.75, color=cmap(i % 20), label=fam, edgecolors="black", linewidths=0.5)
+        texts += [ax.text(r[x], r[y], r["model"], fontsize=6) for r in sub]
+    _labels(ax, texts)
+    legend = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     for handle in legend.legend_handles:  # one marker size in the legend: colour is the key
         if hasattr(handle, "set_sizes"):
             handle.set_sizes([30])
     ax.grid(True, which="both", alpha=0.3)
+
+
+def paper_path(path: str) -> str:
+    root, suffix = os.path.splitext(path)
+    return f"{root}-paper{suffix}"
+
+
+def plot(rows: list[dict], path: str, meta: dict, size=(11, 7), dpi=100) -> list[str]:
+    """Write the figures; returns the files written."""
+    plt = require_matplotlib()
+    timed = [r for r in rows if r.get("latency_ms") and r.get("gmacs")]
+    fig, ax = plt.subplots(figsize=size, dpi=dpi)
+    _scatter(ax, timed, "gmacs", "latency_ms", plt)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("GMACs per image (conv + linear)")
+    ax.set_ylabel(f"latency per batch of {meta['batch_size']}, ms (median)")
+    ax.set_title(f"torch {meta['torch']}, {meta['device']}, {meta['threads']} threads, "
+                 f"{meta['dtype']}; marker area grows with parameters", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+    written = [path]
+    papers = [r for r in rows if r.get("paper_top1") is not None and r.get("gmacs")]
+    datasets = sorted({r.get("paper_dataset") or "?" for r in papers})
+    if datasets:
+        fig, axes = plt.subplots(1, len(datasets), figsize=(size[0], size[1] * 0.8), dpi=dpi, squeeze=False)
+        for ax, dataset in zip(axes[0], datasets):
+            _scatter(ax, [r for r in papers if (r.get("paper_dataset") or "?") == dataset],
+                     "gmacs", "paper_top1", plt)
+            ax.set_xscale("log")
+            ax.set_xlabel("GMACs per image (resfam's count at the native input)")
+            ax.set_ylabel(f"top-1 % as the paper reports it ({dataset})")
+            ax.set_title(f"{dataset}: the papers' accuracy (their protocols differ: see --paper)", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(paper_path(path))
+        plt.close(fig)
+        written.append(paper_path(path))
+    return written

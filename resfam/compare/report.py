@@ -1,40 +1,62 @@
-"""Formatting rows: an aligned table, markdown, csv or json. Rows stay machine-readable dicts;
-only this module turns them into text."""
+"""Formatting rows: an aligned table (fits 120 columns: short headers, units in a legend line,
+numbers right-aligned), markdown, LaTeX, csv, json or JSON lines. Rows stay machine-readable
+dicts; only this module turns them into text. csv / json / jsonl carry every field and the
+environment; the table shows the columns a reader compares."""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import textwrap
 from typing import Optional
 
 from tabulate import tabulate
 
-# (row key, table header); a column appears when any row has the key
+WIDTH = 120  # the default table's budget (a common terminal)
+
+
+# (row key, short header, legend entry or "", number format or None)
 COLUMNS = [
-    ("model", "model"),
-    ("family", "family"),
-    ("input", "input"),
-    ("params", "params (M)"),
-    ("gmacs", "GMACs"),
-    ("other_mops", "other ops (M)"),
-    ("gflops", "GFLOPs=2(MAC+other)"),
-    ("acts_m", "acts (M)"),
-    ("latency_ms", "latency ms (median)"),
-    ("latency_iqr_ms", "IQR ms"),
-    ("throughput", "img/s"),
-    ("train_throughput", "train img/s"),
-    ("peak_mem_mb", "peak MiB"),
-    ("train_peak_mem_mb", "train peak MiB"),
-    ("paper_params_m", "paper params (M)"),
-    ("params_vs_paper_pct", "params vs paper %"),
-    ("paper_gflops", "paper GFLOPs"),
-    ("gmacs_vs_paper_pct", "GMACs vs paper %"),
-    ("paper_top1", "paper top-1 %"),
-    ("paper_error", "paper error %"),
-    ("unsupported", "unsupported ops"),
-    ("error", "error"),
+    ("model", "model", "", None),
+    ("family", "family", "", None),
+    ("input", "px", "px: input side", "d"),
+    ("batch", "batch", "batch: the batch measured (halved after running out of memory)", "d"),
+    ("params", "params", "params: millions", "params"),
+    ("gmacs", "GMACs", "GMACs: conv + linear multiply-accumulates per image, 10^9 (BN folded, "
+                       "fvcore's unit)", ".3f"),
+    ("other_mops", "other", "other: adds, gate muls and sigmoids, activations, pools per image, "
+                            "10^6", ".1f"),
+    ("gflops", "GFLOPs", "GFLOPs = 2 (MACs + other)", ".3f"),
+    ("acts_m", "acts", "acts: conv and linear outputs per image, 10^6", ".2f"),
+    ("latency_ms", "ms", "ms: median latency per batch (* noisy: IQR above 10% of it)", "ms"),
+    ("latency_iqr_ms", "IQR", "IQR: its interquartile range, ms", ".2f"),
+    ("throughput", "img/s", "img/s: batch / median latency", ".1f"),
+    ("train_throughput", "train img/s", "train img/s: one SGD step per batch", ".1f"),
+    ("peak_mem_mb", "MiB", "MiB: peak memory torch allocated during one forward (CUDA: "
+                           "max_memory_allocated; CPU: the profiler's allocations), not process RSS",
+     ".1f"),
+    ("train_peak_mem_mb", "train MiB", "train MiB: the same for one training step", ".1f"),
+    ("speed_vs_ref", "vs ref", "vs ref: resfam img/s / the reference's, timed alternately", ".3f"),
+    ("paper_params_m", "paper params", "paper params: millions, as printed", "g"),
+    ("params_vs_paper_pct", "Δparams%", "", "+.1f"),
+    ("paper_gmacs", "paper GMACs", "paper GMACs: the paper's multiply-adds ('FLOPs'), 10^9", "g"),
+    ("gmacs_vs_paper_pct", "ΔGMACs%", "Δ%: resfam's count against the paper's", "+.1f"),
+    ("paper_top1", "top-1%", "top-1%: the paper's accuracy (100 - error where it prints error)", "g"),
+    ("paper_dataset", "dataset", "", None),
+    ("paper_protocol", "protocol", "", None),
+    ("error", "error", "", None),
 ]
-FIELDS = [k for k, _ in COLUMNS] + ["params_trainable", "counter", "paper_source", "paper_dataset"]
+HEADERS = {k: h for k, h, _, _ in COLUMNS}
+FORMATS = {k: f for k, _, _, f in COLUMNS}
+LEGEND = {k: text for k, _, text, _ in COLUMNS if text}
+PAPER = ["paper_params_m", "params_vs_paper_pct", "paper_gmacs", "gmacs_vs_paper_pct",
+         "paper_top1", "paper_dataset", "paper_protocol"]
+TABLE_DEFAULT = [k for k, *_ in COLUMNS if k not in PAPER + ["family", "gflops", "batch"]]
+ENV_FIELDS = ["torch", "device", "threads", "dtype"]
+FIELDS = [k for k, *_ in COLUMNS] + ["library", "ref_for", "params_trainable", "counter",
+                                     "unsupported", "noisy", "paper_source", "paper_note"]
+FORMATS_BY_SUFFIX = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".md": "markdown",
+                     ".tex": "latex"}
 
 
 def sort_rows(rows: list[dict], key: Optional[str]) -> list[dict]:
@@ -48,25 +70,83 @@ def sort_rows(rows: list[dict], key: Optional[str]) -> list[dict]:
     return sorted(present, key=lambda r: r[key], reverse=desc) + missing
 
 
-def _cell(key: str, value):
-    if value is None:
+def cell(key: str, row: dict) -> str:
+    value = row.get(key)
+    if value is None or value == "":
         return ""
-    if key == "params":
+    fmt = FORMATS.get(key)
+    if fmt == "params":
         return f"{value / 1e6:.3f}"
-    return value
+    if fmt == "ms":
+        return f"{value:.2f}{'*' if row.get('noisy') else ''}"
+    if fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, fmt)
+    return str(value)
 
 
 def header_lines(meta: dict) -> list[str]:
-    return [f"resfam-compare | torch {meta['torch']} | device {meta['device']} ({meta['device_name']}) | "
-            f"threads {meta['threads']} | {meta['dtype']} | batch {meta['batch_size']} | "
-            f"input {meta['input']}{' | channels_last' if meta['channels_last'] else ''}",
-            "GMACs: conv+linear multiply-accumulates per image (fvcore's unit, BN folded); other ops: "
-            "adds, gate muls/sigmoids, activations, pooling per image; paper GFLOPs are the papers' "
-            "multiply-adds"]
+    head = (f"resfam-compare | torch {meta['torch']} | {meta['device']} ({meta['device_name']}) | "
+            f"{meta['threads']} threads | {meta['dtype']} | batch {meta['batch_size']} | "
+            f"input {meta['input']}{' | channels_last' if meta['channels_last'] else ''}")
+    return textwrap.wrap(head, WIDTH, subsequent_indent="  ")
 
 
-def render(rows: list[dict], fmt: str, meta: dict) -> str:
-    return render_rows(rows, COLUMNS, fmt, meta, header_lines(meta), FIELDS, _cell)
+def legend_lines(keys: list[str]) -> list[str]:
+    text = "; ".join(LEGEND[k] for k in keys if k in LEGEND)
+    return textwrap.wrap(text, WIDTH) if text else []
+
+
+def table_keys(rows: list[dict], columns: Optional[list[str]], paper: bool, meta: dict) -> list[str]:
+    """The table's columns: ``columns`` as asked, else the default set (+ the paper's with
+    ``paper``), each only where some row has a value."""
+    if columns:
+        wanted = columns
+    else:
+        wanted = list(TABLE_DEFAULT)
+        if any(r.get("batch") not in (None, meta.get("batch_size")) for r in rows):
+            wanted.insert(wanted.index("params"), "batch")
+        if paper:
+            wanted[wanted.index("error"):wanted.index("error")] = PAPER
+    return [k for k in wanted if any(r.get(k) not in (None, "") for r in rows)]
+
+
+def footnotes(rows: list[dict]) -> list[str]:
+    """The papers' notes (why a count differs on purpose), one line per model."""
+    return [f"  {r['model']}: {r['paper_note']}" for r in rows if r.get("paper_note")]
+
+
+def render(rows: list[dict], fmt: str, meta: dict, columns: Optional[list[str]] = None,
+           paper: bool = False) -> str:
+    env = {k: meta.get(k) for k in ENV_FIELDS}
+    if fmt == "json":
+        return json.dumps({"meta": meta, "rows": rows}, indent=2, default=str) + "\n"
+    if fmt == "jsonl":
+        return "".join(json_line(r, meta) for r in rows)
+    if fmt == "csv":
+        keys = [k for k in FIELDS if any(r.get(k) not in (None, "") for r in rows)]
+        return render_rows([{**r, **env} for r in rows], [(k, k) for k in keys + ENV_FIELDS], "csv", meta, [])
+    keys = table_keys(rows, columns, paper, meta)
+    body = [[cell(k, r) for k in keys] for r in rows]
+    headers = [HEADERS.get(k, k) for k in keys]
+    align = ["left" if FORMATS.get(k) is None else "right" for k in keys]
+    if fmt == "latex":
+        return tabulate(body, headers=headers, tablefmt="latex_booktabs", disable_numparse=True,
+                        colalign=align) + "\n"
+    lines = header_lines(meta)
+    style = "github" if fmt == "markdown" else "simple"
+    if fmt == "markdown":
+        lines = [f"_{line}_" for line in lines]
+    text = tabulate(body, headers=headers, tablefmt=style, disable_numparse=True, colalign=align)
+    notes = footnotes(rows) if paper and fmt == "table" else []
+    tail = legend_lines(keys) + (["paper notes:"] + notes if notes else [])
+    if fmt == "markdown":
+        tail = [f"_{line}_" for line in tail]
+    return "\n".join(lines) + "\n\n" + text + "\n" + ("\n" + "\n".join(tail) + "\n" if tail else "")
+
+
+def json_line(row: dict, meta: dict) -> str:
+    """One row as a JSON line with the environment it was measured in (``--output x.jsonl``)."""
+    return json.dumps({**row, **{k: meta.get(k) for k in ENV_FIELDS}}, default=str) + "\n"
 
 
 def render_rows(rows: list[dict], columns: list[tuple[str, str]], fmt: str, meta: dict,

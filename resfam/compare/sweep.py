@@ -1,50 +1,32 @@
 """``resfam.compare``: count and measure builds one at a time, returning one dict per model."""
 from __future__ import annotations
 
-import fnmatch
 import gc
 import os
 import platform
 import sys
-from typing import Callable, Iterable, Optional, Sequence, Union
+import warnings
+from typing import Callable, Iterable, Optional
 
 import torch
 
-from ..errors import ArgumentError, ResfamError, UnknownModelError, did_you_mean, short_repr
-from ..factory import build
-from ..registry import get_spec, is_spec_path, list_families, list_models
+from ..errors import ArgumentError, ResfamError, did_you_mean, short_repr
 from . import timing
-from .counting import count_params, default_counter
+from .counting import count_params, make_counter
+from .targets import LIBRARIES, Target, build_target, resolve, select_targets
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+COUNTERS = ("analytic", "fvcore", "torch")
 
 
-def select(models: Optional[Iterable[str]] = None, family: Optional[Union[str, Sequence[str]]] = None) -> list[str]:
-    """Expand names, fnmatch patterns and spec paths (kept as given) into an ordered list; no
-    models and no family means the whole zoo. Unknown names raise UnknownModelError."""
-    families = [family] if isinstance(family, str) else list(family or [])
-    models = [models] if isinstance(models, str) else list(models or [])
-    bad = [m for m in [*models, *families] if not isinstance(m, str)]
-    if bad:
-        raise ArgumentError(f"model names, patterns, paths and families are strings, got "
-                            f"{short_repr(bad[0])}")
-    known = list_models()
-    for fam in families:
-        if not list_models(family=fam):
-            hint = did_you_mean(fam, list_families()) or f"families: {', '.join(list_families())}"
-            raise ResfamError(f"unknown family '{fam}': {hint}")
-    out: list[str] = []
-    for ref in (models or []):
-        if is_spec_path(ref):  # a broken file fails its own row; the sweep goes on
-            out.append(ref)
-            continue
-        matched = [n for n in known if fnmatch.fnmatchcase(n, ref)]
-        if not matched:
-            raise UnknownModelError(ref, known)
-        out += [m for m in matched if m not in out]
-    for fam in families:
-        out += [m for m in list_models(family=fam) if m not in out]
-    return out if (models or families) else known
+def select(models=None, family=None) -> list[str]:
+    """resfam refs only (names and ``file.yaml:variant``), for tools that build resfam nets."""
+    targets = select_targets(models, family)
+    foreign = [t.label for t in targets if t.library != "resfam"]
+    if foreign:
+        raise ResfamError(f"{foreign[0]} is another library's model; only resfam-compare "
+                          "measures those")
+    return [t.ref for t in targets]
 
 
 def environment(device: torch.device, dtype: str, batch_size: int, img_size: Optional[int],
@@ -63,68 +45,156 @@ def _pct(value: Optional[float], reference: Optional[float]) -> Optional[float]:
     return round((value / reference - 1.0) * 100.0, 2) + 0.0  # no "-0.0"
 
 
-def measure_one(ref: str, *, params: bool = True, flops: bool = False, acts: bool = False,
+def paper_columns(row: dict, spec, size: int) -> None:
+    """The paper's figures, one accuracy convention (top-1 %, from the error where the paper
+    prints that), and how resfam's counts differ from them."""
+    rep = spec.reported
+    if rep is None:
+        return
+    top1 = rep.top1 if rep.top1 is not None else (round(100.0 - rep.error, 2) if rep.error is not None else None)
+    row.update(paper_source=rep.source, paper_dataset=rep.dataset, paper_protocol=rep.protocol,
+               paper_params_m=rep.params_m, paper_gmacs=rep.gflops, paper_top1=top1,
+               paper_note=rep.note)
+    if "params" in row:
+        row["params_vs_paper_pct"] = _pct(row["params"] / 1e6, rep.params_m)
+    if "gmacs" in row and size == spec.input_size:
+        row["gmacs_vs_paper_pct"] = _pct(row["gmacs"], rep.gflops)
+
+
+def _count(row: dict, target: Target, spec, built, size: int, batch: int, counter, flops: bool,
+           acts: bool, params: bool) -> None:
+    """Counts by ``counter``; a model of another library (no spec) is counted by fvcore."""
+    if counter.name == "analytic" and spec is None:
+        from .counting import FvcoreCounter
+
+        counter = FvcoreCounter()
+    if counter.name == "analytic":
+        counts, n_params, n_acts = counter.count_spec(spec, size, batch)
+        if params and "params" not in row:
+            row["params"] = row["params_trainable"] = n_params
+    else:
+        x = torch.randn(batch, built.in_chans, size, size)
+        counts = counter.count(built.model, x) if flops else None
+        n_acts = counter.activations(built.model, x) if acts else None
+    if flops:
+        row["gmacs"] = round(counts.macs / batch / 1e9, 4)
+        row["other_mops"] = round(counts.other / batch / 1e6, 3)
+        row["gflops"] = round(2 * (counts.macs + counts.other) / batch / 1e9, 4)
+        row["unsupported"] = ";".join(f"{k}={v}" for k, v in sorted(counts.unsupported.items()))
+    if acts:
+        row["acts_m"] = round(n_acts / batch / 1e6, 3)
+    row["counter"] = counter.name
+
+
+def is_oom(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and ("out of memory" in str(error) or "can't allocate" in str(error)))
+
+
+def _timed(row: dict, model, built, size: int, batch: int, device, dtype: str, channels_last: bool,
+           latency: bool, throughput: bool, memory: bool, train: bool, warmup: int, runs: int,
+           other=None) -> Optional[dict]:
+    """Latency / throughput / memory at ``batch``; an out-of-memory batch is halved and retried
+    (timm's benchmark does the same), and the batch used goes into the row. With ``other``
+    (a second built model: --vs) both are timed alternately and the other's numbers returned."""
+    model = model.to(device=device, dtype=DTYPES[dtype])
+    if other is not None:
+        other = other.to(device=device, dtype=DTYPES[dtype])
+    while True:
+        try:
+            x = torch.randn(batch, built.in_chans, size, size, device=device, dtype=DTYPES[dtype])
+            if channels_last:
+                model = model.to(memory_format=torch.channels_last)
+                x = x.contiguous(memory_format=torch.channels_last)
+            out, out_other = {}, {}
+            if latency or throughput:
+                if other is None:
+                    t = timing.inference_latency(model, x, warmup, runs)
+                else:
+                    t, t_other = timing.alternate_latency(model, other, x, warmup, runs)
+                    out_other = timing.timing_columns(t_other, batch)
+                out.update(timing.timing_columns(t, batch))
+                if train:
+                    tt = timing.train_latency(model, x, built.num_classes, max(1, warmup // 2), max(2, runs // 2))
+                    out["train_throughput"] = round(tt.throughput(batch), 2)
+            if memory:
+                out["peak_mem_mb"] = round(timing.forward_memory_mb(model, x), 2)
+                if train:
+                    out["train_peak_mem_mb"] = round(timing.train_memory_mb(model, x, built.num_classes), 2)
+            row.update(out, batch=batch)
+            return out_other
+        except Exception as e:  # noqa: BLE001
+            if not is_oom(e) or batch == 1:
+                raise
+            batch //= 2
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = False,
                 latency: bool = False, throughput: bool = False, memory: bool = False,
                 train: bool = False, device: Optional[torch.device] = None, dtype: str = "float32",
                 batch_size: int = 1, img_size: Optional[int] = None, channels_last: bool = False,
-                warmup: int = 3, runs: int = 10, counter=None) -> dict:
-    """One row. Errors become the row's ``error`` (the caller's sweep goes on)."""
+                warmup: int = 3, runs: int = 10, counter=None, vs: Optional[str] = None) -> list[dict]:
+    """The rows of one target: its own, and with ``vs`` ('timm' / 'torchvision') the same-name
+    reference's right after it (timed alternately with it; ``speed_vs_ref`` = resfam img/s /
+    reference img/s). Errors become a row's ``error`` (the caller's sweep goes on)."""
+    target = ref if isinstance(ref, Target) else Target("resfam", ref)
     device = device or timing.device_of(None)
-    row: dict = {"model": ref}
-    model = None
+    counter = counter if counter is not None else make_counter("analytic")
+    row: dict = {"model": target.label, "library": target.library}
+    rows = [row]
+    built = other = None
+    timed = latency or throughput or memory
     try:
-        spec = get_spec(ref)
-        row.update(model=spec.name, family=spec.family)
-        size = img_size or spec.input_size
+        spec = resolve(target)
+        ref_target = None
+        if spec is not None:
+            row.update(model=spec.name, family=spec.family)
+            if vs and vs in spec.reference:
+                ref_target = Target(vs, spec.name)
+        size = img_size or (spec.input_size if spec is not None else None)
+        needs_model = timed or spec is None or counter.name != "analytic"
+        if needs_model:
+            built = build_target(target, spec)
+            size = size or built.input_size
+            row.setdefault("family", built.family)
+            if params:
+                row["params"], row["params_trainable"] = count_params(built.model)
         row["input"] = size
-        model = build(spec)
-        num_classes = model.num_classes
-        if params:
-            row["params"], row["params_trainable"] = count_params(model)
-        x = torch.randn(batch_size, model.in_chans, size, size)
-        if flops or acts:
-            counter = counter or default_counter()
-            if flops:
-                counts = counter.count(model, x)
-                row["gmacs"] = round(counts.macs / batch_size / 1e9, 4)
-                row["other_mops"] = round(counts.other / batch_size / 1e6, 3)
-                row["gflops"] = round(2 * (counts.macs + counts.other) / batch_size / 1e9, 4)
-                row["unsupported"] = ";".join(f"{k}={v}" for k, v in sorted(counts.unsupported.items()))
-                row["counter"] = counter.name
-            if acts:
-                row["acts_m"] = round(counter.activations(model, x) / batch_size / 1e6, 3)
-        if latency or throughput or memory:
-            model = model.to(device=device, dtype=DTYPES[dtype])
-            x = x.to(device=device, dtype=DTYPES[dtype])
-            if channels_last:
-                model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-            if latency or throughput:
-                t = timing.inference_latency(model, x, warmup, runs)
-                row["latency_ms"], row["latency_iqr_ms"] = round(t.median_ms, 3), round(t.iqr_ms, 3)
-                row["throughput"] = round(t.throughput(batch_size), 2)
-                if train:
-                    tt = timing.train_latency(model, x, num_classes, max(1, warmup // 2), max(2, runs // 2))
-                    row["train_throughput"] = round(tt.throughput(batch_size), 2)
-            if memory:
-                row["peak_mem_mb"] = round(timing.forward_memory_mb(model, x), 2)
-                if train:
-                    row["train_peak_mem_mb"] = round(timing.train_memory_mb(model, x, num_classes), 2)
-        rep = spec.reported
-        if rep is not None:
-            row.update(paper_source=rep.source, paper_params_m=rep.params_m, paper_gflops=rep.gflops,
-                       paper_top1=rep.top1, paper_error=rep.error, paper_dataset=rep.dataset)
-            if "params" in row:
-                row["params_vs_paper_pct"] = _pct(row["params"] / 1e6, rep.params_m)
-            if "gmacs" in row and size == spec.input_size:
-                row["gmacs_vs_paper_pct"] = _pct(row["gmacs"], rep.gflops)
+        if flops or acts or (params and not needs_model):
+            _count(row, target, spec, built, size, batch_size, counter, flops, acts, params)
+        if ref_target is not None:
+            ref_row = measure_rows(ref_target, params=params, flops=flops, acts=acts, device=device,
+                                  img_size=size, batch_size=batch_size, counter=counter)[0]
+            ref_row["ref_for"] = row["model"]
+            rows.append(ref_row)
+            if timed and not ref_row.get("error"):
+                other = build_target(ref_target).model
+        if timed:
+            theirs = _timed(row, built.model, built, size, batch_size, device, dtype, channels_last,
+                            latency, throughput, memory, train, warmup, runs, other)
+            if other is not None:
+                rows[1].update(theirs, batch=row["batch"])
+                if row.get("throughput") and theirs.get("throughput"):
+                    row["speed_vs_ref"] = round(row["throughput"] / theirs["throughput"], 3)
+        if spec is not None:
+            paper_columns(row, spec, size)
     except Exception as e:  # noqa: BLE001 - a failing model marks its row; the sweep goes on
         row["error"] = f"{type(e).__name__}: {e}".splitlines()[0]
     finally:
-        del model
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-    return row
+        if built is not None:  # free the model before the next is built (a collection costs
+            del built, other   # ~0.2 s with timm imported: not after a count from the spec)
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    return rows
+
+
+def measure_one(ref, **options) -> dict:
+    """One target's row (see :func:`measure_rows`; no ``vs`` reference)."""
+    return measure_rows(ref, **{**options, "vs": None})[0]
 
 
 # the smallest value each numeric option takes (the CLI's argparse types read the same table)
@@ -134,7 +204,7 @@ FLAGS = ("params", "flops", "acts", "latency", "throughput", "memory", "train", 
 
 def check_options(options: dict) -> None:
     """ArgumentError for an option :func:`measure_one` does not take, or a value it cannot use."""
-    accepted = set(OPTION_MINIMA) | set(FLAGS) | {"dtype"}
+    accepted = set(OPTION_MINIMA) | set(FLAGS) | {"dtype", "counter", "vs"}
     for key, value in options.items():
         if key not in accepted:
             hint = did_you_mean(key, sorted(accepted)) or f"accepted: {', '.join(sorted(accepted))}"
@@ -148,14 +218,57 @@ def check_options(options: dict) -> None:
         if key == "dtype" and value not in DTYPES:
             raise ArgumentError(f"compare(): dtype must be one of {', '.join(DTYPES)}, got "
                                 f"{short_repr(value)}")
+        if key == "counter" and value not in COUNTERS:
+            raise ArgumentError(f"compare(): counter must be one of {', '.join(COUNTERS)}, got "
+                                f"{short_repr(value)}")
+        if key == "vs" and value is not None and value not in ("timm", "torchvision"):
+            raise ArgumentError(f"compare(): vs must be 'timm' or 'torchvision', got {short_repr(value)}")
+
+
+def _task(args) -> list[dict]:
+    """One target in a worker process (``--workers`` / ``--isolate``)."""
+    target, options, device = args
+    torch.set_num_threads(options.pop("_threads"))
+    warnings.simplefilter("ignore")
+    counter = make_counter(options.pop("counter", "analytic"))
+    return measure_rows(target, device=torch.device(device), counter=counter, **options)
+
+
+def run_targets(targets: list[Target], *, device: torch.device, options: dict,
+                workers: int = 1, isolate: bool = False,
+                on_rows: Optional[Callable[[list[dict]], None]] = None) -> list[dict]:
+    """Measure ``targets`` in order, here or in worker processes (``workers`` at a time; with
+    ``isolate`` every target in a fresh process), calling ``on_rows`` as each finishes."""
+    rows: list[dict] = []
+    if workers == 1 and not isolate:
+        counter = make_counter(options.get("counter", "analytic"))
+        opts = {k: v for k, v in options.items() if k != "counter"}
+        for target in targets:
+            got = measure_rows(target, device=device, counter=counter, **opts)
+            rows += got
+            if on_rows:
+                on_rows(got)
+        return rows
+    import multiprocessing as mp
+
+    threads = max(1, torch.get_num_threads() // workers)
+    jobs = [(t, {**options, "_threads": threads}, str(device)) for t in targets]
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, maxtasksperchild=1 if isolate else None) as pool:
+        for got in pool.imap(_task, jobs):  # in order: the table does not depend on who finished first
+            rows += got
+            if on_rows:
+                on_rows(got)
+    return rows
 
 
 def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bool = False,
             on_row: Optional[Callable[[dict], None]] = None, device: Optional[str] = None,
-            **options) -> list[dict]:
+            workers: int = 1, isolate: bool = False, **options) -> list[dict]:
     """Count and measure every selected build on one backend; see :func:`measure_one` for the
     options (``params``, ``flops``, ``acts``, ``latency``, ``throughput``, ``memory``, ``train``,
-    ``dtype``, ``batch_size``, ``img_size``, ``channels_last``, ``warmup``, ``runs``).
+    ``dtype``, ``batch_size``, ``img_size``, ``channels_last``, ``warmup``, ``runs``,
+    ``counter`` = analytic / fvcore / torch, ``vs`` = timm / torchvision).
 
     Models are built, measured and freed one at a time, so peak memory stays near that of the
     largest single model.
@@ -163,20 +276,29 @@ def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bo
     check_options(options)
     if isinstance(models, str):
         models = [models]
-    refs = select(models, family)
+    targets = select_targets(models, family)
     dev = timing.device_of(device)
-    counter = default_counter() if options.get("flops") or options.get("acts") else None
-    rows = []
-    iterator = refs
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(refs, desc="resfam-compare", unit="model", file=sys.stderr, dynamic_ncols=True)
-    for ref in iterator:
-        if progress:
-            iterator.set_postfix_str(os.path.basename(ref))
-        row = measure_one(ref, device=dev, counter=counter, **options)
-        rows.append(row)
-        if on_row:
-            on_row(row)
-    return rows
+        bar = tqdm(total=len(targets), desc="resfam-compare", unit="model", file=sys.stderr,
+                   dynamic_ncols=True)
+
+    def done(got: list[dict]) -> None:
+        if bar is not None:
+            bar.set_postfix_str(os.path.basename(got[0]["model"]))
+            bar.update(1)
+        for row in got:
+            if on_row:
+                on_row(row)
+
+    try:
+        return run_targets(targets, device=dev, options=options, workers=workers, isolate=isolate,
+                           on_rows=done)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+__all__ = ["compare", "measure_one", "measure_rows", "select", "select_targets", "environment", "LIBRARIES"]

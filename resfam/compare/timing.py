@@ -9,11 +9,16 @@
   CPU: the torch profiler with ``profile_memory=True`` records every allocation (each op's own,
   ``self_cpu_memory_usage``) and free (``[memory]`` events) of torch's CPU allocator; the peak
   of their running sum in time order is what torch itself held at most during the run, not
-  the process's RSS.
+  the process's RSS. The profiler's own C++ log lines (``profiler_start`` / ``profiler_stop``,
+  ``Memory block of unknown size``) are silenced.
+- A timing is flagged ``noisy`` where its IQR exceeds :data:`NOISY_IQR` of its median (a loaded
+  machine, frequency scaling): compare such rows only after re-measuring.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -50,8 +55,43 @@ def time_fn(fn: Callable[[], object], device: torch.device, warmup: int, runs: i
         fn()
         _sync(device)
         times.append((time.perf_counter() - start) * 1000.0)
+    return _summary(times)
+
+
+NOISY_IQR = 0.10  # IQR / median above which a timing is flagged
+
+
+def timing_columns(t: Timing, batch: int) -> dict:
+    """A timing's row columns; ``noisy`` where the IQR is large against the median."""
+    return {"latency_ms": round(t.median_ms, 3), "latency_iqr_ms": round(t.iqr_ms, 3),
+            "throughput": round(t.throughput(batch), 2),
+            "noisy": t.iqr_ms > NOISY_IQR * t.median_ms}
+
+
+def alternate_latency(a: nn.Module, b: nn.Module, x: torch.Tensor, warmup: int = 3,
+                      runs: int = 10) -> tuple[Timing, Timing]:
+    """Two models timed alternately (a b a b ...) on one input in one process, so that drift in
+    the machine's speed hits both; eval mode, inference_mode."""
+    a.eval()
+    b.eval()
+    times: tuple[list, list] = ([], [])
+    with torch.inference_mode():
+        for _ in range(warmup):
+            a(x)
+            b(x)
+        for _ in range(runs):
+            for model, acc in ((a, times[0]), (b, times[1])):
+                _sync(x.device)
+                start = time.perf_counter()
+                model(x)
+                _sync(x.device)
+                acc.append((time.perf_counter() - start) * 1000.0)
+    return _summary(times[0]), _summary(times[1])
+
+
+def _summary(times: list[float]) -> Timing:
     q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return Timing(statistics.median(times), q[2] - q[0], min(times), runs)
+    return Timing(statistics.median(times), q[2] - q[0], min(times), len(times))
 
 
 def inference_latency(model: nn.Module, x: torch.Tensor, warmup: int = 3, runs: int = 10) -> Timing:
@@ -92,7 +132,7 @@ def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float:
         return (torch.cuda.max_memory_allocated(device) - base) / 2**20
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     # each op's own allocations (+) and the allocator's frees ("[memory]" events, -), in time order
     deltas = sorted(((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events()
@@ -102,6 +142,23 @@ def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float:
         running += delta
         peak = max(peak, running)
     return peak / 2**20
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 to /dev/null while the profiler runs: its C++ side logs there."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def forward_memory_mb(model: nn.Module, x: torch.Tensor) -> float:

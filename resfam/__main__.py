@@ -1,0 +1,6 @@
+"""``python -m resfam``: resfam-compare."""
+import sys
+
+from .compare.cli import main
+
+sys.exit(main())
