@@ -35,11 +35,12 @@ class NormAct(nn.Module):
 class EvoNormS0(NormAct):
     """EvoNorm-S0 (Liu et al. 2020, "Evolving Normalization-Activation Layers", Table 1):
     ``y = x * sigmoid(v * x) / sqrt(group_var(x) + eps) * gamma + beta``, the variance over
-    each of 32 channel groups and the positions of one sample (as GroupNorm's)."""
+    each of 32 channel groups and the positions of one sample (as GroupNorm's; gcd(32, C) groups
+    where C is not a multiple of 32, as resfam's ``gn``)."""
 
     def __init__(self, channels: int, groups: int = 32, eps: float = 1e-5):
         super().__init__(channels, eps)
-        self.groups = groups
+        self.groups = math.gcd(groups, channels)
         self.v = nn.Parameter(torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """resfam-compare as a user runs it: a subprocess whose csv / json output is parsed back."""
 import csv
 import io
+import re
 import json
-import shutil
 import subprocess
 import sys
 import warnings
@@ -15,8 +15,8 @@ import torchvision
 import resfam
 from conftest import n_params
 
-CLI = [shutil.which("resfam-compare") or sys.executable, *([] if shutil.which("resfam-compare")
-                                                            else ["-m", "resfam.compare.cli"])]
+# this interpreter's resfam (a `resfam-compare` on PATH may belong to another installation)
+CLI = [sys.executable, "-m", "resfam.compare"]
 
 
 def run(*args, check_rc=0):
@@ -83,11 +83,22 @@ def test_json_rows_and_header(tmp_path):
     assert paper["paper_params_m"] == 25.56 and paper["params_vs_paper_pct"] == pytest.approx(0, abs=0.05)
 
 
-def test_table_format_has_header_and_aligned_columns():
-    out = run("resnet18", "resnet20").stdout.splitlines()
+def test_table_fits_120_columns_with_numbers_right_aligned():
+    out = run("resnet18", "resnet20", "highway20", "--flops", "--acts", "--latency", "--throughput",
+              "--memory", "--paper", "--runs", "2", "--warmup", "0").stdout.splitlines()
     assert out[0].startswith("resfam-compare | torch") and "threads" in out[0]
-    table = [line for line in out if line.startswith(("model", "resnet"))]
-    assert len(table) == 3 and len({line.index("params (M)") if "params (M)" in line else 0 for line in table[:1]}) == 1
+    assert max(len(line) for line in out) <= 120, max(out, key=len)
+    head = next(i for i, line in enumerate(out) if line.startswith("model "))
+    rule, rows = out[head + 1], out[head + 2:head + 5]
+    assert [r.split()[0] for r in rows] == ["resnet18", "resnet20", "highway20"]
+    spans = [m.span() for m in re.finditer(r"-+", rule)]
+    cells = {out[head][i:j].strip(): [r[i:j] for r in rows] for i, j in spans}
+    for col in ("params", "GMACs", "other", "acts", "ms", "img/s", "MiB"):  # right-aligned
+        assert all(c.strip() and c == c.rjust(len(c)) and not c.endswith(" ") for c in cells[col]), (col, cells[col])
+    assert cells["model"][0].startswith("resnet18")  # names left-aligned
+    legend = " ".join(out[head + 5:])
+    assert "GMACs: conv + linear multiply-accumulates" in legend and "MiB: peak memory" in legend
+    assert "top-1%" in out[head] and "CIFAR-10" in out[head + 3]
 
 
 def test_measurement_columns():
@@ -120,7 +131,7 @@ def test_a_failing_model_marks_its_row_and_the_sweep_goes_on(tmp_path):
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     assert [r["model"] for r in rows] == ["resnet20", str(bad), "resnet18"]
     assert "scale >= 2" in rows[1]["error"] and rows[0]["error"] == "" and rows[2]["params"]
-    assert f"1 of 3 models failed: {bad}" in proc.stderr
+    assert f"1 of 3 rows failed: {bad}" in proc.stderr
 
 
 def test_plot_writes_a_real_png(tmp_path):
@@ -129,7 +140,7 @@ def test_plot_writes_a_real_png(tmp_path):
     from PIL import Image
 
     with Image.open(png) as img:
-        assert img.format == "PNG" and img.size == (1000, 700)
+        assert img.format == "PNG" and img.size == (1100, 700)
         assert len(img.convert("RGB").getcolors(maxcolors=1 << 24)) > 50  # not a blank canvas
 
 

@@ -359,7 +359,7 @@ def no_sweep(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the sweep ran despite a usage error")
 
-    monkeypatch.setattr(cli, "compare", refuse)
+    monkeypatch.setattr(cli, "run_targets", refuse)
 
 
 @pytest.mark.parametrize("flags,fragment", [
@@ -397,22 +397,23 @@ def test_cli_ctrl_c_keeps_the_rows_measured(tmp_path, monkeypatch, capsys):
         calls.append(ref)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return {"model": ref, "params": 1}
+        return [{"model": ref.ref, "params": 1}]
 
-    monkeypatch.setattr(sweep, "measure_one", measure)
+    monkeypatch.setattr(sweep, "measure_rows", measure)
     out = tmp_path / "rows.csv"
     rc = cli.main(["resnet18", "resnet34", "resnet50", "resnet101", "--format", "csv",
                    "--output", str(out), "--no-progress"])
     assert rc == 130
-    assert out.read_text().splitlines() == ["model,params", "resnet18,1", "resnet34,1"]
+    lines = [line.split(",")[:2] for line in out.read_text().splitlines()]
+    assert lines == [["model", "params"], ["resnet18", "1"], ["resnet34", "1"]]
     assert "interrupted after 2 of 4 models" in capsys.readouterr().err
 
 
 def test_cli_plot_says_the_file_it_wrote(tmp_path, monkeypatch, capsys):
     from resfam.compare import sweep
 
-    monkeypatch.setattr(sweep, "measure_one", lambda ref, **kw: {
-        "model": ref, "family": "resnet", "params": 1e6, "gmacs": 1.0, "latency_ms": 2.0})
+    monkeypatch.setattr(sweep, "measure_rows", lambda ref, **kw: [{
+        "model": ref.ref, "family": "resnet", "params": 1e6, "gmacs": 1.0, "latency_ms": 2.0}])
     folder = tmp_path / "plots"
     folder.mkdir()
     assert cli.main(["resnet18", "--plot", str(folder), "--no-progress"]) == 0

@@ -12,6 +12,7 @@ variant to fvcore's counts and to the built model's parameter count, exactly.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -99,7 +100,7 @@ def norm(t: Tally, kind: str, x: Shape) -> None:
         t.skip("rsqrt")
     elif kind == "evonorm_s0":
         t.params += 3 * c
-        groups = 32
+        groups = math.gcd(32, c)
         t.op("mul", 3 * n)
         t.op("sigmoid", n)
         t.op("add", n + groups)

@@ -20,28 +20,24 @@ COLUMNS = [
     ("model", "model", "", None),
     ("family", "family", "", None),
     ("input", "px", "px: input side", "d"),
-    ("batch", "batch", "batch: the batch measured (halved after running out of memory)", "d"),
-    ("params", "params", "params: millions", "params"),
-    ("gmacs", "GMACs", "GMACs: conv + linear multiply-accumulates per image, 10^9 (BN folded, "
-                       "fvcore's unit)", ".3f"),
-    ("other_mops", "other", "other: adds, gate muls and sigmoids, activations, pools per image, "
-                            "10^6", ".1f"),
+    ("batch", "batch", "batch: measured (halved after running out of memory)", "d"),
+    ("params", "params", "params: M", "params"),
+    ("gmacs", "GMACs", "GMACs: conv+linear multiply-accumulates/image (BN folded)", ".3f"),
+    ("other_mops", "other", "other: M adds, muls, sigmoids, activations, pools/image", ".1f"),
     ("gflops", "GFLOPs", "GFLOPs = 2 (MACs + other)", ".3f"),
-    ("acts_m", "acts", "acts: conv and linear outputs per image, 10^6", ".2f"),
-    ("latency_ms", "ms", "ms: median latency per batch (* noisy: IQR above 10% of it)", "ms"),
-    ("latency_iqr_ms", "IQR", "IQR: its interquartile range, ms", ".2f"),
-    ("throughput", "img/s", "img/s: batch / median latency", ".1f"),
-    ("train_throughput", "train img/s", "train img/s: one SGD step per batch", ".1f"),
-    ("peak_mem_mb", "MiB", "MiB: peak memory torch allocated during one forward (CUDA: "
-                           "max_memory_allocated; CPU: the profiler's allocations), not process RSS",
-     ".1f"),
-    ("train_peak_mem_mb", "train MiB", "train MiB: the same for one training step", ".1f"),
-    ("speed_vs_ref", "vs ref", "vs ref: resfam img/s / the reference's, timed alternately", ".3f"),
-    ("paper_params_m", "paper params", "paper params: millions, as printed", "g"),
+    ("acts_m", "acts", "acts: M conv+linear outputs/image", ".2f"),
+    ("latency_ms", "ms", "ms: median latency/batch (*: IQR > 10% of it)", "ms"),
+    ("latency_iqr_ms", "IQR", "IQR: ms", ".2f"),
+    ("throughput", "img/s", "img/s: batch/median", ".1f"),
+    ("train_throughput", "train img/s", "train img/s: SGD steps", ".1f"),
+    ("peak_mem_mb", "MiB", "MiB: peak memory torch allocated in one forward (not RSS)", ".1f"),
+    ("train_peak_mem_mb", "train MiB", "train MiB: in one SGD step", ".1f"),
+    ("speed_vs_ref", "vs ref", "vs ref: resfam img/s / reference img/s, timed alternately", ".3f"),
+    ("paper_params_m", "paper params", "paper params: M", "g"),
     ("params_vs_paper_pct", "Δparams%", "", "+.1f"),
-    ("paper_gmacs", "paper GMACs", "paper GMACs: the paper's multiply-adds ('FLOPs'), 10^9", "g"),
-    ("gmacs_vs_paper_pct", "ΔGMACs%", "Δ%: resfam's count against the paper's", "+.1f"),
-    ("paper_top1", "top-1%", "top-1%: the paper's accuracy (100 - error where it prints error)", "g"),
+    ("paper_gmacs", "paper GMACs", "paper GMACs: the paper's multiply-adds", "g"),
+    ("gmacs_vs_paper_pct", "ΔGMACs%", "Δ%: resfam vs paper", "+.1f"),
+    ("paper_top1", "top-1%", "top-1%: the paper's (100 - error where it prints error)", "g"),
     ("paper_dataset", "dataset", "", None),
     ("paper_protocol", "protocol", "", None),
     ("error", "error", "", None),
@@ -51,6 +47,8 @@ FORMATS = {k: f for k, _, _, f in COLUMNS}
 LEGEND = {k: text for k, _, text, _ in COLUMNS if text}
 PAPER = ["paper_params_m", "params_vs_paper_pct", "paper_gmacs", "gmacs_vs_paper_pct",
          "paper_top1", "paper_dataset", "paper_protocol"]
+PAPER_TABLE = ["model", "params", "paper_params_m", "params_vs_paper_pct", "gmacs", "paper_gmacs",
+               "gmacs_vs_paper_pct", "paper_top1", "paper_dataset", "paper_protocol"]
 TABLE_DEFAULT = [k for k, *_ in COLUMNS if k not in PAPER + ["family", "gflops", "batch"]]
 ENV_FIELDS = ["torch", "device", "threads", "dtype"]
 FIELDS = [k for k, *_ in COLUMNS] + ["library", "ref_for", "params_trainable", "counter",
@@ -96,17 +94,15 @@ def legend_lines(keys: list[str]) -> list[str]:
     return textwrap.wrap(text, WIDTH) if text else []
 
 
-def table_keys(rows: list[dict], columns: Optional[list[str]], paper: bool, meta: dict) -> list[str]:
-    """The table's columns: ``columns`` as asked, else the default set (+ the paper's with
-    ``paper``), each only where some row has a value."""
+def table_keys(rows: list[dict], columns: Optional[list[str]], meta: dict) -> list[str]:
+    """The table's columns: ``columns`` as asked, else the default set, each only where some
+    row has a value."""
     if columns:
         wanted = columns
     else:
         wanted = list(TABLE_DEFAULT)
         if any(r.get("batch") not in (None, meta.get("batch_size")) for r in rows):
             wanted.insert(wanted.index("params"), "batch")
-        if paper:
-            wanted[wanted.index("error"):wanted.index("error")] = PAPER
     return [k for k in wanted if any(r.get(k) not in (None, "") for r in rows)]
 
 
@@ -125,23 +121,27 @@ def render(rows: list[dict], fmt: str, meta: dict, columns: Optional[list[str]] 
     if fmt == "csv":
         keys = [k for k in FIELDS if any(r.get(k) not in (None, "") for r in rows)]
         return render_rows([{**r, **env} for r in rows], [(k, k) for k in keys + ENV_FIELDS], "csv", meta, [])
-    keys = table_keys(rows, columns, paper, meta)
-    body = [[cell(k, r) for k in keys] for r in rows]
-    headers = [HEADERS.get(k, k) for k in keys]
-    align = ["left" if FORMATS.get(k) is None else "right" for k in keys]
+    tables = [(rows, table_keys(rows, columns, meta))]
+    papers = [r for r in rows if r.get("paper_source")]
+    if paper and papers and not columns:  # a second table: resfam's counts beside the papers'
+        tables.append((papers, [k for k in PAPER_TABLE if any(r.get(k) not in (None, "") for r in papers)]))
+    texts, keys_shown = [], []
+    for sub, keys in tables:
+        body = [[cell(k, r) for k in keys] for r in sub]
+        headers = [HEADERS.get(k, k) for k in keys]
+        align = ["left" if FORMATS.get(k) is None else "right" for k in keys]
+        style = {"latex": "latex_booktabs", "markdown": "github"}.get(fmt, "simple")
+        texts.append(tabulate(body, headers=headers, tablefmt=style, disable_numparse=True, colalign=align))
+        keys_shown += [k for k in keys if k not in keys_shown]
     if fmt == "latex":
-        return tabulate(body, headers=headers, tablefmt="latex_booktabs", disable_numparse=True,
-                        colalign=align) + "\n"
+        return "\n\n".join(texts) + "\n"
+    notes = footnotes(papers) if paper else []
+    tail = legend_lines(keys_shown) + (["paper notes:"] + notes if notes else [])
     lines = header_lines(meta)
-    style = "github" if fmt == "markdown" else "simple"
     if fmt == "markdown":
-        lines = [f"_{line}_" for line in lines]
-    text = tabulate(body, headers=headers, tablefmt=style, disable_numparse=True, colalign=align)
-    notes = footnotes(rows) if paper and fmt == "table" else []
-    tail = legend_lines(keys) + (["paper notes:"] + notes if notes else [])
-    if fmt == "markdown":
-        tail = [f"_{line}_" for line in tail]
-    return "\n".join(lines) + "\n\n" + text + "\n" + ("\n" + "\n".join(tail) + "\n" if tail else "")
+        lines, tail = [f"_{line}_" for line in lines], [f"_{line}_" for line in tail]
+    return ("\n".join(lines) + "\n\n" + "\n\n".join(texts) + "\n"
+            + ("\n" + "\n".join(tail) + "\n" if tail else ""))
 
 
 def json_line(row: dict, meta: dict) -> str:

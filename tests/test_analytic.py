@@ -1,0 +1,135 @@
+"""The analytic counter (resfam.compare.analytic) against what the built network does: for every
+bundled variant its parameters equal the model's, its MACs and other ops equal fvcore's by
+operator (and the ops fvcore cannot count are the same ones), its activations equal the conv and
+linear outputs counted at torch's dispatcher; then user specs it has never seen (hypothesis)."""
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import resfam
+from resfam.compare.analytic import tally
+from resfam.compare.counting import FlopCounterModeCounter, FvcoreCounter
+
+
+def _cheap_build(spec):
+    """The network with uninitialised storage (counting needs shapes, not values)."""
+    with torch.device("meta"):
+        model = resfam.build(spec)
+    return model.to_empty(device="cpu").eval()
+
+
+def _side(spec) -> int:
+    """A small input (96: every stride of an anti-aliased net divides it), the native one for
+    the CIFAR nets and a flatten head; odd sizes are the user specs' below."""
+    return spec.input_size if spec.model.head.pool == "flatten" or spec.input_size < 96 else 96
+
+
+def check(spec, size):
+    model = _cheap_build(spec)
+    x = torch.randn(1, model.in_chans, size, size)
+    t = tally(spec, size)
+    assert t.params == sum(p.numel() for p in model.parameters())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fv = FvcoreCounter().count(model, x)
+    by_op = {}
+    for op, n in fv.by_op.items():  # relu_ and relu, add_ and add: one op to the counter
+        by_op[op.rstrip("_")] = by_op.get(op.rstrip("_"), 0) + n
+    macs = by_op.pop("conv", 0) + by_op.pop("linear", 0)
+    assert (t.macs, dict(t.other)) == (macs, {k: v for k, v in by_op.items() if v})
+    assert dict(t.unsupported) == fv.unsupported
+    assert t.acts == FlopCounterModeCounter().activations(model, x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", resfam.list_models())
+def test_every_bundled_variant(name):
+    spec = resfam.get_spec(name)
+    check(spec, _side(spec))
+
+
+@pytest.mark.parametrize("name,size", [("resnet50", 224), ("res2net50_26w_4s", 224),
+                                       ("resnest50d", 224), ("resnetblur50", 224)])
+def test_native_inputs_and_the_fvcore_and_torch_activation_counts_agree(name, size):
+    spec = resfam.get_spec(name)
+    check(spec, size)
+    model = _cheap_build(spec)
+    x = torch.randn(1, 3, size, size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert FvcoreCounter().activations(model, x) == tally(spec, size).acts
+
+
+def test_the_zoo_counts_in_under_a_second():
+    import time
+
+    specs = [resfam.get_spec(n) for n in resfam.list_models()]
+    start = time.perf_counter()
+    for spec in specs:
+        tally(spec)
+    assert time.perf_counter() - start < 1.0
+
+
+# user specs: the primitives recombined as no bundled variant does
+blocks = st.one_of(
+    st.fixed_dictionaries({"type": st.just("basic"), "aa": st.sampled_from(["none", "avg", "blur"])}),
+    st.fixed_dictionaries({"type": st.just("bottleneck"), "groups": st.sampled_from([1, 2, 4]),
+                           "stride_on": st.sampled_from(["3x3", "1x1"]),
+                           "avd": st.sampled_from(["none", "first", "last"]),
+                           "sk": st.one_of(st.none(), st.fixed_dictionaries({"split_input": st.booleans()})),
+                           "splat": st.one_of(st.none(), st.fixed_dictionaries({"radix": st.integers(1, 2)}))}),
+    st.fixed_dictionaries({"type": st.just("res2"), "scale": st.integers(2, 5),
+                           "stype": st.sampled_from(["auto", "stage"])}),
+)
+
+
+@st.composite
+def user_specs(draw):
+    n = draw(st.integers(1, 3))
+    block = draw(blocks)
+    if block["type"] == "bottleneck":
+        block = {k: v for k, v in block.items() if v is not None}
+        if "sk" in block and "splat" in block:
+            del block["sk"]
+        if block["stride_on"] == "1x1":
+            block["avd"] = "none"
+    special = block["type"] == "bottleneck" and (block["avd"] != "none" or "sk" in block or "splat" in block)
+    order = draw(st.sampled_from(["post"] if special else ["post", "iresnet"] if block["type"] == "res2"
+                                 else ["post", "pre", "iresnet"]))
+    if block["type"] == "res2":
+        block["base_width"] = 16
+    return {
+        "name": "fuzzed", "family": "fuzz",
+        "stem": {"type": draw(st.sampled_from(["conv7_maxpool", "deep_maxpool", "cifar", "deep_convpool"])),
+                 "width": 16, "deep_width": 8},
+        "stages": {"depth": draw(st.lists(st.integers(1, 3), min_size=n, max_size=n)),
+                   "width": [64 * 2 ** i for i in range(n)],
+                   "stride": [1] + draw(st.lists(st.sampled_from([1, 2]), min_size=n - 1, max_size=n - 1))},
+        "block": block,
+        "shortcut": {"type": draw(st.sampled_from(["conv1x1", "conv3x3", "avgpool_conv1x1", "maxpool_conv1x1"]))},
+        "merge": {"type": draw(st.sampled_from(["add", "gate"]))},
+        "attn": draw(st.sampled_from([{"type": "none"}, {"type": "se"}, {"type": "eca"}])),
+        "order": order,
+        "norm": draw(st.sampled_from(["bn", "gn", "frn", "evonorm_s0", "none"])),
+        "act": "relu",
+        "head": {"num_classes": draw(st.integers(0, 20)), "norm": draw(st.booleans())},
+    }
+
+
+@settings(max_examples=40, deadline=None)
+@given(user_specs(), st.integers(17, 70))
+def test_user_specs(raw, size):
+    if raw["norm"] in ("frn", "evonorm_s0"):
+        raw["act"] = "identity"
+    try:
+        spec = resfam.get_spec(raw)
+    except resfam.SpecError:  # a combination the spec checks refuse: nothing to count
+        return
+    try:
+        _cheap_build(spec)(torch.zeros(1, 3, size, size))
+    except (RuntimeError, ValueError):  # too small an input for its strides; GroupNorm of one value
+        return
+    check(spec, size)
