@@ -37,19 +37,21 @@ def _num(value, fmt: str) -> str:
 
 
 def family_table(rows: list[dict], family: str) -> str:
-    """The variant table of one family page, from resfam.compare rows (params + flops)."""
+    """The variant table of one family page, from resfam.compare rows (the analytic counter)."""
     lines = ["Counted by `resfam.compare(family=...)` at each variant's native input; regenerate "
-             "with `python docs/generate.py`.", "",
+             "with `python docs/generate.py`. Paper top-1 is 100 - error where the paper prints "
+             "an error.", "",
              "| variant | input | params (M) | GMACs | other ops (M) | paper params (M) | "
-             "paper GFLOPs | paper top-1 % | paper error % | paper source |",
+             "paper GMACs | paper top-1 % | dataset, protocol | paper source |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("family") != family:
             continue
+        how = ", ".join(x for x in (r.get("paper_dataset"), r.get("paper_protocol")) if x)
         lines.append(f"| {r['model']} | {r['input']} | {r['params'] / 1e6:.3f} | {r['gmacs']:.3f} | "
                      f"{r['other_mops']:.1f} | {_num(r.get('paper_params_m'), 'g')} | "
-                     f"{_num(r.get('paper_gflops'), 'g')} | {_num(r.get('paper_top1'), 'g')} | "
-                     f"{_num(r.get('paper_error'), 'g')} | {r.get('paper_source') or ''} |")
+                     f"{_num(r.get('paper_gmacs'), 'g')} | {_num(r.get('paper_top1'), 'g')} | "
+                     f"{how} | {r.get('paper_source') or ''} |")
     return "\n".join(lines) + "\n"
 
 

@@ -47,7 +47,6 @@ def test_every_family_has_a_gallery_page():
     assert set(resfam.list_families()) <= pages
 
 
-@pytest.mark.slow
 def test_family_tables_match_what_the_tool_counts_today():
     gen = _generator()
     rows = gen.family_rows()
