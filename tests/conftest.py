@@ -1,7 +1,12 @@
+import os
 import warnings
 
 import pytest
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: one core each, and for the processes
+    os.environ["OMP_NUM_THREADS"] = "1"    # a test starts (oversubscribed OpenMP threads slow
+    torch.set_num_threads(1)               # both workers down up to 10x on two cores)
 from hypothesis import HealthCheck, settings
 
 # property-based tests (tests/test_fuzz.py): a small, derandomised budget unless a run asks for

@@ -97,8 +97,9 @@ def test_table_fits_120_columns_with_numbers_right_aligned():
         assert all(c.strip() and c == c.rjust(len(c)) and not c.endswith(" ") for c in cells[col]), (col, cells[col])
     assert cells["model"][0].startswith("resnet18")  # names left-aligned
     legend = " ".join(out[head + 5:])
-    assert "GMACs: conv + linear multiply-accumulates" in legend and "MiB: peak memory" in legend
-    assert "top-1%" in out[head] and "CIFAR-10" in out[head + 3]
+    assert "GMACs: conv+linear multiply-accumulates" in legend and "MiB: peak memory" in legend
+    paper = next(i for i, line in enumerate(out) if line.startswith("model ") and i > head)
+    assert "top-1%" in out[paper] and "CIFAR-10" in out[paper + 3] and "+0.8" in out[paper + 2]
 
 
 def test_measurement_columns():

@@ -57,6 +57,8 @@ def _spec_file(ref: str) -> list[Target]:
         variants = list(file_variants(Path(path)))
     except ResfamError:
         return [Target("resfam", ref)]  # a broken file fails its own row; the sweep goes on
+    if not variant and len(variants) == 1:
+        return [Target("resfam", ref)]
     chosen = [v for v in variants if fnmatch.fnmatchcase(v, variant or "*")]
     if not chosen:
         raise ResfamError(f"{path}: no variant matches '{variant}' (variants: {', '.join(variants)})")
