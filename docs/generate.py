@@ -5,7 +5,8 @@
 Writes docs/specs.md (the spec reference, from the validator's schema), the variant tables of
 docs/families/*.md and the weights table of docs/backbone.md (between their ``generated``
 markers), docs/zoo.md (the whole zoo: counts
-beside the papers' figures, and CPU latency) and docs/zoo.png (GMACs vs latency). Each page
+beside the papers' figures, and CPU latency), docs/zoo.png (GMACs vs latency) and
+docs/zoo-paper.png (the papers' top-1 vs GMACs). Each page
 records the exact command that made it. tests/test_docs.py re-renders the family tables and
 the spec reference and fails when a page is stale.
 """
@@ -18,8 +19,8 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-COUNT_CMD = ["resfam-compare", "--flops", "--params", "--acts", "--format", "markdown", "--no-progress"]
-TIME_CMD = ["resfam-compare", "--flops", "--params", "--latency", "--runs", "5", "--warmup", "2",
+COUNT_CMD = ["resfam-compare", "--flops", "--acts", "--paper", "--format", "markdown", "--no-progress"]
+TIME_CMD = ["resfam-compare", "--flops", "--latency", "--runs", "5", "--warmup", "2",
             "--format", "markdown", "--no-progress", "--plot", "docs/zoo.png"]
 MARKER = re.compile(r"(<!-- generated:family-table -->\n).*?(<!-- /generated -->)", re.S)
 WEIGHTS_MARKER = re.compile(r"(<!-- generated:weights-table -->\n).*?(<!-- /generated -->)", re.S)
@@ -112,11 +113,12 @@ Command: `{shlex.join(COUNT_CMD)}`
 
 - **GMACs**: conv + linear multiply-accumulates per image at the network's native input (224, or
   32 for CIFAR nets), fvcore's unit and torchvision's `_ops` convention; BatchNorm is folded.
-- **other ops (M)**: residual and split additions, Highway gates (sigmoid, two multiplies,
-  `1 - T`), activations and pooling, per image.
-- **paper** columns are as printed: papers' "FLOPs" are multiply-adds; ResNet-50's 3.8 G is the
-  original stride-on-1x1 design (torchvision strides the 3x3: 4.09 G); errors and top-1 are on
-  the dataset named in the spec (ImageNet val unless CIFAR-10).
+  Counted from the specs by the analytic counter (equal to fvcore's counts, tests/test_analytic.py).
+- **other**: residual and split additions, Highway gates (sigmoid, two multiplies, `1 - T`),
+  attention's squeezes, sigmoids and multiplies, activations and pooling, millions per image.
+- The second table puts resfam's counts beside the papers': their "FLOPs" are multiply-adds;
+  ResNet-50's 3.8 G is the original stride-on-1x1 design (torchvision strides the 3x3: 4.09 G);
+  top-1 is 100 - error where a paper prints an error, on the dataset and protocol shown.
 
 {counts}
 ## CPU latency
@@ -128,9 +130,11 @@ eager float32. Timings are noisy on shared machines: compare ratios within one r
 
 ![GMACs vs latency](zoo.png)
 
+![The papers' top-1 vs GMACs](zoo-paper.png)
+
 {timings}"""
     (DOCS / "zoo.md").write_text(page)
-    print(f"wrote docs/specs.md, docs/families/*.md, docs/zoo.md and docs/zoo.png")
+    print("wrote docs/specs.md, docs/families/*.md, docs/zoo.md, docs/zoo.png and docs/zoo-paper.png")
 
 
 if __name__ == "__main__":
