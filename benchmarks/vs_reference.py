@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
 import resfam
+from resfam.compare.timing import alternate_latency
 
 
 def reference(name: str, source: str) -> torch.nn.Module:
@@ -30,27 +30,10 @@ def reference(name: str, source: str) -> torch.nn.Module:
     return getattr(torchvision.models, name)(weights=None)
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def alternate(a, b, x, runs: int, warmup: int) -> tuple[float, float]:
-    """Median seconds per call of a and b, timed alternately."""
-    device = x.device
-    with torch.inference_mode():
-        for _ in range(warmup):
-            a(x)
-            b(x)
-        ta, tb = [], []
-        for _ in range(runs):
-            for fn, acc in ((a, ta), (b, tb)):
-                sync(device)
-                start = time.perf_counter()
-                fn(x)
-                sync(device)
-                acc.append(time.perf_counter() - start)
-    return statistics.median(ta), statistics.median(tb)
+    """Median seconds per call of a and b, timed alternately (resfam-compare --vs does the same)."""
+    ta, tb = alternate_latency(a, b, x, warmup, runs)
+    return ta.median_ms / 1e3, tb.median_ms / 1e3
 
 
 def main() -> None:

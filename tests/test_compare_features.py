@@ -170,12 +170,16 @@ def _counts(rows):
 
 def test_torchrun_splits_the_list_and_rank_0_merges(tmp_path, single):
     out = tmp_path / "merged.json"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-           "29517", "-m", "resfam.compare"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "resfam.compare"]
     run(*NAMES, "--flops", "--acts", "--counter", "fvcore", "--output", str(out), "--no-progress",
         cmd=cmd, env={"OMP_NUM_THREADS": "1"})
     doc = json.loads(out.read_text())
     assert doc["meta"]["ranks"] == 2 and _counts(doc["rows"]) == _counts(single)
+    lines = tmp_path / "merged.jsonl"  # streamed rows: every rank's, in the list's order
+    run(*NAMES, "--flops", "--acts", "--counter", "fvcore", "--output", str(lines), "--no-progress",
+        cmd=cmd, env={"OMP_NUM_THREADS": "1"})
+    assert _counts(json.loads(line) for line in lines.read_text().splitlines()) == _counts(single)
 
 
 def test_workers_and_isolate_equal_one_process(main, single):

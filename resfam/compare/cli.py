@@ -239,7 +239,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.format not in ("table", "markdown") or args.output:  # else the table carries it
         if rank == 0:
             print("\n".join(report.header_lines(meta)), file=sys.stderr)
-    stream = None
+    stream = None  # rows go to a .jsonl file as measured (several ranks: merged, at the end)
     if args.output and args.format == "jsonl" and rank == 0:
         stream = open(args.output, "a" if args.resume else "w", encoding="utf-8")
     mine = targets[rank::world]
@@ -251,7 +251,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         nonlocal noisy_warned
         rows.extend(got)
         progress.step(got[0]["model"])
-        if stream is not None:
+        if stream is not None and world == 1:
             for r in got:
                 stream.write(report.json_line(r, meta))
             stream.flush()
@@ -275,6 +275,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if rank != 0:
             return 0
     if stream is not None:
+        if world > 1:
+            stream.writelines(report.json_line(r, meta) for r in rows)
         stream.close()
     rows = report.sort_rows(done + rows, args.sort)
     if args.format == "jsonl" and args.output:

@@ -1,7 +1,7 @@
 """``--plot``: two figures a reader can use.
 
-1. GMACs against measured latency: marker area grows with parameters (never below a visible
-   floor, so the CIFAR nets show), colour = family, the legend outside the axes, labels moved
+1. GMACs against measured latency: marker area grows with the square root of the parameters
+   (from a visible floor, so the CIFAR nets show), colour = family, the legend outside the axes, labels moved
    apart by adjustText where they would overlap (the 4-12 GMAC cluster).
 2. Beside it (``<name>-paper.<ext>``): the papers' top-1 accuracy against resfam's GMACs, one
    panel per dataset (ImageNet and CIFAR figures are not comparable), where a paper gives one.
@@ -30,7 +30,9 @@ def require_matplotlib():
 
 
 def marker_area(params: float) -> float:
-    return MIN_AREA + 6.0 * (params or 0) / 1e6
+    """Points^2: a floor that keeps the CIFAR nets visible, growing with the square root of the
+    parameters so that the billion-parameter nets do not cover the rest."""
+    return MIN_AREA + 25.0 * ((params or 0) / 1e6) ** 0.5
 
 
 def _labels(ax, texts) -> None:
@@ -38,17 +40,32 @@ def _labels(ax, texts) -> None:
         from adjustText import adjust_text
     except ImportError:  # labels stay where they were put
         return
-    adjust_text(texts, ax=ax, arrowprops=dict(arrowstyle="-", lw=0.4, color="0.5"))
+    ax.figure.canvas.draw()  # adjustText works in display coordinates: lay the axes out first
+    adjust_text(texts, ax=ax, expand_axes=False, ensure_inside_axes=True, time_lim=20,
+                arrowprops=dict(arrowstyle="-", lw=0.4, color="0.5"))
 
 
-def _scatter(ax, rows, x, y, plt) -> None:
-    families = sorted({r.get("family") or "?" for r in rows})
+def _colours(rows, plt) -> dict:
+    """One colour per family, the same in every panel."""
     cmap = plt.get_cmap("tab20")
+    return {fam: cmap(i % 20) for i, fam in enumerate(sorted({r.get("family") or "?" for r in rows}))}
+
+
+def _scatter(ax, rows, x, y, plt, colours: dict, logx: bool = True, logy: bool = False) -> None:
+    """Points by family, then their labels moved apart (on the final, log scales)."""
+    from matplotlib.ticker import NullFormatter
+
+    if logx:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide within a decade
+    if logy:
+        ax.set_yscale("log")
+    families = sorted({r.get("family") or "?" for r in rows})
     texts = []
-    for i, fam in enumerate(families):
+    for fam in families:
         sub = [r for r in rows if (r.get("family") or "?") == fam]
         ax.scatter([r[x] for r in sub], [r[y] for r in sub], s=[marker_area(r.get("params")) for r in sub],
-                   alpha=0.75, color=cmap(i % 20), label=fam, edgecolors="black", linewidths=0.5)
+                   alpha=0.75, color=colours[fam], label=fam, edgecolors="black", linewidths=0.5)
         texts += [ax.text(r[x], r[y], r["model"], fontsize=6) for r in sub]
     _labels(ax, texts)
     legend = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
@@ -68,13 +85,12 @@ def plot(rows: list[dict], path: str, meta: dict, size=(11, 7), dpi=100) -> list
     plt = require_matplotlib()
     timed = [r for r in rows if r.get("latency_ms") and r.get("gmacs")]
     fig, ax = plt.subplots(figsize=size, dpi=dpi)
-    _scatter(ax, timed, "gmacs", "latency_ms", plt)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    colours = _colours(rows, plt)
+    _scatter(ax, timed, "gmacs", "latency_ms", plt, colours, logy=True)
     ax.set_xlabel("GMACs per image (conv + linear)")
     ax.set_ylabel(f"latency per batch of {meta['batch_size']}, ms (median)")
     ax.set_title(f"torch {meta['torch']}, {meta['device']}, {meta['threads']} threads, "
-                 f"{meta['dtype']}; marker area grows with parameters", fontsize=9)
+                 f"{meta['dtype']}; marker area grows with sqrt(parameters)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -85,8 +101,7 @@ def plot(rows: list[dict], path: str, meta: dict, size=(11, 7), dpi=100) -> list
         fig, axes = plt.subplots(1, len(datasets), figsize=(size[0], size[1] * 0.8), dpi=dpi, squeeze=False)
         for ax, dataset in zip(axes[0], datasets):
             _scatter(ax, [r for r in papers if (r.get("paper_dataset") or "?") == dataset],
-                     "gmacs", "paper_top1", plt)
-            ax.set_xscale("log")
+                     "gmacs", "paper_top1", plt, colours)
             ax.set_xlabel("GMACs per image (resfam's count at the native input)")
             ax.set_ylabel(f"top-1 % as the paper reports it ({dataset})")
             ax.set_title(f"{dataset}: the papers' accuracy (their protocols differ: see --paper)", fontsize=9)
