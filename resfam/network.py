@@ -71,6 +71,10 @@ class ResFamNet(nn.Module):
         self._assemble(spec, args)
 
     def _assemble(self, spec: Spec, args: BuildArgs) -> None:
+        with layers.conv_style(spec.model.conv):
+            self._assemble_parts(spec, args)
+
+    def _assemble_parts(self, spec: Spec, args: BuildArgs) -> None:
         m = spec.model
         norm = args.norm_layer or m.norm
         self.spec = spec

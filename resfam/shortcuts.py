@@ -95,7 +95,7 @@ def build_shortcut(p: ShortcutParams, in_ch: int, out_ch: int, stride: int, dila
     if p.type == "conv3x3" and (stride > 1 or dilation > 1):  # 1x1 where only channels change
         mods.append(layers.conv(in_ch, out_ch, 3, conv_stride, first_dilation))
     else:
-        mods.append(nn.Conv2d(in_ch, out_ch, 1, stride=conv_stride, bias=False))
+        mods.append(layers.conv(in_ch, out_ch, 1, conv_stride))
     if p.norm:
         mods.append(norms.norm(norm, out_ch))
     return nn.Sequential(*mods)

@@ -18,7 +18,7 @@ from .attention import AttnParams
 from .blocks import BLOCKS, BlockParams
 from .blocks.base import KeyProblem
 from .errors import SpecError, did_you_mean, short_repr, short_str
-from .layers import ACTS
+from .layers import ACTS, ConvParams
 from .norms import NORMS
 from .merges import MergeParams
 from .orders import ORDERS
@@ -88,6 +88,8 @@ class SpecModel(_Model):
     order: Literal[ORDERS] = Field("post", description="norm/act placement: post (v1), pre (v2), "
                                                         "iresnet (start/middle/end blocks)")
     norm: Literal[tuple(NORMS)] = Field("bn", description="normalisation layer")
+    conv: ConvParams = Field(default_factory=ConvParams, description="plain or weight-standardised "
+                             "convs (stem, branches, shortcuts)")
     act: Literal[tuple(ACTS)] = Field("relu", description="activation")
     head: HeadParams = Field(default_factory=HeadParams)
     reported: Optional[Reported] = None

@@ -11,6 +11,7 @@
 | preact_conv7_maxpool | 7x7/2 conv, max-pool, no BN/ReLU | ResNet v2 (the first block pre-activates) |
 | preact_deep_maxpool | three 3x3 convs (first /2), max-pool, no BN/ReLU after the last conv | ResNet v2 with the ResNet-C stem (timm's resnetv2_*d) |
 | preact_cifar | 3x3/1 conv only | pre-act CIFAR nets, WRN |
+| preact_conv7_fixedpool | 7x7/2 conv, zero padding, 3x3/2 max-pool, no BN/ReLU | BiT (Kolesnikov et al. 2020; timm's ``stem_type='fixed'``) |
 | lenet | 5x5/1 conv without padding, BN, ReLU, 2x2/2 max-pool | LeNet-5's pattern (LeCun et al. 1998); the seeds' MNIST ResNet, also between its stages (``stages.entry``) |
 """
 from __future__ import annotations
@@ -30,7 +31,8 @@ class _Preset(NamedTuple):
     stride: int
     deep: bool
     norm: bool
-    pool: Optional[str]  # None, "max" (3x3/2 max-pool), "max2" (2x2/2) or "conv" (3x3/2 conv, norm, act)
+    pool: Optional[str]  # None, "max" (3x3/2 max-pool), "max_fixed" (the same after a zero pad),
+    #                      "max2" (2x2/2) or "conv" (3x3/2 conv, norm, act)
     valid: bool = False  # no padding (LeNet), instead of 'same'
 
 
@@ -43,6 +45,7 @@ PRESETS = {
     "preact_conv7_maxpool": _Preset(7, 2, False, False, "max"),
     "preact_deep_maxpool": _Preset(3, 2, True, False, "max"),
     "preact_cifar": _Preset(3, 1, False, False, None),
+    "preact_conv7_fixedpool": _Preset(7, 2, False, False, "max_fixed"),
     "lenet": _Preset(5, 1, False, True, "max2", valid=True),
 }
 
@@ -92,7 +95,7 @@ def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDic
             layers.conv(w1, w2, 3), norms.norm(norm, w2), layers.act(act),
             layers.conv(w2, p.width, 3))
     elif preset.valid:
-        mods["conv1"] = nn.Conv2d(in_chans, p.width, preset.kernel, preset.stride, bias=False)
+        mods["conv1"] = layers.conv(in_chans, p.width, preset.kernel, preset.stride, padding=0)
     else:
         mods["conv1"] = layers.conv(in_chans, p.width, preset.kernel, preset.stride)
     if preset.norm:
@@ -104,6 +107,8 @@ def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDic
         else:
             mods["maxpool"] = (nn.MaxPool2d(3, 2, ceil_mode=True) if p.caffe_pool
                                else nn.MaxPool2d(3, 2, padding=1))
+    elif preset.pool == "max_fixed":  # BiT: the pool's padding is zeros, not -inf
+        mods["maxpool"] = nn.Sequential(nn.ConstantPad2d(1, 0.0), nn.MaxPool2d(3, 2))
     elif preset.pool == "max2":
         mods["maxpool"] = nn.MaxPool2d(2, 2)
     elif preset.pool == "conv":  # timm keeps the name 'maxpool' for it

@@ -78,3 +78,19 @@ def test_preact_paper_parameter_counts():
         weights = sum(m.weight.numel() + (m.bias.numel() if getattr(m, "bias", None) is not None else 0)
                       for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
         assert round(weights / 1e6, 1) == printed
+
+
+def test_bit_weight_standardisation_and_fixed_stem_by_hand():
+    """BiT (Kolesnikov et al. 2020): every conv standardises its weights per output channel
+    (Qiao et al. 2019, Eq. 5: biased variance, eps 1e-8 in BiT), and the stem's 3x3/2 max-pool
+    pads with zeros (TensorFlow 'SAME' on a non-negative-free input: the padding can win)."""
+    model = resfam.build("resnetv2_50x1_bit").double().eval()
+    conv = model.layer1[0].conv2
+    w = conv.weight.detach()
+    mean = w.mean(dim=(1, 2, 3), keepdim=True)
+    var = ((w - mean) ** 2).mean(dim=(1, 2, 3), keepdim=True)
+    x = torch.randn(2, conv.in_channels, 9, 9, dtype=torch.float64)
+    expected = torch.nn.functional.conv2d(x, (w - mean) / torch.sqrt(var + 1e-8), padding=1)
+    torch.testing.assert_close(conv(x), expected, atol=1e-10, rtol=1e-10)
+    stem = torch.full((1, 64, 6, 6), -5.0, dtype=torch.float64)  # all negative: the zero pad wins
+    assert model.maxpool(stem)[0, 0, 0, 0] == 0.0 and model.maxpool(stem)[0, 0, 1, 1] == -5.0

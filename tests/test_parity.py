@@ -30,9 +30,6 @@ TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet")
 NOT_YET = {
     **dict.fromkeys(["ecaresnet50d_pruned", "ecaresnet101d_pruned"],
                     "per-block widths (timm's pruned channel tables)"),
-    **dict.fromkeys(["resnetv2_50x1_bit", "resnetv2_50x3_bit", "resnetv2_101x1_bit",
-                     "resnetv2_101x3_bit", "resnetv2_152x2_bit", "resnetv2_152x4_bit"],
-                    "BiT: weight-standardised convs, GroupNorm, 'fixed' stem padding"),
 }
 
 

@@ -355,6 +355,8 @@ def stem(t: Tally, p: StemParams, x: Shape, norm_kind: str, act_kind: str) -> Sh
             x = pool(t, "max", x, 3, 2, ceil=True)
         else:
             x = pool(t, "max", x, 3, 2, 1)
+    elif preset.pool == "max_fixed":
+        x = pool(t, "max", Shape(x.c, x.h + 2, x.w + 2), 3, 2)
     elif preset.pool == "max2":
         x = pool(t, "max", x, 2, 2)
     elif preset.pool == "conv":
