@@ -38,7 +38,7 @@ class StdConv2d(nn.Conv2d):
 
     def forward(self, x):
         w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
-                         training=True, momentum=0.0, eps=self.eps).reshape_as(self.weight)
+                         training=True, momentum=0.0, eps=self.eps).reshape(self.weight.shape)
         return self._conv_forward(x, w, self.bias)
 
 
