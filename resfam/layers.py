@@ -14,8 +14,8 @@ ACTS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU,
 
 
 class ConvParams(BaseModel):
-    """The spec's ``conv``: how the stem's, the residual branches' and the shortcuts' convs
-    compute (attention and gate convs stay plain)."""
+    """The spec's ``conv``: how every conv built through :func:`conv` computes (stem, residual
+    branches, shortcuts, the highway gate); the attention modules' 1x1s stay plain."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -62,11 +62,9 @@ def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: i
     if padding is None:
         padding = dilation * (kernel_size - 1) // 2
     style = _CONV.get()
-    if style is not None:
-        return StdConv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, bias=bias, eps=style.eps)
-    return nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding,
-                     dilation=dilation, groups=groups, bias=bias)
+    cls, extra = (nn.Conv2d, {}) if style is None else (StdConv2d, {"eps": style.eps})
+    return cls(in_ch, out_ch, kernel_size, stride=stride, padding=padding, dilation=dilation,
+               groups=groups, bias=bias, **extra)
 
 
 def act(kind: str, inplace: bool = True) -> nn.Module:

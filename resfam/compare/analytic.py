@@ -13,7 +13,6 @@ variant to fvcore's counts and to the built model's parameter count, exactly.
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -188,10 +187,9 @@ def split_attention(t: Tally, p, x: Shape, out: int, stride: int, dilation: int,
     conv(t, a, out * p.radix, 1, groups=groups, bias=True)
     if p.radix == 1:
         t.op("sigmoid", out)
-        t.op("mul", u.numel)
     else:
         t.skip("softmax", "sum")
-        t.op("mul", u.numel)
+    t.op("mul", u.numel)
     return u.at(out)
 
 
@@ -407,7 +405,6 @@ class AnalyticCounter:
     """Counts from the spec (``count_spec``); a built model is not needed."""
 
     name = "analytic"
-    needs_model = False
 
     def count_spec(self, spec, img_size: int | None = None, batch: int = 1) -> tuple[Counts, int, int]:
         """(counts, parameters, activations) for ``batch`` images."""
@@ -416,13 +413,5 @@ class AnalyticCounter:
         counts = Counts(t.macs * batch, sum(other.values()), {"conv+linear": t.macs * batch, **other},
                         dict(t.unsupported), self.name)
         return counts, t.params, t.acts * batch
-
-
-def time_zoo(specs) -> float:
-    """Seconds to count every spec in ``specs`` analytically (benchmarks/ and docs)."""
-    start = time.perf_counter()
-    for spec in specs:
-        tally(spec)
-    return time.perf_counter() - start
 
 

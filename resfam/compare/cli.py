@@ -125,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
     p.add_argument("--warmup", type=_int_at_least(OPTION_MINIMA["warmup"]), default=3)
     p.add_argument("--runs", type=_int_at_least(OPTION_MINIMA["runs"]), default=10)
-    p.add_argument("--format", default=None, choices=FORMATS, help="default: from --output's suffix "
+    p.add_argument("--format", default=None, choices=report.OUTPUT_FORMATS, help="default: from --output's suffix "
                    "(.csv .json .jsonl .md .tex), else table")
     p.add_argument("--output", help="write the report to this file instead of stdout; a .jsonl file "
                    "gets each row as it is measured")
@@ -141,9 +141,6 @@ def parser() -> argparse.ArgumentParser:
                    "timings and memory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     return p
-
-
-FORMATS = ["table", "csv", "json", "jsonl", "markdown", "latex"]
 
 
 def _argv(argv: Optional[Sequence[str]]) -> list[str]:
@@ -244,12 +241,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         stream = open(args.output, "a" if args.resume else "w", encoding="utf-8")
     mine = targets[rank::world]
     progress = _Progress(len(mine), enabled=not args.no_progress and rank == 0)
-    rows: list[dict] = []
+    groups: list[list[dict]] = []  # per model: its row (and its --vs reference's)
     noisy_warned = False
 
     def on_rows(got: list[dict]) -> None:
         nonlocal noisy_warned
-        rows.extend(got)
+        groups.append(got)
         progress.step(got[0]["model"])
         if stream is not None and world == 1:
             for r in got:
@@ -271,9 +268,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         progress.close()
     if world > 1:
-        rows = _gather(rows, rank, world, targets)
+        groups = _gather(groups, rank, world, len(targets))
         if rank != 0:
             return 0
+    rows = [r for got in groups for r in got]
     if stream is not None:
         if world > 1:
             stream.writelines(report.json_line(r, meta) for r in rows)
@@ -304,26 +302,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _gather(rows: list[dict], rank: int, world: int, targets) -> list[dict]:
-    """Every rank's rows on rank 0, in the order of the model list (torchrun)."""
+def _gather(groups: list[list[dict]], rank: int, world: int, n: int) -> list[list[dict]]:
+    """Every rank's per-model rows on rank 0, in the order of the model list (torchrun): model i
+    was the (i // world)-th that rank i % world measured (an interrupted rank has fewer)."""
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("gloo")
     parts = [None] * world if rank == 0 else None
-    dist.gather_object(rows, parts, dst=0)
+    dist.gather_object(groups, parts, dst=0)
     dist.destroy_process_group()
     if rank != 0:
         return []
-    merged = []  # target i was measured by rank i % world, in order
-    by_rank = [list(p) for p in parts]
-    for i in range(len(targets)):
-        rank_rows = by_rank[i % world]
-        first = rank_rows.pop(0)
-        merged.append(first)
-        while rank_rows and rank_rows[0].get("ref_for") == first["model"]:
-            merged.append(rank_rows.pop(0))
-    return merged
+    return [parts[i % world][i // world] for i in range(n) if i // world < len(parts[i % world])]
 
 
 class _Progress:

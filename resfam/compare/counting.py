@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 MAC_KEYS = ("conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum")
 
@@ -185,37 +186,27 @@ class FlopCounterModeCounter:
         return Counts(int(macs), int(other), dict(by_op), {}, self.name)
 
     def activations(self, model: nn.Module, inputs: torch.Tensor) -> int:
-        return _torch_activations(model, inputs)
+        """The outputs of convolutions and matrix products, counted at the dispatcher (fvcore's
+        ``ActivationCountAnalysis`` convention)."""
+        model, counting = _eval_copy(model), _OutputCount()
+        with torch.no_grad(), counting:
+            model(inputs)
+        return counting.total
 
 
-class _OutputCount:
-    """Activations under FlopCounterMode's dispatcher: the outputs of convolutions and matrix
-    products (fvcore's ``ActivationCountAnalysis`` convention)."""
+class _OutputCount(TorchDispatchMode):
+    OPS = {torch.ops.aten.convolution.default, torch.ops.aten.addmm.default,
+           torch.ops.aten.mm.default, torch.ops.aten.bmm.default}
 
     def __init__(self):
-        from torch.utils._python_dispatch import TorchDispatchMode
+        super().__init__()
+        self.total = 0
 
-        aten = torch.ops.aten
-        ops = {aten.convolution.default, aten.addmm.default, aten.mm.default, aten.bmm.default}
-
-        class Mode(TorchDispatchMode):
-            total = 0
-
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                if func in ops:
-                    Mode.total += out.numel()
-                return out
-
-        self.mode = Mode
-
-
-def _torch_activations(model: nn.Module, inputs: torch.Tensor) -> int:
-    mode = _OutputCount().mode
-    model = _eval_copy(model)
-    with torch.no_grad(), mode():
-        model(inputs)
-    return int(mode.total)
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in self.OPS:
+            self.total += out.numel()
+        return out
 
 
 def make_counter(name: str):

@@ -55,6 +55,7 @@ FIELDS = [k for k, *_ in COLUMNS] + ["library", "ref_for", "params_trainable", "
                                      "unsupported", "noisy", "paper_source", "paper_note"]
 FORMATS_BY_SUFFIX = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".md": "markdown",
                      ".tex": "latex"}
+OUTPUT_FORMATS = ["table", *FORMATS_BY_SUFFIX.values()]
 
 
 def sort_rows(rows: list[dict], key: Optional[str]) -> list[dict]:
@@ -115,7 +116,7 @@ def render(rows: list[dict], fmt: str, meta: dict, columns: Optional[list[str]] 
            paper: bool = False) -> str:
     env = {k: meta.get(k) for k in ENV_FIELDS}
     if fmt == "json":
-        return json.dumps({"meta": meta, "rows": rows}, indent=2, default=str) + "\n"
+        return render_rows(rows, [], fmt, meta, [])
     if fmt == "jsonl":
         return "".join(json_line(r, meta) for r in rows)
     if fmt == "csv":

@@ -12,7 +12,7 @@ import torch
 
 from ..errors import ArgumentError, ResfamError, did_you_mean, short_repr
 from . import timing
-from .counting import count_params, make_counter
+from .counting import count_params, default_counter, make_counter
 from .targets import LIBRARIES, Target, build_target, resolve, select_targets
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -61,13 +61,11 @@ def paper_columns(row: dict, spec, size: int) -> None:
         row["gmacs_vs_paper_pct"] = _pct(row["gmacs"], rep.gflops)
 
 
-def _count(row: dict, target: Target, spec, built, size: int, batch: int, counter, flops: bool,
-           acts: bool, params: bool) -> None:
+def _count(row: dict, spec, built, size: int, batch: int, counter, flops: bool, acts: bool,
+           params: bool) -> None:
     """Counts by ``counter``; a model of another library (no spec) is counted by fvcore."""
     if counter.name == "analytic" and spec is None:
-        from .counting import FvcoreCounter
-
-        counter = FvcoreCounter()
+        counter = default_counter()
     if counter.name == "analytic":
         counts, n_params, n_acts = counter.count_spec(spec, size, batch)
         if params and "params" not in row:
@@ -91,13 +89,13 @@ def is_oom(error: BaseException) -> bool:
         isinstance(error, RuntimeError) and ("out of memory" in str(error) or "can't allocate" in str(error)))
 
 
-def _timed(row: dict, model, built, size: int, batch: int, device, dtype: str, channels_last: bool,
+def _timed(row: dict, built, size: int, batch: int, device, dtype: str, channels_last: bool,
            latency: bool, throughput: bool, memory: bool, train: bool, warmup: int, runs: int,
            other=None) -> Optional[dict]:
     """Latency / throughput / memory at ``batch``; an out-of-memory batch is halved and retried
     (timm's benchmark does the same), and the batch used goes into the row. With ``other``
     (a second built model: --vs) both are timed alternately and the other's numbers returned."""
-    model = model.to(device=device, dtype=DTYPES[dtype])
+    model = built.model.to(device=device, dtype=DTYPES[dtype])
     if other is not None:
         other = other.to(device=device, dtype=DTYPES[dtype])
     while True:
@@ -136,16 +134,19 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
                 latency: bool = False, throughput: bool = False, memory: bool = False,
                 train: bool = False, device: Optional[torch.device] = None, dtype: str = "float32",
                 batch_size: int = 1, img_size: Optional[int] = None, channels_last: bool = False,
-                warmup: int = 3, runs: int = 10, counter=None, vs: Optional[str] = None) -> list[dict]:
+                warmup: int = 3, runs: int = 10, counter=None, vs: Optional[str] = None,
+                _built=None) -> list[dict]:
     """The rows of one target: its own, and with ``vs`` ('timm' / 'torchvision') the same-name
     reference's right after it (timed alternately with it; ``speed_vs_ref`` = resfam img/s /
-    reference img/s). Errors become a row's ``error`` (the caller's sweep goes on)."""
+    reference img/s). Errors become a row's ``error`` (the caller's sweep goes on). ``_built``:
+    the target already built (the reference of a ``vs`` pair, built once for its row and its
+    timing)."""
     target = ref if isinstance(ref, Target) else Target("resfam", ref)
     device = device or timing.device_of(None)
     counter = counter if counter is not None else make_counter("analytic")
     row: dict = {"model": target.label, "library": target.library}
     rows = [row]
-    built = other = None
+    built, other = _built, None
     timed = latency or throughput or memory
     try:
         spec = resolve(target)
@@ -157,23 +158,30 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
         size = img_size or (spec.input_size if spec is not None else None)
         needs_model = timed or spec is None or counter.name != "analytic"
         if needs_model:
-            built = build_target(target, spec)
+            built = built or build_target(target, spec)
             size = size or built.input_size
             row.setdefault("family", built.family)
             if params:
                 row["params"], row["params_trainable"] = count_params(built.model)
         row["input"] = size
         if flops or acts or (params and not needs_model):
-            _count(row, target, spec, built, size, batch_size, counter, flops, acts, params)
+            _count(row, spec, built, size, batch_size, counter, flops, acts, params)
         if ref_target is not None:
+            ref_built = None
+            if timed:
+                try:
+                    ref_built = build_target(ref_target)
+                except Exception:  # noqa: BLE001 - its own row says why
+                    pass
             ref_row = measure_rows(ref_target, params=params, flops=flops, acts=acts, device=device,
-                                  img_size=size, batch_size=batch_size, counter=counter)[0]
+                                   img_size=size, batch_size=batch_size, counter=counter,
+                                   _built=ref_built)[0]
             ref_row["ref_for"] = row["model"]
             rows.append(ref_row)
-            if timed and not ref_row.get("error"):
-                other = build_target(ref_target).model
+            if ref_built is not None and not ref_row.get("error"):
+                other = ref_built.model
         if timed:
-            theirs = _timed(row, built.model, built, size, batch_size, device, dtype, channels_last,
+            theirs = _timed(row, built, size, batch_size, device, dtype, channels_last,
                             latency, throughput, memory, train, warmup, runs, other)
             if other is not None:
                 rows[1].update(theirs, batch=row["batch"])
@@ -184,8 +192,9 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
     except Exception as e:  # noqa: BLE001 - a failing model marks its row; the sweep goes on
         row["error"] = f"{type(e).__name__}: {e}".splitlines()[0]
     finally:
-        if built is not None:  # free the model before the next is built (a collection costs
-            del built, other   # ~0.2 s with timm imported: not after a count from the spec)
+        if built is not None and _built is None:  # free the model before the next is built (a
+            del built, other  # collection costs ~0.2 s with timm imported: not after a count
+            # from the spec, nor for a model the caller built and frees)
             gc.collect()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -239,27 +248,24 @@ def run_targets(targets: list[Target], *, device: torch.device, options: dict,
                 on_rows: Optional[Callable[[list[dict]], None]] = None) -> list[dict]:
     """Measure ``targets`` in order, here or in worker processes (``workers`` at a time; with
     ``isolate`` every target in a fresh process), calling ``on_rows`` as each finishes."""
-    rows: list[dict] = []
-    if workers == 1 and not isolate:
-        counter = make_counter(options.get("counter", "analytic"))
-        opts = {k: v for k, v in options.items() if k != "counter"}
-        for target in targets:
-            got = measure_rows(target, device=device, counter=counter, **opts)
+    def collect(results: Iterable[list[dict]]) -> list[dict]:
+        rows: list[dict] = []
+        for got in results:  # in order: the table does not depend on who finished first
             rows += got
             if on_rows:
                 on_rows(got)
         return rows
+
+    if workers == 1 and not isolate:
+        counter = make_counter(options.get("counter", "analytic"))
+        opts = {k: v for k, v in options.items() if k != "counter"}
+        return collect(measure_rows(t, device=device, counter=counter, **opts) for t in targets)
     import multiprocessing as mp
 
     threads = max(1, torch.get_num_threads() // workers)
     jobs = [(t, {**options, "_threads": threads}, str(device)) for t in targets]
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, maxtasksperchild=1 if isolate else None) as pool:
-        for got in pool.imap(_task, jobs):  # in order: the table does not depend on who finished first
-            rows += got
-            if on_rows:
-                on_rows(got)
-    return rows
+    with mp.get_context("spawn").Pool(workers, maxtasksperchild=1 if isolate else None) as pool:
+        return collect(pool.imap(_task, jobs))
 
 
 def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bool = False,

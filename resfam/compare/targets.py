@@ -81,10 +81,10 @@ def select_targets(models: Optional[Iterable[str]] = None,
             hint = did_you_mean(fam, list_families()) or f"families: {', '.join(list_families())}"
             raise ResfamError(f"unknown family '{fam}': {hint}")
     known = list_models()
-    out: list[Target] = []
+    out: dict[Target, None] = {}  # ordered, without repeats
 
     def add(targets: Iterable[Target]) -> None:
-        out.extend(t for t in targets if t not in out)
+        out.update(dict.fromkeys(targets))
 
     for ref in models:
         prefix, sep, rest = ref.partition(":")
@@ -99,7 +99,7 @@ def select_targets(models: Optional[Iterable[str]] = None,
             add(Target("resfam", n) for n in matched)
     for fam in families:
         add(Target("resfam", n) for n in list_models(family=fam))
-    return out if (models or families) else [Target("resfam", n) for n in known]
+    return list(out) if (models or families) else [Target("resfam", n) for n in known]
 
 
 @dataclass
@@ -109,7 +109,6 @@ class Built:
     input_size: int
     in_chans: int
     num_classes: int
-    spec: object = None  # resfam's resolved Spec; None for another library's model
 
 
 def resolve(target: Target):
@@ -124,14 +123,13 @@ def build_target(target: Target, spec=None) -> Built:
 
         spec = spec or get_spec(target.ref)
         model = build(spec)
-        return Built(model, spec.family, spec.input_size, model.in_chans, model.num_classes, spec)
+        return Built(model, spec.family, spec.input_size, model.in_chans, model.num_classes)
     if target.library == "timm":
         import timm
 
         model = timm.create_model(target.ref, pretrained=False)
-        cfg = getattr(model, "pretrained_cfg", {}) or {}
-        size = (cfg.get("input_size") or (3, 224, 224))[-1]
-        return Built(model, "timm", size, cfg.get("input_size", (3,))[0], getattr(model, "num_classes", 0))
+        chans, _, size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size") or (3, 224, 224)
+        return Built(model, "timm", size, chans, getattr(model, "num_classes", 0))
     import torchvision
 
     model = torchvision.models.get_model(target.ref, weights=None)

@@ -44,18 +44,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _ms(fn: Callable[[], object], device: torch.device) -> float:
+    """One timed call, in ms, synchronised before and after on CUDA."""
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return (time.perf_counter() - start) * 1000.0
+
+
 def time_fn(fn: Callable[[], object], device: torch.device, warmup: int, runs: int) -> Timing:
     for _ in range(warmup):
         fn()
-    _sync(device)
-    times = []
-    for _ in range(runs):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return _summary(times)
+    return _summary([_ms(fn, device) for _ in range(runs)])
 
 
 NOISY_IQR = 0.10  # IQR / median above which a timing is flagged
@@ -80,12 +81,8 @@ def alternate_latency(a: nn.Module, b: nn.Module, x: torch.Tensor, warmup: int =
             a(x)
             b(x)
         for _ in range(runs):
-            for model, acc in ((a, times[0]), (b, times[1])):
-                _sync(x.device)
-                start = time.perf_counter()
-                model(x)
-                _sync(x.device)
-                acc.append((time.perf_counter() - start) * 1000.0)
+            times[0].append(_ms(lambda: a(x), x.device))
+            times[1].append(_ms(lambda: b(x), x.device))
     return _summary(times[0]), _summary(times[1])
 
 
