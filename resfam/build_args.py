@@ -43,6 +43,8 @@ class BuildArgs(BaseModel):
     norm_eval: bool = Field(False, description="keep every norm in eval mode while training")
     norm_layer: Optional[Literal[tuple(NORMS)]] = Field(None, description="norm overriding "
                                                         "the spec's")
+    norm_groups: Optional[int] = Field(None, ge=1, description="groups of the gn layers "
+                                       "(default 32; gcd(groups, channels) where they differ)")
     max_param_bytes: Optional[int] = Field(DEFAULT_MAX_PARAM_BYTES, ge=1, description="refuse "
                                            "a network whose parameters and buffers exceed this "
                                            "many bytes (None: no limit)")

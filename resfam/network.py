@@ -47,6 +47,8 @@ class ResFamNet(nn.Module):
             modules get no gradients and stay in eval mode after ``.train()``.
         norm_eval: keep every norm layer in eval mode (fixed statistics) during training.
         norm_layer: bn, syncbn, frozen_bn or gn, overriding the spec's ``norm``.
+        norm_groups: the number of groups of ``gn`` layers (default 32; gcd(groups, C) for
+            C channels, as mmdet's and detectron2's GN configs set it).
         max_param_bytes, max_blocks: refuse a network larger or deeper than this before
             allocating it (``None``: no limit); see :mod:`resfam.build_args`.
 
@@ -61,7 +63,7 @@ class ResFamNet(nn.Module):
                  output_stride: int = 32, features_only: bool = False,
                  out_indices: Optional[Sequence[int]] = None, as_dict: bool = False,
                  frozen_stages: int = -1, norm_eval: bool = False,
-                 norm_layer: Optional[str] = None,
+                 norm_layer: Optional[str] = None, norm_groups: Optional[int] = None,
                  max_param_bytes: Optional[int] = DEFAULT_MAX_PARAM_BYTES,
                  max_blocks: Optional[int] = DEFAULT_MAX_BLOCKS):
         given = {k: v for k, v in locals().items() if k not in ("self", "spec", "__class__")}
@@ -71,7 +73,7 @@ class ResFamNet(nn.Module):
         self._assemble(spec, args)
 
     def _assemble(self, spec: Spec, args: BuildArgs) -> None:
-        with layers.conv_style(spec.model.conv):
+        with layers.conv_style(spec.model.conv), norms.group_count(args.norm_groups):
             self._assemble_parts(spec, args)
 
     def _assemble_parts(self, spec: Spec, args: BuildArgs) -> None:
@@ -91,37 +93,37 @@ class ResFamNet(nn.Module):
         levels = [dict(num_chs=m.stem.width, reduction=first_stride, module=stem_feat)]
 
         total = sum(p.depth for p in spec.stages)
-        net_stride, dilation, index, in_ch = m.stem.reduction, 1, 0, m.stem.width
+        n_levels = len(spec.stages) + 1
+        out_indices = sorted(i % n_levels for i in (range(n_levels) if args.out_indices is None
+                                                    else args.out_indices))
+        # a feature extractor builds no stage past the last level it returns (as timm's)
+        built = spec.stages[:out_indices[-1]] if args.features_only else spec.stages
+        index, in_ch = 0, m.stem.width
         self.stage_names = []
-        for i, plan in enumerate(spec.stages):
-            stride, first_dilation = plan.stride, dilation
-            if net_stride * stride > output_stride:
-                dilation, stride = dilation * stride, 1
-            net_stride *= stride
+        for i, (plan, geo) in enumerate(zip(built, spec.geometry(output_stride))):
             blocks = OrderedDict()
             if plan.entry:  # a plain layer group opening the stage (stems.py presets)
                 entry = StemParams(type=plan.entry, width=plan.width)
                 blocks["entry"] = nn.Sequential(build_stem(entry, in_ch, norm, m.act))
-                in_ch, net_stride = plan.width, net_stride * entry.reduction
+                in_ch = plan.width
             for j in range(plan.depth):
-                s, cin = (stride, in_ch) if j == 0 else (1, plan.width)
+                s, cin, first = (geo.stride, in_ch, geo.first_dilation) if j == 0 else \
+                    (1, plan.width, geo.dilation)
                 blocks[str(j)] = ResidualBlock(
-                    plan.block, cin, plan.width, stride=s, dilation=dilation,
-                    first_dilation=first_dilation if j == 0 else dilation,
-                    placement=placement(m.order, j, plan.depth),
-                    shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, dilation, norm,
-                                            first_dilation if j == 0 else dilation),
+                    plan.block, cin, plan.width, stride=s, dilation=geo.dilation,
+                    first_dilation=first, placement=placement(m.order, j, plan.depth),
+                    shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, geo.dilation, norm,
+                                            first),
                     merge=plan.merge, attn=build_attn(plan.attn, plan.width), norm=norm, act=m.act,
                     drop_path=drop_path_rate * index / max(total - 1, 1))
                 index += 1
             name = f"layer{i + 1}"
             self.add_module(name, nn.Sequential(blocks))
             self.stage_names.append(name)
-            levels.append(dict(num_chs=plan.width, reduction=net_stride, module=name))
+            levels.append(dict(num_chs=plan.width, reduction=geo.reduction, module=name))
             in_ch = plan.width
         self.num_features = in_ch
-        out_indices = range(len(levels)) if args.out_indices is None else args.out_indices
-        self.feature_info = FeatureInfo(levels, sorted(i % len(levels) for i in out_indices))
+        self.feature_info = FeatureInfo(levels, out_indices)
         self.features_only, self.as_dict = args.features_only, args.as_dict
         self.frozen_stages, self.norm_eval = args.frozen_stages, args.norm_eval
         self.grad_checkpointing = False

@@ -5,13 +5,15 @@
 | ``bn`` | ``nn.BatchNorm2d`` | training from scratch |
 | ``syncbn`` | ``nn.SyncBatchNorm`` | multi-GPU training (statistics over all replicas; CUDA only in training) |
 | ``frozen_bn`` | ``torchvision.ops.FrozenBatchNorm2d`` | fine-tuning detectors: fixed statistics and affine terms |
-| ``gn`` | ``nn.GroupNorm(gcd(32, C), C)`` | small per-device batches (Wu & He 2018, 32 groups) |
+| ``gn`` | ``nn.GroupNorm(gcd(G, C), C)``, G = 32 or the build's ``norm_groups`` | small per-device batches (Wu & He 2018, 32 groups) |
 | ``none`` | ``nn.Identity`` | unnormalised nets: the signal-propagation and degradation studies (Brock et al. 2021) |
 | ``evonorm_s0`` | :class:`EvoNormS0` (norm *and* activation: use ``act: identity``) | batch-independent (Liu et al. 2020) |
 | ``frn`` | :class:`FilterResponseNorm` with TLU (norm *and* activation: ``act: identity``) | batch-independent (Singh & Krishnan 2020) |
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import torch
@@ -64,6 +66,23 @@ class FilterResponseNorm(NormAct):
         return torch.maximum(self.affine(x), self.tau.view(1, -1, 1, 1))
 
 
+_GN_GROUPS = contextvars.ContextVar("gn_groups", default=32)
+
+
+@contextlib.contextmanager
+def group_count(groups: int | None):
+    """While a network is assembled, ``gn`` layers use ``groups`` groups (None: 32)."""
+    token = _GN_GROUPS.set(groups or 32)
+    try:
+        yield
+    finally:
+        _GN_GROUPS.reset(token)
+
+
+def _group_norm(channels: int) -> nn.Module:
+    return nn.GroupNorm(math.gcd(_GN_GROUPS.get(), channels), channels)
+
+
 def _frozen(channels: int) -> nn.Module:
     from torchvision.ops import FrozenBatchNorm2d
 
@@ -74,7 +93,7 @@ NORMS = {
     "bn": nn.BatchNorm2d,
     "syncbn": nn.SyncBatchNorm,
     "frozen_bn": _frozen,
-    "gn": lambda c: nn.GroupNorm(math.gcd(32, c), c),
+    "gn": _group_norm,
     "none": lambda c: nn.Identity(),
     "evonorm_s0": EvoNormS0,
     "frn": FilterResponseNorm,

@@ -122,8 +122,12 @@ def load_state(model: nn.Module, state: dict, label: str, strict: bool = True) -
     state = convert_state_dict(state, model)
     own = model.state_dict()
     adapted = _adapt_input_conv(state, own)
-    dropped = [k for k in state if k.startswith(HEAD_PREFIXES)
-               and (k not in own or own[k].shape != state[k].shape)]
+    # stages a feature extractor does not build (past its last returned level)
+    unbuilt = tuple(f"layer{i}." for i in range(len(getattr(model, "stage_names", spec.stages)) + 1,
+                                                 len(spec.stages) + 1))
+    dropped = [k for k in state if (k.startswith(HEAD_PREFIXES) and (k not in own or own[k].shape
+                                                                    != state[k].shape))
+               or k.startswith(unbuilt)]
     for key in dropped:
         del state[key]
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")
@@ -159,7 +163,7 @@ def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: boo
 
     The head is dropped (left at its initial values) where the model's differs: a classifier
     of another ``num_classes``, or a ``features_only`` model, which has no classifier and no
-    final norm. An RGB checkpoint loads into a model of another ``in_chans`` through timm's
+    final norm (nor the stages past its last returned level). An RGB checkpoint loads into a model of another ``in_chans`` through timm's
     ``adapt_input_conv``. With ``strict`` any other missing or unexpected key is an error
     naming the keys; with ``strict=False`` they are reported in the returned
     :class:`LoadReport`.

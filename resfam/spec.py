@@ -10,7 +10,7 @@ tensor is allocated.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,6 +35,10 @@ class StagesParams(_Model):
     width: list[int] = Field(min_length=1, description="output channels per stage")
     stride: list[Literal[1, 2]] = Field(min_length=1, description="stride of each stage's "
                                                                   "first block")
+    dilation: Optional[list[Annotated[int, Field(ge=1)]]] = Field(
+        None, description="dilation of every 3x3 conv in each stage, its first block included "
+                          "(mmdet's `dilations`, detectron2's RES5_DILATION; DeepLab's atrous "
+                          "stages); null: 1 everywhere")
     entry: Optional[list[Optional[Literal[tuple(STEM_PRESETS)]]]] = Field(
         None, description="a plain stem-like layer group (a stem preset, e.g. lenet) that opens "
                           "a stage and changes its width, before the stage's blocks; null: none "
@@ -105,6 +109,7 @@ class StagePlan:
     depth: int
     width: int
     stride: int
+    dilation: int
     entry: Optional[str]
     block: BlockParams
     shortcut: ShortcutParams
@@ -167,6 +172,32 @@ class Spec:
 
     def to_dict(self) -> dict:
         return self.model.model_dump(exclude_none=True)
+
+    def geometry(self, output_stride: int = 32) -> list["StageGeometry"]:
+        """Each stage's strides and dilations once ``output_stride`` is applied: a stride that
+        would take the network past it becomes a dilation of the later blocks (DeepLab; timm's
+        rule: the first block keeps the dilation it had), times the stage's own ``dilation``."""
+        net_stride, dilation, out = self.model.stem.reduction, 1, []
+        for plan in self.stages:
+            stride, first = plan.stride, dilation
+            if net_stride * stride > output_stride:
+                dilation, stride = dilation * stride, 1
+            net_stride *= stride
+            if plan.entry:
+                net_stride *= StemParams(type=plan.entry, width=plan.width).reduction
+            out.append(StageGeometry(stride, dilation * plan.dilation, first * plan.dilation,
+                                     net_stride))
+        return out
+
+
+@dataclass(frozen=True)
+class StageGeometry:
+    """Where a stage sits once ``output_stride`` is applied (:meth:`Spec.geometry`)."""
+
+    stride: int  # of the first block
+    dilation: int  # of the later blocks
+    first_dilation: int  # of the first block
+    reduction: int  # the network's stride after the stage
 
 
 def _key_path(loc: tuple) -> str:
@@ -267,7 +298,7 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
         raise _from_validation(err, SpecModel) from None
     st = model.stages
     n = len(st.depth)
-    for key in ("width", "stride", "entry"):
+    for key in ("width", "stride", "dilation", "entry"):
         if getattr(st, key) is not None and len(getattr(st, key)) != n:
             raise SpecError(f"has {len(getattr(st, key))} entries but stages.depth has {n}",
                             key=f"stages.{key}", hint="every per-stage list needs one entry per stage")
@@ -310,6 +341,7 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
                     params.check(cin, st.width[i], stride)
                 except KeyProblem as p:
                     raise SpecError(p.message, key=f"{section}.{p.key}", hint=p.hint) from None
-        plans.append(StagePlan(st.depth[i], st.width[i], st.stride[i], entry, b, s, m, a))
+        dilation = st.dilation[i] if st.dilation else 1
+        plans.append(StagePlan(st.depth[i], st.width[i], st.stride[i], dilation, entry, b, s, m, a))
         in_ch = st.width[i]
     return model, tuple(plans)

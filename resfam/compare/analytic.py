@@ -371,20 +371,12 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
     size = img_size or m.input_size
     t = Tally()
     x = stem(t, m.stem, Shape(m.in_chans, size, size), m.norm, m.act)
-    net_stride, dilation = m.stem.reduction, 1
-    for plan in spec.stages:
-        stride, first_dilation = plan.stride, dilation
-        if net_stride * stride > output_stride:
-            dilation, stride = dilation * stride, 1
-        net_stride *= stride
+    for plan, geo in zip(spec.stages, spec.geometry(output_stride)):
         if plan.entry:
-            entry = StemParams(type=plan.entry, width=plan.width)
-            x = stem(t, entry, x, m.norm, m.act)
-            net_stride *= entry.reduction
+            x = stem(t, StemParams(type=plan.entry, width=plan.width), x, m.norm, m.act)
         for j in range(plan.depth):
-            s = stride if j == 0 else 1
-            x = block(t, plan, m, x, s, dilation, first_dilation if j == 0 else dilation,
-                      placement(m.order, j, plan.depth))
+            s, first = (geo.stride, geo.first_dilation) if j == 0 else (1, geo.dilation)
+            x = block(t, plan, m, x, s, geo.dilation, first, placement(m.order, j, plan.depth))
     if m.head.norm:
         norm(t, m.norm, x)
         act(t, m.act, x)

@@ -1,80 +1,197 @@
-"""resfam backbones in mmdetection (via mmengine's registry).
+"""resfam backbones in mmdetection 3.x (via mmengine's registry).
 
-In an mmdet 3.x config::
+Override the backbone of any stock config::
 
+    _base_ = "mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py"
     custom_imports = dict(imports=["resfam.integrations.mmdet"], allow_failed_imports=False)
-    model = dict(backbone=dict(
-        type="ResFamBackbone", arch="res2net50_26w_4s", out_indices=(0, 1, 2, 3),
-        frozen_stages=1, norm_cfg=dict(type="BN", requires_grad=True), norm_eval=True,
-        style="pytorch", init_cfg=dict(type="Pretrained", checkpoint="res2net50.pth")))
+    model = dict(backbone=dict(type="ResFamBackbone", arch="res2net50_26w_4s",
+                               init_cfg=dict(type="Pretrained", checkpoint="res2net50.pth")))
 
-The keyword arguments are mmdet ResNet's: ``out_indices`` count stages from 0 (layer1),
-``frozen_stages`` / ``norm_eval`` / ``with_cp`` / ``zero_init_residual`` mean what they mean
-there, ``style`` "caffe" strides the first 1x1 of a bottleneck, ``deep_stem`` and ``avg_down``
-switch to the ResNet-D stem and shortcuts. The module names equal mmdet ResNet's
-(``conv1, bn1, layer1.0.conv1, ...``), so mmdet ResNet checkpoints load by name.
+mmengine merges the base config's ResNet keys (``depth=50``, ``norm_cfg``, ``norm_eval``,
+``style``, ``init_cfg``, ...) into this dict, so the adapter takes mmdet ResNet's whole argument
+list, with mmdet's defaults (``norm_eval=True``, ``zero_init_residual=True``). What the arch
+decides (``depth``, ``base_channels``, ``stem_channels``) is ignored with a warning where it
+disagrees; what resfam cannot build (``dcn``, ``plugins``, a ``conv_cfg`` other than plain
+convs) is an error. ``_delete_=True`` in the backbone dict drops the inherited keys instead.
+
+The rest means what it means in mmdet: ``out_indices`` count stages from 0 (layer1) and no stage
+past the last is built; ``num_stages``, ``strides`` and ``dilations`` (every block of a dilated
+stage, its first included); ``frozen_stages``; ``norm_cfg`` (BN / SyncBN / GN with
+``num_groups``; ``requires_grad=False`` freezes only the affine terms); ``style="caffe"``
+strides a bottleneck's first 1x1; ``deep_stem`` and ``avg_down`` (ResNetV1d); ``with_cp``.
+State-dict keys are mmdet ResNet's (``conv1, bn1 | gn1, layer1.0.conv1, ...``, ``stem.0`` for
+a deep stem), so mmdet checkpoints load by name.
 """
 from __future__ import annotations
 
+import logging
+import re
+import warnings
 from typing import Optional, Sequence
 
+from mmengine.logging import print_log
 from mmengine.registry import MODELS
+from torch import nn
 
+from .. import norms
 from ..errors import BuildArgumentError
 from ..network import ResFamNet
-from ..pretrained import load_pretrained
+from ..pretrained import load_state
 from ..registry import get_spec
+from .keys import own_keys, to_module_keys, use_framework_keys
 
 NORMS = {"BN": "bn", "BN2d": "bn", "SyncBN": "syncbn", "GN": "gn", "FrozenBN": "frozen_bn"}
+NORM_KEYS = {"type", "requires_grad", "num_groups", "eps", "momentum"}
+DEEP_STEM = {"conv1.0": "stem.0", "conv1.1": "stem.1", "conv1.3": "stem.3", "conv1.4": "stem.4",
+             "conv1.6": "stem.6", "bn1": "stem.7"}  # mmdet's stem Sequential: conv, norm, relu x3
 
 
-def _spec_for(arch, style: str, deep_stem: bool, avg_down: bool):
+def _error(msg: str, arch, key: str, hint: str = "") -> BuildArgumentError:
+    return BuildArgumentError(msg, variant=str(arch), key=key, hint=hint)
+
+
+def _spec_for(arch, style: str, deep_stem: bool, avg_down: bool, strides, dilations, conv_cfg):
+    """The arch's spec with mmdet's structural switches applied."""
     spec = get_spec(arch)
-    if style == "pytorch" and not deep_stem and not avg_down:
-        return spec
     raw = dict(spec.raw)
+    n = len(spec.stages)
     if style == "caffe":
-        if raw["block"].get("type") != "bottleneck":
-            raise BuildArgumentError(f"style='caffe' needs a bottleneck block; {spec.name} has "
-                                     f"{raw['block'].get('type')!r}")
+        kinds = {p.block.type for p in spec.stages}
+        if kinds != {"bottleneck"}:
+            raise _error(f"style='caffe' strides a bottleneck's first 1x1; {spec.name} has "
+                         f"{', '.join(sorted(kinds))} blocks", arch, "style", "use style='pytorch'")
         raw["block"] = dict(raw["block"], stride_on="1x1")
     elif style != "pytorch":
-        raise BuildArgumentError(f"style must be 'pytorch' or 'caffe', got {style!r}")
+        raise _error(f"must be 'pytorch' or 'caffe', got {style!r}", arch, "style")
     if deep_stem:
-        raw["stem"] = {"type": "deep_maxpool", "width": raw["stem"].get("width", 64)}
+        raw["stem"] = {"type": "deep_maxpool", "width": spec.stem.width}
     if avg_down:
         raw["shortcut"] = {"type": "avgpool_conv1x1"}
-    return raw
+    for key, given in (("stride", strides), ("dilation", dilations)):
+        if given is not None:
+            given = list(given)
+            if not 1 <= len(given) <= n:
+                raise _error(f"has {len(given)} entries; {spec.name} has {n} stages", arch,
+                             key + "s", "one entry per built stage (num_stages)")
+            old = [getattr(p, key) for p in spec.stages]
+            raw["stages"] = dict(raw["stages"], **{key: given + old[len(given):]})
+    if conv_cfg is not None and conv_cfg.get("type") not in ("Conv", "Conv2d"):
+        raise _error(f"{conv_cfg.get('type')!r} convs are not a resfam primitive", arch,
+                     "conv_cfg", "leave conv_cfg=None (plain convs), or use mmdet's ResNet")
+    return get_spec(raw) if raw != spec.raw else spec
+
+
+def _nominal_depth(arch) -> Optional[int]:
+    m = re.search(r"[a-z_](\d{2,4})(?=[a-z_]|$)", arch) if isinstance(arch, str) else None
+    return int(m.group(1)) if m else None
+
+
+def mmdet_key(key: str, norm_abbr: str, deep_stem: bool) -> str:
+    """mmdet ResNet's name for one of the adapter's state-dict keys."""
+    head, _, rest = key.partition(".")
+    if deep_stem:
+        for own, theirs in DEEP_STEM.items():
+            if key.startswith(own + "."):
+                return theirs + key[len(own):]
+    elif head == "bn1":
+        return f"{norm_abbr}1.{rest}"
+    parts = key.split(".")
+    if head.startswith("layer") and len(parts) > 3:
+        if re.fullmatch(r"bn\d", parts[2]):
+            parts[2] = norm_abbr + parts[2][2:]
+    return ".".join(parts)
 
 
 @MODELS.register_module()
 class ResFamBackbone(ResFamNet):
-    """Any resfam variant (or spec file) as an mmdet backbone returning a tuple of stage maps."""
+    """Any resfam variant (or spec file) as an mmdet backbone returning a tuple of stage maps;
+    the arguments are mmdet ResNet's (module docstring), plus ``arch`` and ``output_stride``."""
 
-    def __init__(self, arch: str, out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
-                 norm_cfg: Optional[dict] = None, norm_eval: bool = False, with_cp: bool = False,
-                 style: str = "pytorch", deep_stem: bool = False, avg_down: bool = False,
-                 zero_init_residual: bool = False, output_stride: int = 32,
-                 init_cfg: Optional[dict] = None, pretrained: Optional[str] = None):
-        norm_cfg = norm_cfg or {"type": "BN", "requires_grad": True}
+    def __init__(self, arch: str, depth: Optional[int] = None, in_channels: int = 3,
+                 stem_channels: Optional[int] = None, base_channels: int = 64,
+                 num_stages: Optional[int] = None, strides: Optional[Sequence[int]] = None,
+                 dilations: Optional[Sequence[int]] = None,
+                 out_indices: Sequence[int] = (0, 1, 2, 3), style: str = "pytorch",
+                 deep_stem: bool = False, avg_down: bool = False, frozen_stages: int = -1,
+                 conv_cfg: Optional[dict] = None, norm_cfg: Optional[dict] = None,
+                 norm_eval: bool = True, dcn: Optional[dict] = None,
+                 stage_with_dcn: Sequence[bool] = (False, False, False, False),
+                 plugins: Optional[list] = None, with_cp: bool = False,
+                 zero_init_residual: bool = True, pretrained: Optional[str] = None,
+                 init_cfg: Optional[dict] = None, output_stride: int = 32):
+        norm_cfg = dict(norm_cfg or {"type": "BN", "requires_grad": True})
+        for key, value, hint in (("dcn", dcn, "deformable convs"), ("plugins", plugins, "plugins")):
+            if value is not None:
+                raise _error(f"{hint} are not a resfam primitive", arch, key,
+                             f"leave {key}=None, or use mmdet's ResNet for {hint}")
         if norm_cfg.get("type") not in NORMS:
-            raise BuildArgumentError(f"norm_cfg type must be one of {', '.join(NORMS)}, got {norm_cfg.get('type')!r}")
-        norm = NORMS[norm_cfg["type"]]
-        if norm == "bn" and norm_cfg.get("requires_grad") is False:
-            norm = "frozen_bn"
-        super().__init__(get_spec(_spec_for(arch, style, deep_stem, avg_down)), features_only=True,
+            raise _error(f"type must be one of {', '.join(NORMS)}, got {norm_cfg.get('type')!r}",
+                         arch, "norm_cfg")
+        unknown = set(norm_cfg) - NORM_KEYS
+        if unknown:
+            raise _error(f"unknown keys {sorted(unknown)}", arch, "norm_cfg",
+                         f"accepted: {', '.join(sorted(NORM_KEYS))}")
+        if init_cfg and pretrained:
+            raise _error("init_cfg and pretrained cannot both be set", arch, "pretrained",
+                         "use init_cfg=dict(type='Pretrained', checkpoint=...)")
+        spec = _spec_for(arch, style, deep_stem, avg_down, strides, dilations, conv_cfg)
+        n = len(spec.stages)
+        num_stages = n if num_stages is None else num_stages
+        if not 1 <= num_stages <= n:
+            raise _error(f"is {num_stages}; {spec.name} has {n} stages", arch, "num_stages")
+        if not out_indices or max(out_indices) >= num_stages:
+            raise _error(f"{tuple(out_indices)} must name stages below num_stages={num_stages}",
+                         arch, "out_indices", "0 is layer1")
+        ignored = {"depth": (depth, _nominal_depth(arch)), "base_channels": (base_channels, 64),
+                   "stem_channels": (stem_channels, spec.stem.width)}
+        for key, (given, own) in ignored.items():
+            if given is not None and given != own:
+                warnings.warn(f"ResFamBackbone({arch!r}): {key}={given} ignored, the arch "
+                              "decides it", stacklevel=2)
+        kind = NORMS[norm_cfg["type"]]
+        super().__init__(spec, features_only=True, in_chans=in_channels,
                          out_indices=[i + 1 for i in out_indices], frozen_stages=frozen_stages,
-                         norm_eval=norm_eval, norm_layer=norm, zero_init_last=zero_init_residual,
-                         output_stride=output_stride)
+                         norm_eval=norm_eval, norm_layer=kind, zero_init_last=zero_init_residual,
+                         norm_groups=norm_cfg.get("num_groups"), output_stride=output_stride)
+        self._norm_cfg = norm_cfg
+        self._configure_norms()
         self.init_cfg = init_cfg or ({"type": "Pretrained", "checkpoint": pretrained} if pretrained else None)
         self._zero_init_residual = zero_init_residual
         self.set_grad_checkpointing(with_cp)
+        self._mmdet_keys = use_framework_keys(
+            self, lambda k: mmdet_key(k, "gn" if kind == "gn" else "bn", deep_stem))
+
+    def _configure_norms(self) -> None:
+        """norm_cfg's eps / momentum, and requires_grad=False: fixed affine terms (the norm
+        still normalises, and BN still tracks statistics unless norm_eval)."""
+        for mod in self.modules():
+            if not norms.is_norm(mod):
+                continue
+            for attr in ("eps", "momentum"):
+                if attr in self._norm_cfg and hasattr(mod, attr):
+                    setattr(mod, attr, self._norm_cfg[attr])
+            if self._norm_cfg.get("requires_grad", True) is False:
+                for p in mod.parameters(recurse=False):
+                    p.requires_grad_(False)
 
     def init_weights(self, zero_init_last: Optional[bool] = None) -> None:
-        """mmengine calls this with no argument: load ``init_cfg``'s checkpoint, or re-initialise."""
+        """mmengine calls this with no argument: load ``init_cfg``'s checkpoint (any scheme
+        mmengine reads: a path, ``torchvision://``, ``open-mmlab://``, a URL), or re-initialise."""
         cfg = getattr(self, "init_cfg", None)
         if zero_init_last is None and cfg and cfg.get("type") == "Pretrained":
-            load_pretrained(self, cfg["checkpoint"], strict=False)
+            from mmengine.runner.checkpoint import CheckpointLoader
+
+            raw = CheckpointLoader.load_checkpoint(cfg["checkpoint"], map_location="cpu")
+            raw = raw.get("state_dict", raw) if isinstance(raw, dict) else raw
+            prefix = cfg.get("prefix")
+            if prefix:
+                raw = {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}
+            with own_keys(self):  # mmdet's names -> resfam's, then resfam's converters
+                report = load_state(self, to_module_keys(raw, self._mmdet_keys), cfg["checkpoint"],
+                                    strict=False)
+            self.load_report = report
+            print_log(f"ResFamBackbone: {report}", logger="current",
+                      level=logging.WARNING if report.missing or report.unexpected else logging.INFO)
             return
         super().init_weights(self._zero_init_residual if zero_init_last is None else zero_init_last)
 

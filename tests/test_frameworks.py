@@ -1,0 +1,624 @@
+"""The mmdet and detectron2 adapters against the real frameworks and their own ResNet.
+
+Neither framework installs from a wheel for this torch (mmcv's ops need building; detectron2 is
+not on PyPI): `bash tests/install_detection_frameworks.sh [detectron2 checkout]` builds both
+into the current environment (about 30 minutes on two cores), and these tests run wherever
+they import. .ci/run does not build them; there the tests skip and say so.
+
+Every comparison holds resfam's adapter against the framework's own ResNet-50 (or detector)
+carrying the same weights: state-dict keys, the trainable set, outputs in float64 in eval and
+train mode, a detector's losses and detections, checkpoints loaded the framework's way, and a
+two-process DDP run.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pickle
+import socket
+
+import pytest
+import torch
+
+import resfam
+
+
+def _importable(*names: str) -> bool:
+    try:
+        for name in names:
+            importlib.import_module(name)
+        return True
+    except Exception:  # noqa: BLE001 - a half-installed framework fails in many ways
+        return False
+
+
+INSTALL = "build it with: bash tests/install_detection_frameworks.sh"
+needs_mmdet = pytest.mark.skipif(not _importable("mmcv.ops", "mmdet.models"),
+                                 reason=f"mmdet 3.x with mmcv's compiled ops is not installed; {INSTALL}")
+needs_d2 = pytest.mark.skipif(not _importable("detectron2.modeling"),
+                              reason=f"detectron2 is not installed (not on PyPI); {INSTALL} <checkout>")
+
+
+def _perturbed(state: dict, seed: int = 0) -> dict:
+    """The same keys with random values: norm statistics away from 0 / 1, so every term counts."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, v in state.items():
+        if not v.is_floating_point():
+            out[k] = v
+        elif k.endswith("running_var"):
+            out[k] = torch.rand(v.shape, generator=g) + 0.5
+        else:
+            out[k] = v + 0.1 * torch.randn(v.shape, generator=g)
+    return out
+
+
+def _same_outputs(ref, mine, x, train: bool) -> None:
+    ref.train(train)
+    mine.train(train)
+    a, b = ref(x), mine(x)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        a, b = list(a.values()), list(b.values())
+    assert len(a) == len(b)
+    for p, q in zip(a, b):
+        assert p.shape == q.shape
+        torch.testing.assert_close(q, p, rtol=1e-12, atol=0)
+
+
+def _param_keys(module) -> dict:
+    """parameter name -> its state-dict key (the framework's name)."""
+    keys = [k for k, v in module.state_dict(keep_vars=True).items() if isinstance(v, torch.nn.Parameter)]
+    return dict(zip([n for n, _ in module.named_parameters()], keys))
+
+
+def _norms_in_train_mode(module) -> set:
+    """State-dict names of the BatchNorms that normalise with batch statistics."""
+    key_of = {id(v): k for k, v in module.state_dict(keep_vars=True).items()}
+    return {key_of[id(m.running_mean)].rsplit(".", 1)[0] for m in module.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- mmdetection ---------------------------------------------------------------------------
+
+MMDET_CASES = {
+    "resnet50": dict(depth=50),
+    "gn16": dict(depth=50, norm_cfg=dict(type="GN", num_groups=16, requires_grad=True)),
+    "c4-caffe-frozen-affine": dict(depth=50, style="caffe", num_stages=3, strides=(1, 2, 2),
+                                   dilations=(1, 1, 1), out_indices=(2,), frozen_stages=1,
+                                   norm_cfg=dict(type="BN", requires_grad=False)),
+    "dc5": dict(depth=50, strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2)),
+    "v1d": dict(depth=50, deep_stem=True, avg_down=True),
+    "resnet18-batch-stats": dict(depth=18, norm_eval=False, frozen_stages=2),
+}
+
+
+def _mmdet_pair(kw: dict):
+    from mmdet.models.backbones import ResNet
+
+    from resfam.integrations.mmdet import ResFamBackbone
+
+    ref = ResNet(**kw)
+    ref.init_weights()
+    mine = ResFamBackbone(arch=f"resnet{kw['depth']}", **kw)
+    return ref, mine
+
+
+@needs_mmdet
+@pytest.mark.parametrize("case", list(MMDET_CASES))
+def test_mmdet_resnet_keys_outputs_and_trainable_set(case):
+    """Same keys in the same order, the same trainable tensors, the same maps (float64)."""
+    ref, mine = _mmdet_pair(MMDET_CASES[case])
+    assert list(mine.state_dict()) == list(ref.state_dict())
+    state = _perturbed(ref.state_dict())
+    ref.load_state_dict(state)
+    mine.load_state_dict(state)  # strict: mmdet's names load as they are
+    ref.double(), mine.double()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    _same_outputs(ref, mine, x, train=False)
+    _same_outputs(ref, mine, x, train=True)  # norm_eval, frozen stages, batch statistics
+    for name, buf in ref.state_dict().items():  # running statistics moved the same way
+        torch.testing.assert_close(mine.state_dict()[name], buf, rtol=1e-12, atol=0)
+    names = _param_keys(mine)
+    assert {names[n] for n, p in mine.named_parameters() if p.requires_grad} == \
+        {n for n, p in ref.named_parameters() if p.requires_grad}
+
+
+@needs_mmdet
+@pytest.mark.parametrize("frozen_stages", [-1, 0, 1, 2, 3, 4])
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_mmdet_trainable_sets_for_every_freezing(frozen_stages, requires_grad):
+    kw = dict(depth=50, frozen_stages=frozen_stages, norm_cfg=dict(type="BN", requires_grad=requires_grad))
+    ref, mine = _mmdet_pair(kw)
+    ref.train(), mine.train()
+    names = _param_keys(mine)
+    assert {names[n] for n, p in mine.named_parameters() if p.requires_grad} == \
+        {n for n, p in ref.named_parameters() if p.requires_grad}
+    assert _norms_in_train_mode(mine) == _norms_in_train_mode(ref)
+
+
+def _mmdet_config(tmp_path, text: str):
+    from mmengine.config import Config
+
+    path = tmp_path / "cfg.py"
+    path.write_text(text)
+    return Config.fromfile(str(path))
+
+
+@pytest.fixture
+def tv_resnet50_in_hub(tmp_path, monkeypatch):
+    """torchvision's resnet50 weights (random) where the hub cache is read, for stock configs'
+    ``torchvision://resnet50``."""
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    state = _perturbed(torchvision.models.resnet50().state_dict(), seed=1)
+    torch.save(state, hub / "resnet50-0676ba61.pth")
+    return state
+
+
+def _mmdet_batch():
+    from mmdet.testing import demo_mm_inputs
+
+    torch.manual_seed(0)
+    return demo_mm_inputs(batch_size=2, image_shapes=[(3, 128, 160), (3, 128, 160)], num_items=[3, 2],
+                          num_classes=80)
+
+
+def _mmdet_losses(model, data, seed=0):
+    torch.manual_seed(seed)
+    return model(**model.data_preprocessor(data, True), mode="loss")
+
+
+def _mmdet_predict(model, data):
+    return model(**model.data_preprocessor(data, False), mode="predict")
+
+
+@needs_mmdet
+def test_mmdet_stock_base_config_overridden_with_a_resfam_backbone(tmp_path, tv_resnet50_in_hub):
+    """`_base_` Faster R-CNN with only `type`/`arch` overridden: the inherited ResNet keys
+    (depth, norm_cfg, norm_eval, style, init_cfg=torchvision://resnet50) merge in and mean what
+    they mean in mmdet; with the same weights the detector's losses and detections are mmdet's."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    stock_cfg = _mmdet_config(tmp_path, "_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n")
+    ours_cfg = _mmdet_config(tmp_path, "_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n"
+                             "custom_imports = dict(imports=['resfam.integrations.mmdet'], allow_failed_imports=False)\n"
+                             "model = dict(backbone=dict(type='ResFamBackbone', arch='resnet50'))\n")
+    assert ours_cfg.model.backbone.depth == 50  # merged from the base, as mmengine does
+    stock, ours = MODELS.build(stock_cfg.model), MODELS.build(ours_cfg.model)
+    stock.init_weights()
+    ours.init_weights()  # loads torchvision://resnet50 from the hub cache, converted by name
+    assert list(ours.state_dict()) == list(stock.state_dict())
+    for k, v in stock.backbone.state_dict().items():
+        assert torch.equal(ours.backbone.state_dict()[k], v), k
+    assert ours.backbone.load_report.missing == []
+    ours.load_state_dict(stock.state_dict())  # the neck and heads too: one network
+    data = _mmdet_batch()
+    stock.train(), ours.train()
+    a, b = _mmdet_losses(stock, data), _mmdet_losses(ours, data)
+    assert list(a) == list(b)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    stock.eval(), ours.eval()
+    with torch.no_grad():
+        pa, pb = _mmdet_predict(stock, data), _mmdet_predict(ours, data)
+    for x, y in zip(pa, pb):
+        torch.testing.assert_close(y.pred_instances.bboxes, x.pred_instances.bboxes, rtol=1e-4, atol=1e-3)
+        assert torch.equal(y.pred_instances.labels, x.pred_instances.labels)
+
+
+@needs_mmdet
+@pytest.mark.parametrize("arch", ["res2net50_26w_4s", "iresnet50"])
+def test_mmdet_stock_configs_train_with_other_archs(tmp_path, arch):
+    """Faster R-CNN FPN and RetinaNet stock configs with another arch (its own checkpoint,
+    and `_delete_=True` for the second): two optimiser steps, finite losses, detections."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    ckpt = tmp_path / f"{arch}.pth"
+    torch.save(resfam.build(arch).state_dict(), ckpt)
+    for base, override in [
+        ("faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py",
+         f"dict(type='ResFamBackbone', arch='{arch}', init_cfg=dict(type='Pretrained', checkpoint='{ckpt}'))"),
+        ("retinanet/retinanet_r50_fpn_1x_coco.py",
+         f"dict(_delete_=True, type='ResFamBackbone', arch='{arch}', frozen_stages=1,"
+         f" init_cfg=dict(type='Pretrained', checkpoint='{ckpt}'))"),
+    ]:
+        cfg = _mmdet_config(tmp_path, f"_base_ = 'mmdet::{base}'\n"
+                            "custom_imports = dict(imports=['resfam.integrations.mmdet'], allow_failed_imports=False)\n"
+                            f"model = dict(backbone={override})\n")
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        assert model.backbone.load_report.loaded > 0 and not model.backbone.load_report.missing
+        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        data = _mmdet_batch()
+        model.train()
+        for step in range(2):
+            losses = _mmdet_losses(model, data, seed=step)
+            total = sum(v if torch.is_tensor(v) else sum(v) for v in losses.values())
+            assert torch.isfinite(total)
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            assert len(_mmdet_predict(model, data)) == 2
+
+
+@needs_mmdet
+def test_mmdet_gn_and_deep_stem_checkpoints_load_by_name(tmp_path, caplog):
+    """mmdet's own GN / ResNetV1d checkpoints (``gn1``, ``stem.0``) load fully through
+    init_cfg, and what does not load is logged, not dropped silently."""
+    from mmdet.models.backbones import ResNet
+
+    from resfam.integrations.mmdet import ResFamBackbone
+
+    for kw in (dict(norm_cfg=dict(type="GN", num_groups=32, requires_grad=True)),
+               dict(deep_stem=True, avg_down=True)):
+        ref = ResNet(depth=50, **kw)
+        state = _perturbed(ref.state_dict())
+        ckpt = tmp_path / "mmdet.pth"
+        torch.save({"state_dict": {"backbone." + k: v for k, v in state.items()}, "meta": {}}, ckpt)
+        mine = ResFamBackbone("resnet50", init_cfg=dict(type="Pretrained", checkpoint=str(ckpt), prefix="backbone."), **kw)
+        mine.init_weights()
+        assert mine.load_report.missing == [] and mine.load_report.unexpected == []
+        for k, v in state.items():
+            assert torch.equal(mine.state_dict()[k], v), k
+    partial = tmp_path / "partial.pth"
+    torch.save({k: v for k, v in resfam.build("resnet50").state_dict().items() if not k.startswith("layer4.")}, partial)
+    mine = ResFamBackbone("resnet50", init_cfg=dict(type="Pretrained", checkpoint=str(partial)))
+    with caplog.at_level(logging.WARNING):
+        mine.init_weights()
+    assert len(mine.load_report.missing) > 0 and "missing" in str(mine.load_report)
+
+
+@needs_mmdet
+def test_mmdet_arguments_it_cannot_honour_fail_or_warn():
+    from resfam.errors import BuildArgumentError
+    from resfam.integrations.mmdet import ResFamBackbone
+
+    with pytest.raises(BuildArgumentError, match="dcn"):
+        ResFamBackbone("resnet50", dcn=dict(type="DCNv2"), stage_with_dcn=(False, True, True, True))
+    with pytest.raises(BuildArgumentError, match="plugins"):
+        ResFamBackbone("resnet50", plugins=[dict(cfg=dict(type="ContextBlock"), position="after_conv3")])
+    with pytest.raises(BuildArgumentError, match="out_indices"):
+        ResFamBackbone("resnet50", num_stages=3, out_indices=(3,))
+    with pytest.raises(BuildArgumentError, match="caffe"):
+        ResFamBackbone("res2net50_26w_4s", style="caffe")
+    with pytest.warns(UserWarning, match="depth=101 ignored"):
+        ResFamBackbone("resnet50", depth=101)
+    bb = ResFamBackbone("resnet50", num_stages=3, out_indices=(2,))
+    assert not hasattr(bb, "layer4")  # C4: the stage the detector never reads is not built
+
+
+def _ddp_worker(rank, world, port, build, steps, errors):
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        model, batch, loss_of = build()
+        ddp = torch.nn.parallel.DistributedDataParallel(model)  # find_unused_parameters=False
+        opt = torch.optim.SGD([p for p in ddp.parameters() if p.requires_grad], lr=1e-4)
+        for step in range(steps):
+            torch.manual_seed(step)
+            loss = loss_of(ddp, batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    except Exception as e:  # noqa: BLE001 - report to the parent
+        errors.put(f"rank {rank}: {type(e).__name__}: {str(e)[:400]}")
+    finally:
+        dist.destroy_process_group()
+
+
+def _ddp(build, steps=2):
+    """Run ``build`` (a module-level function: model, batch, loss_of) in 2 gloo processes."""
+    import torch.multiprocessing as mp
+
+    port = _free_port()
+    ctx = mp.get_context("spawn")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, build, steps, errors)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(600)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert not found, found
+    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
+
+
+def mmdet_c4_model():
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+
+    import resfam.integrations.mmdet  # noqa: F401 - registers ResFamBackbone
+
+    register_all_modules()
+    cfg = Config.fromstring("_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py'\n"
+                            "model = dict(backbone=dict(type='ResFamBackbone', arch='resnet50', init_cfg=None),\n"
+                            "             roi_head=dict(shared_head=dict(init_cfg=None)))\n", ".py")
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+
+    def loss_of(ddp, data):
+        losses = ddp(**ddp.module.data_preprocessor(data, True), mode="loss")
+        return sum(v if torch.is_tensor(v) else sum(v) for v in losses.values())
+
+    return model, _mmdet_batch(), loss_of
+
+
+@needs_mmdet
+@pytest.mark.slow
+def test_mmdet_c4_trains_under_ddp():
+    """mmdet's C4 Faster R-CNN (num_stages=3, out_indices=(2,)) in 2 gloo processes: no stage
+    without gradients, so DDP's default find_unused_parameters=False works."""
+    _ddp(mmdet_c4_model)
+
+
+# --- detectron2 ----------------------------------------------------------------------------
+
+def d2_cfg(config: str | None = None, **keys):
+    from detectron2 import model_zoo
+    from detectron2.config import get_cfg
+
+    from resfam.integrations.detectron2 import add_resfam_config
+
+    cfg = get_cfg()
+    add_resfam_config(cfg)
+    if config:
+        cfg.merge_from_file(model_zoo.get_config_file(config))
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.merge_from_list([x for k, v in keys.items() for x in (k.replace("__", "."), v)])
+    return cfg
+
+
+D2_CASES = {
+    "c4-frozenbn": dict(),
+    "fpn-bn-freeze2": dict(MODEL__RESNETS__OUT_FEATURES=["res2", "res3", "res4", "res5"],
+                           MODEL__RESNETS__NORM="BN"),
+    "gn-pytorch-style": dict(MODEL__RESNETS__OUT_FEATURES=["res2", "res3", "res4", "res5"],
+                             MODEL__RESNETS__NORM="GN", MODEL__RESNETS__STRIDE_IN_1X1=False,
+                             MODEL__BACKBONE__FREEZE_AT=0),
+    "res5-dilation": dict(MODEL__RESNETS__OUT_FEATURES=["res3", "res5"], MODEL__RESNETS__RES5_DILATION=2,
+                          MODEL__BACKBONE__FREEZE_AT=3, MODEL__RESNETS__NORM="BN"),
+    "r18": dict(MODEL__RESNETS__DEPTH=18, MODEL__RESNETS__RES2_OUT_CHANNELS=64, MODEL__RESFAM__ARCH="resnet18",
+                MODEL__RESNETS__OUT_FEATURES=["res2", "res5"], MODEL__RESNETS__NORM="BN",
+                MODEL__BACKBONE__FREEZE_AT=1),
+}
+
+
+@needs_d2
+@pytest.mark.parametrize("case", list(D2_CASES))
+def test_d2_resnet_keys_outputs_and_trainable_set(case):
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.backbone.resnet import build_resnet_backbone
+
+    from resfam.integrations.detectron2 import backbone_from_cfg
+
+    cfg = d2_cfg(**D2_CASES[case])
+    ref = build_resnet_backbone(cfg, ShapeSpec(channels=3))
+    mine = backbone_from_cfg(cfg, ShapeSpec(channels=3))
+    assert set(mine.state_dict()) == set(ref.state_dict())
+    assert mine.output_shape() == ref.output_shape()
+    assert sum(p.numel() for p in mine.parameters()) == sum(p.numel() for p in ref.parameters())
+    state = _perturbed(ref.state_dict())
+    ref.load_state_dict(state)
+    mine.load_state_dict(state)
+    ref.double(), mine.double()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    _same_outputs(ref, mine, x, train=False)
+    _same_outputs(ref, mine, x, train=True)
+    names = _param_keys(mine)
+    assert {names[n] for n, p in mine.named_parameters() if p.requires_grad} == \
+        {n for n, p in ref.named_parameters() if p.requires_grad}
+
+
+def _d2_batch(n=2):
+    from detectron2.structures import Boxes, Instances
+
+    g = torch.Generator().manual_seed(0)
+    batch = []
+    for i in range(n):
+        inst = Instances((128, 160))
+        inst.gt_boxes = Boxes(torch.tensor([[10.0, 12.0, 90.0, 100.0], [40.0, 30.0, 150.0, 120.0]]))
+        inst.gt_classes = torch.tensor([i, 3])
+        batch.append({"image": torch.randint(0, 255, (3, 128, 160), generator=g).float(),
+                      "height": 128, "width": 160, "instances": inst})
+    return batch
+
+
+def _d2_losses(model, batch, seed=0) -> dict:
+    from detectron2.utils.events import EventStorage
+
+    torch.manual_seed(seed)
+    with EventStorage():  # detectron2's training forward logs into one
+        return model(batch)
+
+
+D2_DETECTORS = {
+    "faster_rcnn_fpn": ("COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml", "build_resfam_fpn_backbone"),
+    "retinanet": ("COCO-Detection/retinanet_R_50_FPN_1x.yaml", "build_retinanet_resfam_fpn_backbone"),
+    "faster_rcnn_c4": ("COCO-Detection/faster_rcnn_R_50_C4_1x.yaml", "build_resfam_backbone"),
+}
+
+
+@needs_d2
+@pytest.mark.parametrize("name", list(D2_DETECTORS))
+def test_d2_stock_config_by_name_matches_detectron2(name):
+    """A model-zoo config with only BACKBONE.NAME and RESFAM.ARCH changed is detectron2's own
+    detector: the same keys, and with the same weights the same losses and detections."""
+    from detectron2.modeling import build_model
+
+    config, builder = D2_DETECTORS[name]
+    stock_cfg = d2_cfg(config)
+    ours_cfg = d2_cfg(config, MODEL__BACKBONE__NAME=builder, MODEL__RESFAM__ARCH="resnet50")
+    torch.manual_seed(0)
+    stock = build_model(stock_cfg)
+    ours = build_model(ours_cfg)
+    assert set(ours.state_dict()) == set(stock.state_dict())
+    ours.load_state_dict(_perturbed(stock.state_dict()))
+    stock.load_state_dict(ours.state_dict())
+    batch = _d2_batch()
+    stock.train(), ours.train()
+    a, b = _d2_losses(stock, batch), _d2_losses(ours, batch)
+    assert list(a) == list(b)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    stock.eval(), ours.eval()
+    with torch.no_grad():
+        pa, pb = stock(batch), ours(batch)
+    for x, y in zip(pa, pb):
+        torch.testing.assert_close(y["instances"].pred_boxes.tensor, x["instances"].pred_boxes.tensor,
+                                   rtol=1e-4, atol=1e-3)
+
+
+def _c2_blobs(tv_state: dict) -> dict:
+    """A torchvision ResNet-50 state dict in the Caffe2 blob names of detectron2's ImageNet
+    ``R-50.pkl`` (conv1_w, res_conv1_bn_s/_b, res2_0_branch2a_w, ..._branch1_bn_s, fc1000_w);
+    affine-only norms, numpy arrays, as those files hold them."""
+    blobs = {"conv1_w": tv_state["conv1.weight"], "res_conv1_bn_s": tv_state["bn1.weight"],
+             "res_conv1_bn_b": tv_state["bn1.bias"], "fc1000_w": tv_state["fc.weight"],
+             "fc1000_b": tv_state["fc.bias"]}
+    for key, value in tv_state.items():
+        parts = key.split(".")
+        if not parts[0].startswith("layer") or parts[-1] not in ("weight", "bias"):
+            continue
+        stage, block, name = int(parts[0][5:]) + 1, parts[1], parts[2]
+        if name == "downsample":
+            branch, is_bn = "branch1", parts[3] == "1"
+        else:
+            branch, is_bn = "branch2" + "abc"[int(name[-1]) - 1], name.startswith("bn")
+        suffix = ("_bn_s" if parts[-1] == "weight" else "_bn_b") if is_bn else "_w"
+        blobs[f"res{stage}_{block}_{branch}{suffix}"] = value
+    return {k: v.numpy() for k, v in blobs.items()}
+
+
+@needs_d2
+def test_d2_model_weights_load_every_layout(tmp_path):
+    """MODEL.WEIGHTS as detectron2 uses it (DetectionCheckpointer.load): detectron2's own
+    R-50.pkl layout, a torchvision or timm classification .pth, and a detectron2
+    detector checkpoint all load into a resfam backbone, every backbone tensor."""
+    import torchvision
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    config, builder = D2_DETECTORS["faster_rcnn_fpn"]
+    tv = _perturbed(torchvision.models.resnet50().state_dict())
+    for k in [k for k in tv if "running" in k]:  # R-50.pkl: affine-only norms
+        tv[k] = torch.zeros_like(tv[k]) if "mean" in k else torch.ones_like(tv[k])
+    pkl = tmp_path / "R-50.pkl"
+    pkl.write_bytes(pickle.dumps(_c2_blobs(tv)))
+    stock = build_model(d2_cfg(config))
+    DetectionCheckpointer(stock).load(str(pkl))
+
+    def ours_with(weights):
+        cfg = d2_cfg(config, MODEL__BACKBONE__NAME=builder, MODEL__RESFAM__ARCH="resnet50", MODEL__WEIGHTS=weights)
+        model = build_model(cfg)
+        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        return model
+
+    ours = ours_with(str(pkl))  # name matching, as for detectron2's own ResNet
+    for k, v in stock.backbone.bottom_up.state_dict().items():
+        assert torch.equal(ours.backbone.bottom_up.state_dict()[k], v), k
+    pth = tmp_path / "r50.pth"
+    torch.save(tv, pth)
+    ours = ours_with(str(pth))
+    body = ours.backbone.bottom_up.body.state_dict()
+    for k, v in tv.items():
+        if not k.startswith("fc.") and not k.endswith("num_batches_tracked"):  # FrozenBN has none
+            assert torch.equal(body[k], v), k
+    import timm
+
+    timm_state = _perturbed(timm.create_model("resnet50d").state_dict(), seed=2)  # deep stem, avg-pool shortcuts
+    timm_ckpt = tmp_path / "resnet50d.pth"
+    torch.save(timm_state, timm_ckpt)
+    cfg = d2_cfg(config, MODEL__BACKBONE__NAME=builder, MODEL__RESFAM__ARCH="resnet50d",
+                 MODEL__WEIGHTS=str(timm_ckpt))
+    body = build_model(cfg).backbone.bottom_up.body
+    assert torch.equal(body.conv1[3].weight, timm_state["conv1.3.weight"])
+    assert torch.equal(body.layer3[0].downsample[1].weight, timm_state["layer3.0.downsample.1.weight"])
+    d2_ckpt = tmp_path / "model_final.pth"
+    torch.save({"model": _perturbed(stock.state_dict(), seed=3)}, d2_ckpt)
+    ours = ours_with(str(d2_ckpt))
+    saved = torch.load(d2_ckpt, weights_only=True)["model"]
+    for k, v in ours.state_dict().items():
+        assert torch.equal(v, saved[k]), k
+
+
+@needs_d2
+def test_d2_config_keys_and_errors(tmp_path):
+    from detectron2.config import get_cfg
+
+    from resfam.errors import BuildArgumentError
+    from resfam.integrations.detectron2 import add_resfam_config, backbone_from_cfg
+
+    yaml_file = tmp_path / "mine.yaml"
+    yaml_file.write_text("MODEL:\n  BACKBONE:\n    NAME: build_resfam_fpn_backbone\n  RESFAM:\n    ARCH: iresnet50\n")
+    cfg = get_cfg()
+    with pytest.raises(KeyError, match="RESFAM"):
+        cfg.merge_from_file(str(yaml_file))
+    cfg = get_cfg()
+    add_resfam_config(cfg)
+    cfg.merge_from_file(str(yaml_file))
+    assert cfg.MODEL.RESFAM.ARCH == "iresnet50"
+    from detectron2.layers import ShapeSpec
+
+    for key, value, match in [("MODEL.RESNETS.NORM", "LN", "NORM"),
+                              ("MODEL.RESNETS.OUT_FEATURES", ["res6"], "OUT_FEATURES"),
+                              ("MODEL.RESNETS.DEFORM_ON_PER_STAGE", [False, True, False, False], "DEFORM")]:
+        bad = d2_cfg(**{key.replace(".", "__"): value})
+        with pytest.raises(BuildArgumentError, match=match):
+            backbone_from_cfg(bad, ShapeSpec(channels=3))
+    c4 = backbone_from_cfg(d2_cfg(), ShapeSpec(channels=3))  # OUT_FEATURES ['res4']
+    assert not hasattr(c4.body, "layer4")
+
+
+def d2_model(config: str, builder: str):
+    from detectron2.modeling import build_model
+
+    import resfam.integrations.detectron2  # noqa: F401 - registers the builders
+
+    model = build_model(d2_cfg(config, MODEL__BACKBONE__NAME=builder, MODEL__RESFAM__ARCH="resnet50"))
+    model.train()
+
+    def loss_of(ddp, batch):
+        return sum(_d2_losses(ddp, batch, seed=torch.initial_seed()).values())
+
+    return model, _d2_batch(1), loss_of
+
+
+def d2_c4_model():
+    return d2_model(*D2_DETECTORS["faster_rcnn_c4"])
+
+
+def d2_fpn_model():
+    return d2_model(*D2_DETECTORS["faster_rcnn_fpn"])
+
+
+@needs_d2
+@pytest.mark.slow
+@pytest.mark.parametrize("build", [d2_c4_model, d2_fpn_model], ids=["c4", "fpn"])
+def test_d2_detectors_train_under_ddp(build):
+    """Two gloo processes, DDP's default find_unused_parameters=False, two iterations: every
+    built parameter gets a gradient (the C4 model builds no res5 in its backbone)."""
+    _ddp(build)
