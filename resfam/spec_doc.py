@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections.abc
 import sys
-from typing import Literal, Union, get_args, get_origin
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -20,6 +20,8 @@ from .stems import PRESETS, StemParams
 
 def _type(ann) -> str:
     origin, args = get_origin(ann), get_args(ann)
+    if origin is Annotated:  # a constrained type: its base type
+        return _type(args[0])
     if origin is Literal:
         return " \\| ".join(repr(a) for a in args)
     if origin is Union:

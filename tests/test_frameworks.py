@@ -16,7 +16,11 @@ import importlib
 import logging
 import os
 import pickle
+import re
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,6 +101,8 @@ MMDET_CASES = {
     "dc5": dict(depth=50, strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2)),
     "v1d": dict(depth=50, deep_stem=True, avg_down=True),
     "resnet18-batch-stats": dict(depth=18, norm_eval=False, frozen_stages=2),
+    "frozen-affine-batch-stats": dict(depth=50, norm_eval=False,
+                                      norm_cfg=dict(type="BN", requires_grad=False)),
 }
 
 
@@ -134,8 +140,10 @@ def test_mmdet_resnet_keys_outputs_and_trainable_set(case):
 @needs_mmdet
 @pytest.mark.parametrize("frozen_stages", [-1, 0, 1, 2, 3, 4])
 @pytest.mark.parametrize("requires_grad", [True, False])
-def test_mmdet_trainable_sets_for_every_freezing(frozen_stages, requires_grad):
-    kw = dict(depth=50, frozen_stages=frozen_stages, norm_cfg=dict(type="BN", requires_grad=requires_grad))
+@pytest.mark.parametrize("norm", ["BN", "SyncBN", "GN"])
+def test_mmdet_trainable_sets_for_every_freezing(frozen_stages, requires_grad, norm):
+    norm_cfg = dict(type=norm, requires_grad=requires_grad, **({"num_groups": 32} if norm == "GN" else {}))
+    kw = dict(depth=50, frozen_stages=frozen_stages, norm_cfg=norm_cfg)
     ref, mine = _mmdet_pair(kw)
     ref.train(), mine.train()
     names = _param_keys(mine)
@@ -622,3 +630,36 @@ def test_d2_detectors_train_under_ddp(build):
     """Two gloo processes, DDP's default find_unused_parameters=False, two iterations: every
     built parameter gets a gradient (the C4 model builds no res5 in its backbone)."""
     _ddp(build)
+
+
+# --- the recipes in docs/backbone.md, as a user copies them --------------------------------
+
+def _recipes(section: str) -> list[str]:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "backbone.md").read_text()
+    body = page.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```py\n(.*?)```", body, re.S)
+
+
+def _run_recipes(blocks: list[str], cwd) -> None:
+    for code in blocks:
+        first = code.splitlines()[0]
+        if first.startswith("# ") and first.endswith(".py"):  # a config file the next block reads
+            (cwd / first[2:]).write_text(code)
+            continue
+        proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, f"{code}\n{proc.stderr[-3000:]}"
+
+
+@needs_mmdet
+def test_docs_mmdet_recipe_runs(tmp_path):
+    blocks = _recipes("mmdetection")
+    assert len(blocks) == 2
+    _run_recipes(blocks, tmp_path)
+
+
+@needs_d2
+def test_docs_detectron2_recipe_runs(tmp_path):
+    blocks = _recipes("detectron2")
+    assert len(blocks) == 1
+    _run_recipes(blocks, tmp_path)

@@ -177,8 +177,10 @@ class ResFamBackbone(ResFamNet):
     def init_weights(self, zero_init_last: Optional[bool] = None) -> None:
         """mmengine calls this with no argument: load ``init_cfg``'s checkpoint (any scheme
         mmengine reads: a path, ``torchvision://``, ``open-mmlab://``, a URL), or re-initialise."""
-        cfg = getattr(self, "init_cfg", None)
-        if zero_init_last is None and cfg and cfg.get("type") == "Pretrained":
+        cfgs = getattr(self, "init_cfg", None) or []
+        cfg = next((c for c in (cfgs if isinstance(cfgs, list) else [cfgs])
+                    if c.get("type") == "Pretrained"), None)  # mmengine allows a list
+        if zero_init_last is None and cfg:
             from mmengine.runner.checkpoint import CheckpointLoader
 
             raw = CheckpointLoader.load_checkpoint(cfg["checkpoint"], map_location="cpu")
