@@ -110,7 +110,7 @@ class ResFamNet(nn.Module):
                 s, cin, first = (geo.stride, in_ch, geo.first_dilation) if j == 0 else \
                     (1, plan.width, geo.dilation)
                 blocks[str(j)] = ResidualBlock(
-                    plan.block, cin, plan.width, stride=s, dilation=geo.dilation,
+                    plan.block.at(j), cin, plan.width, stride=s, dilation=geo.dilation,
                     first_dilation=first, placement=placement(m.order, j, plan.depth),
                     shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, geo.dilation, norm,
                                             first),

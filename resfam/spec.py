@@ -334,6 +334,10 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
             raise SpecError("a block without a shortcut has nothing to merge, and a merge needs a "
                             "shortcut", key="merge.type",
                             hint="use shortcut: {type: none} together with merge: {type: none}")
+        try:
+            b.check_depth(st.depth[i])
+        except KeyProblem as p:
+            raise SpecError(p.message, key=f"block.{p.key}[{i}]", hint=p.hint) from None
         for j in range(2):  # first block (may change shape) and the rest (keep it)
             cin, stride = (in_ch, st.stride[i]) if j == 0 else (st.width[i], 1)
             for section, params in (("block", b), ("shortcut", s), ("attn", a)):

@@ -27,10 +27,7 @@ SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
 
 TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet")
 # timm ResNet-family names resfam cannot build yet, and the primitive each one needs
-NOT_YET = {
-    **dict.fromkeys(["ecaresnet50d_pruned", "ecaresnet101d_pruned"],
-                    "per-block widths (timm's pruned channel tables)"),
-}
+NOT_YET: dict[str, str] = {}  # none left
 
 
 def timm_family() -> list[str]:

@@ -68,6 +68,12 @@ CASES = {
                                              "block.splat", "keep one of splat and sk"),
     "avd on a 1x1-strided block": (BASE.replace("groups: 1", "groups: 1, avd: last, stride_on: 1x1"),
                                    "block.avd", "use stride_on: 3x3"),
+    "pruned widths per block": (BASE.replace("groups: 1", "groups: 1, widths: [[[10, 8], [12, 8]], [[20, 16]]]"),
+                                "block.widths[1]", "has 1 pairs for a stage of 2 blocks"),
+    "pruned widths not a pair": (BASE.replace("groups: 1", "groups: 1, widths: [[[10], [12, 8]], [[20, 16], [8, 8]]]"),
+                                 "block.widths", "block 0: [10] is not a pair"),
+    "stage dilation of zero": (BASE.replace("stride: [1, 2]", "stride: [1, 2], dilation: [1, 0]"),
+                               "stages.dilation[1]", "greater than or equal to 1"),
     "entry per stage": (BASE.replace("stride: [1, 2]", "stride: [1, 2], entry: [lenet]"),
                         "stages.entry", "stages.depth has 2"),
 }

@@ -70,6 +70,13 @@ class BlockParams(BaseModel):
         """Whether these keys work with the stage's ``order`` (resfam.orders)."""
         return order in self.orders
 
+    def check_depth(self, depth: int) -> None:
+        """Raise :class:`KeyProblem` when per-block keys do not fit a stage of ``depth`` blocks."""
+
+    def at(self, index: int) -> "BlockParams":
+        """The keys of the stage's block ``index`` (per-block keys resolved)."""
+        return self
+
     def units(self, in_ch: int, out_ch: int, stride: int, dilation: int,
               first_dilation: int, norm: str, act: str) -> list[Unit]:
         raise NotImplementedError

@@ -38,6 +38,10 @@ class Bottleneck(BlockParams):
                                    "(SKNet; resfam.selective_kernel), order post")
     splat: Optional[SplatParams] = Field(None, description="the 3x3 as a split-attention conv "
                                          "(ResNeSt; resfam.split_attention), order post")
+    widths: Optional[list[list[int]]] = Field(
+        None, description="per block of the stage, [first 1x1's width, 3x3's width] instead of "
+                          "the derived inner width (channel-pruned nets: timm's *_pruned, Li et "
+                          "al. 2020 'EagleEye'); one pair per block")
     avd: Literal["none", "first", "last"] = Field(
         "none", description="ResNeSt's average-pool downsampling: where the 3x3 would stride, it "
                             "runs at stride 1 and a 3x3 average pool (padding 1) strides before "
@@ -54,10 +58,44 @@ class Bottleneck(BlockParams):
                         "it is a whole number")
         return mid
 
+    def inner_widths(self, out_ch: int) -> tuple[int, int]:
+        """(first 1x1's output, 3x3's output): ``widths`` where given (one block's pair, see
+        :meth:`at`), else ``mid / reduce_first`` and ``mid``."""
+        if self.widths:
+            first, mid = self.widths[0]
+            return first, mid
+        mid = self.mid_channels(out_ch)
+        return mid // self.reduce_first, mid
+
+    def at(self, index):
+        return self if not self.widths else self.model_copy(update={"widths": [self.widths[index]]})
+
+    def check_depth(self, depth):
+        if self.widths is not None and len(self.widths) != depth:
+            raise KeyProblem("widths", f"has {len(self.widths)} pairs for a stage of {depth} blocks",
+                             "give one [1x1 width, 3x3 width] pair per block")
+
+    def _check_widths(self):
+        for j, pair in enumerate(self.widths):
+            if len(pair) != 2 or min(pair) < 1:
+                raise KeyProblem("widths", f"block {j}: {pair} is not a pair of positive widths",
+                                 "give [first 1x1's width, 3x3's width] per block")
+            if pair[0] % self.groups or pair[1] % self.groups:
+                raise KeyProblem("widths", f"block {j}: {pair} is not divisible by "
+                                 f"groups={self.groups}", "choose widths that groups divide")
+        if self.sk is not None or self.splat is not None or self.reduce_first != 1:
+            raise KeyProblem("widths", "explicit widths replace the derived ones of a plain 3x3",
+                             "drop sk / splat / reduce_first, or widths")
+
     def check(self, in_ch, out_ch, stride):
         if self.aa != "none" and self.stride_on == "1x1":
             raise KeyProblem("aa", "anti-aliasing follows the strided 3x3, and this block strides "
                              "its 1x1", "use stride_on: 3x3 with aa")
+        if self.avd != "none" and (self.stride_on == "1x1" or self.aa != "none"):
+            raise KeyProblem("avd", "avd replaces the 3x3's stride, and this block strides its 1x1 "
+                             "or anti-aliases already", "use stride_on: 3x3 and aa: none with avd")
+        if self.widths is not None:  # explicit widths: nothing is derived from the stage width
+            return self._check_widths()
         mid = self.mid_channels(out_ch)
         if mid % self.groups:
             raise KeyProblem("groups", f"inner width {mid} is not divisible by groups={self.groups}",
@@ -68,17 +106,13 @@ class Bottleneck(BlockParams):
         if self.splat is not None and self.sk is not None:
             raise KeyProblem("splat", "the 3x3 is either split-attention or selective kernel",
                              "keep one of splat and sk")
-        if self.avd != "none" and (self.stride_on == "1x1" or self.aa != "none"):
-            raise KeyProblem("avd", "avd replaces the 3x3's stride, and this block strides its 1x1 "
-                             "or anti-aliases already", "use stride_on: 3x3 and aa: none with avd")
         if first % self.groups:
             raise KeyProblem("reduce_first", f"the first 1x1's width {first} is not divisible by "
                              f"groups={self.groups}", "lower reduce_first or groups")
 
     def units(self, in_ch, out_ch, stride, dilation, first_dilation, norm, act):
-        mid = self.mid_channels(out_ch)
+        first, mid = self.inner_widths(out_ch)
         s1, s3 = (stride, 1) if self.stride_on == "1x1" else (1, stride)
-        first = mid // self.reduce_first
         pool = nn.AvgPool2d(3, s3, padding=1) if self.avd != "none" and s3 > 1 else None
         if pool is not None:
             s3 = 1

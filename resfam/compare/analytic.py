@@ -226,9 +226,8 @@ def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int) -> S
         steps = [lambda s: _strided(ctx, bp, s, out, stride),
                  lambda s: (conv(t, s, out, 3, 1, ctx.dilation), False, None)]
     elif bp.type == "bottleneck":
-        mid = bp.mid_channels(out)
+        first, mid = bp.inner_widths(out)
         s1, s3 = (stride, 1) if bp.stride_on == "1x1" else (1, stride)
-        first = mid // bp.reduce_first
         avd = bp.avd != "none" and s3 > 1
         avd_stride, s3 = (s3, 1) if avd else (1, s3)
         avd_pool = (lambda s: pool(t, "avg", s, 3, avd_stride, 1)) if avd else None
@@ -300,17 +299,18 @@ def shortcut(t: Tally, p, x: Shape, out: int, stride: int, dilation: int, first_
         norm(t, norm_kind, y)
 
 
-def block(t: Tally, plan, m, x: Shape, stride: int, dilation: int, first_dilation: int,
-          where: Placement) -> Shape:
-    """resfam.blocks.residual.ResidualBlock, in eval mode (dropout and drop-path count 0)."""
+def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: int,
+          first_dilation: int, where: Placement) -> Shape:
+    """resfam.blocks.residual.ResidualBlock (block keys ``bp``), in eval mode (dropout and
+    drop-path count 0)."""
     out = plan.width
     if where.pre_norm:
         norm(t, m.norm, x)
         act(t, m.act, x)
     elif where.pre_act:
         act(t, m.act, x)
-    ctx = BlockCtx(t, m.norm, m.act, where, plan.block.act_last, dilation, first_dilation)
-    y = _units(ctx, plan.block, x, out, stride)
+    ctx = BlockCtx(t, m.norm, m.act, where, bp.act_last, dilation, first_dilation)
+    y = _units(ctx, bp, x, out, stride)
     attention(t, plan.attn, y)
     if plan.merge.type != "none":
         shortcut(t, plan.shortcut, x, out, stride, dilation, first_dilation, m.norm)
@@ -376,7 +376,8 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
             x = stem(t, StemParams(type=plan.entry, width=plan.width), x, m.norm, m.act)
         for j in range(plan.depth):
             s, first = (geo.stride, geo.first_dilation) if j == 0 else (1, geo.dilation)
-            x = block(t, plan, m, x, s, geo.dilation, first, placement(m.order, j, plan.depth))
+            x = block(t, plan, plan.block.at(j), m, x, s, geo.dilation, first,
+                      placement(m.order, j, plan.depth))
     if m.head.norm:
         norm(t, m.norm, x)
         act(t, m.act, x)
