@@ -3,8 +3,9 @@
 The network is assembled on PyTorch's ``meta`` device (shapes, no storage) with every stage cut
 to at most four blocks (first, second, one repeated, last: iResNet's first middle block differs
 from the others); the blocks a stage repeats are identical, so the full count is the cut
-network's plus ``depth - 4`` copies of each stage's third block. Exact for every bundled variant, and milliseconds whatever the
-depth or width asked for.
+network's plus ``depth - 4`` copies of each stage's third block (a stage with per-block keys,
+such as pruned widths, is built whole). Exact for every bundled variant, and milliseconds
+whatever the depth or width asked for.
 """
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ def part_bytes(spec: "Spec", args: "BuildArgs") -> dict[str, int]:
     even fit PyTorch's 64-bit size arithmetic."""
     from .network import ResFamNet
 
-    cut = dataclasses.replace(spec, stages=tuple(dataclasses.replace(p, depth=min(p.depth, KEPT))
-                                                 for p in spec.stages))
+    cut = dataclasses.replace(spec, stages=tuple(
+        p if p.block.at(0) is not p.block else dataclasses.replace(p, depth=min(p.depth, KEPT))
+        for p in spec.stages))  # per-block keys (pruned widths): every block differs, keep all
     net = ResFamNet.__new__(ResFamNet)
     nn.Module.__init__(net)
     try:
@@ -53,10 +55,10 @@ def part_bytes(spec: "Spec", args: "BuildArgs") -> dict[str, int]:
             f"{key}={value})", variant=spec.name, key="max_param_bytes", file=_file(spec),
             hint="check the spec's widths and block keys, num_classes and in_chans") from None
     out = {name: _nbytes(child) for name, child in net.named_children()}
-    for i, plan in enumerate(spec.stages):
-        if plan.depth > KEPT:
+    for i, plan in enumerate(cut.stages):
+        if plan.depth < spec.stages[i].depth:
             third = getattr(net, f"layer{i + 1}").get_submodule("2")  # by name: an entry comes first
-            out[f"layer{i + 1}"] += (plan.depth - KEPT) * _nbytes(third)
+            out[f"layer{i + 1}"] += (spec.stages[i].depth - KEPT) * _nbytes(third)
     return out
 
 
