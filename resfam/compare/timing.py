@@ -71,8 +71,9 @@ def timing_columns(t: Timing, batch: int) -> dict:
 
 def alternate_latency(a: nn.Module, b: nn.Module, x: torch.Tensor, warmup: int = 3,
                       runs: int = 10) -> tuple[Timing, Timing]:
-    """Two models timed alternately (a b a b ...) on one input in one process, so that drift in
-    the machine's speed hits both; eval mode, inference_mode."""
+    """Two models timed alternately on one input in one process, so that drift in the machine's
+    speed hits both, and in ABBA order (a b, b a, a b, ...), so that neither always runs right
+    after the other; eval mode, inference_mode."""
     a.eval()
     b.eval()
     times: tuple[list, list] = ([], [])
@@ -80,9 +81,9 @@ def alternate_latency(a: nn.Module, b: nn.Module, x: torch.Tensor, warmup: int =
         for _ in range(warmup):
             a(x)
             b(x)
-        for _ in range(runs):
-            times[0].append(_ms(lambda: a(x), x.device))
-            times[1].append(_ms(lambda: b(x), x.device))
+        for i in range(runs):
+            for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+                times[k].append(_ms(lambda: (a, b)[k](x), x.device))
     return _summary(times[0]), _summary(times[1])
 
 
