@@ -71,6 +71,13 @@ def _same_outputs(ref, mine, x, train: bool) -> None:
         torch.testing.assert_close(q, p, rtol=1e-12, atol=0)
 
 
+def _same_losses(theirs: dict, ours: dict) -> None:
+    """A detector's loss dict, term by term (float32: equal up to summation order)."""
+    assert list(ours) == list(theirs)
+    for k in theirs:
+        torch.testing.assert_close(ours[k], theirs[k], rtol=1e-5, atol=1e-6)
+
+
 def _param_keys(module) -> dict:
     """parameter name -> its state-dict key (the framework's name)."""
     keys = [k for k, v in module.state_dict(keep_vars=True).items() if isinstance(v, torch.nn.Parameter)]
@@ -215,10 +222,7 @@ def test_mmdet_stock_base_config_overridden_with_a_resfam_backbone(tmp_path, tv_
     ours.load_state_dict(stock.state_dict())  # the neck and heads too: one network
     data = _mmdet_batch()
     stock.train(), ours.train()
-    a, b = _mmdet_losses(stock, data), _mmdet_losses(ours, data)
-    assert list(a) == list(b)
-    for k in a:
-        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    _same_losses(_mmdet_losses(stock, data), _mmdet_losses(ours, data))
     stock.eval(), ours.eval()
     with torch.no_grad():
         pa, pb = _mmdet_predict(stock, data), _mmdet_predict(ours, data)
@@ -488,10 +492,7 @@ def test_d2_stock_config_by_name_matches_detectron2(name):
     stock.load_state_dict(ours.state_dict())
     batch = _d2_batch()
     stock.train(), ours.train()
-    a, b = _d2_losses(stock, batch), _d2_losses(ours, batch)
-    assert list(a) == list(b)
-    for k in a:
-        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    _same_losses(_d2_losses(stock, batch), _d2_losses(ours, batch))
     stock.eval(), ours.eval()
     with torch.no_grad():
         pa, pb = stock(batch), ours(batch)

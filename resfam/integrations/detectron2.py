@@ -116,7 +116,7 @@ def make_backbone_class(base: type) -> type:
                 self.body = FrozenBatchNorm2d.convert_frozen_batchnorm(self.body)
                 for mod in self.body.modules():
                     if isinstance(mod, FrozenBatchNorm2d):
-                        mod.num_batches_tracked, mod.running_var = None, mod.running_var - mod.eps
+                        mod.num_batches_tracked = None  # as detectron2's FrozenBN is built
             frozen = self.body.stem_names + self.body.stage_names[:freeze_at - 1] if freeze_at >= 1 else []
             freeze = (FrozenBatchNorm2d.convert_frozen_batchnorm if FrozenBatchNorm2d is not None
                       else norms.freeze_batch_norm)

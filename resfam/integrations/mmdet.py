@@ -31,7 +31,6 @@ from typing import Optional, Sequence
 
 from mmengine.logging import print_log
 from mmengine.registry import MODELS
-from torch import nn
 
 from .. import norms
 from ..errors import BuildArgumentError
