@@ -55,10 +55,10 @@ def part_bytes(spec: "Spec", args: "BuildArgs") -> dict[str, int]:
             f"{key}={value})", variant=spec.name, key="max_param_bytes", file=_file(spec),
             hint="check the spec's widths and block keys, num_classes and in_chans") from None
     out = {name: _nbytes(child) for name, child in net.named_children()}
-    for i, plan in enumerate(cut.stages):
-        if plan.depth < spec.stages[i].depth:
-            third = getattr(net, f"layer{i + 1}").get_submodule("2")  # by name: an entry comes first
-            out[f"layer{i + 1}"] += (spec.stages[i].depth - KEPT) * _nbytes(third)
+    for i, name in enumerate(net.stage_names):  # the stages built (features_only stops early)
+        if cut.stages[i].depth < spec.stages[i].depth:
+            third = getattr(net, name).get_submodule("2")  # by name: an entry comes first
+            out[name] += (spec.stages[i].depth - KEPT) * _nbytes(third)
     return out
 
 

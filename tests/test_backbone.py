@@ -38,6 +38,34 @@ def test_out_indices_and_as_dict():
         resfam.build("resnet18", features_only=True, out_indices=(1, 5))
 
 
+def test_features_stop_at_the_last_level_returned(tmp_path):
+    """No stage past the last returned level is built (timm's features_only does the same; DDP
+    fails on parameters without gradients otherwise); a whole-network checkpoint still loads,
+    strictly, the unbuilt stages' keys reported as dropped; the maps equal timm's."""
+    import timm
+
+    ref = randomize_norms(timm.create_model("resnet50", features_only=True, out_indices=(1, 2)).eval())
+    model = resfam.build("resnet50", features_only=True, out_indices=(1, 2)).eval()
+    assert model.stage_names == ["layer1", "layer2"] and not hasattr(model, "layer3")
+    assert {k for k in model.state_dict()} == {k for k in ref.state_dict()}
+    from resfam.build_args import check_build_args
+    from resfam.size import part_bytes
+
+    spec = resfam.get_spec("resnet50")  # the size check counts only what is built
+    estimate = part_bytes(spec, check_build_args(spec, dict(features_only=True, out_indices=(1, 2))))
+    assert sum(estimate.values()) == sum(t.numel() * t.element_size()
+                                         for t in [*model.parameters(), *model.buffers()])
+    full = tmp_path / "resnet50.pth"
+    torch.save(resfam.build("resnet50").state_dict(), full)
+    report = resfam.load_pretrained(model, full)  # strict
+    assert report.missing == [] and any(k.startswith("layer4.") for k in report.dropped)
+    model.load_state_dict(ref.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(model(x), ref(x)):
+            assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("name", ["resnet50", "res2net50_26w_4s", "iresnet50", "resnetv2_50"])
 def test_output_stride_8_16_32(name):
     keys = {k: v.shape for k, v in resfam.build(name, features_only=True).state_dict().items()}
