@@ -94,8 +94,8 @@ def main() -> None:
             runs = [pool.apply(measure, (name, args)) for _ in range(args.processes)]
             for batch in args.batch_sizes:
                 per = [r[batch] for r in runs]
-                ratio = statistics.median(t_ref / t_ours for t_ref, t_ours, _ in per)
                 spread = [t_ref / t_ours for t_ref, t_ours, _ in per]
+                ratio = statistics.median(spread)
                 t_ref = statistics.median(r[0] for r in per)
                 t_ours = statistics.median(r[1] for r in per)
                 control = (f"{statistics.median(r[2] for r in per):.3f}" if args.control else "-")

@@ -70,7 +70,7 @@ def torchvision_fpn_backbone(ref: SpecRef, trainable_layers: Optional[int] = Non
     model = build(spec, pretrained=weights if trained else False,
                   norm_layer=norm_layer or ("frozen_bn" if trained else "bn"),
                   features_only=True, out_indices=returned,  # no stage past the last returned
-                  frozen_stages=min(stages - trainable_layers, max(returned)),  # -1: none, 0: stem
+                  frozen_stages=stages - trainable_layers,  # -1: nothing frozen, 0: the stem
                   **build_kwargs)
     return_layers = {model.stage_names[i - 1]: str(k) for k, i in enumerate(returned)}
     in_channels = [model.feature_info.channels(i) for i in returned]

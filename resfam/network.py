@@ -185,16 +185,18 @@ class ResFamNet(nn.Module):
 
     # --- freezing and norms (mmdet's frozen_stages / norm_eval) -------------------------------
 
-    def frozen_modules(self) -> list[nn.Module]:
-        """The stem (frozen_stages >= 0) and stages 1..frozen_stages; with every stage frozen, a
-        pre-activation net's final norm too (all but the classifier)."""
+    def frozen_module_names(self) -> list[str]:
+        """The stem's modules (frozen_stages >= 0) and stages 1..frozen_stages; with every stage
+        frozen, a pre-activation net's final norm too (all but the classifier)."""
         if self.frozen_stages < 0:
             return []
-        stem = [getattr(self, n) for n in self.stem_names]
-        mods = stem + [getattr(self, n) for n in self.stage_names[:self.frozen_stages]]
+        names = self.stem_names + self.stage_names[:self.frozen_stages]
         if self.frozen_stages >= len(self.stage_names) and self.norm is not None:
-            mods.append(self.norm)
-        return mods
+            names.append("norm")
+        return names
+
+    def frozen_modules(self) -> list[nn.Module]:
+        return [getattr(self, n) for n in self.frozen_module_names()]
 
     def _freeze(self) -> None:
         for mod in self.frozen_modules():

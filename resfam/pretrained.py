@@ -123,8 +123,7 @@ def load_state(model: nn.Module, state: dict, label: str, strict: bool = True) -
     own = model.state_dict()
     adapted = _adapt_input_conv(state, own)
     # stages a feature extractor does not build (past its last returned level)
-    unbuilt = tuple(f"layer{i}." for i in range(len(getattr(model, "stage_names", spec.stages)) + 1,
-                                                 len(spec.stages) + 1))
+    unbuilt = tuple(f"layer{i}." for i in range(len(model.stage_names) + 1, len(spec.stages) + 1))
     dropped = [k for k in state if (k.startswith(HEAD_PREFIXES) and (k not in own or own[k].shape
                                                                     != state[k].shape))
                or k.startswith(unbuilt)]
@@ -163,8 +162,9 @@ def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: boo
 
     The head is dropped (left at its initial values) where the model's differs: a classifier
     of another ``num_classes``, or a ``features_only`` model, which has no classifier and no
-    final norm (nor the stages past its last returned level). An RGB checkpoint loads into a model of another ``in_chans`` through timm's
-    ``adapt_input_conv``. With ``strict`` any other missing or unexpected key is an error
+    final norm (nor the stages past its last returned level). An RGB checkpoint loads into a
+    model of another ``in_chans`` through timm's ``adapt_input_conv``. With ``strict`` any other
+    missing or unexpected key is an error
     naming the keys; with ``strict=False`` they are reported in the returned
     :class:`LoadReport`.
 

@@ -44,6 +44,7 @@ from ..factory import build
 from ..pretrained import load_state, read_checkpoint
 from ..registry import SpecRef, get_spec
 from .keys import use_framework_keys
+from .switches import with_switches
 
 try:  # detectron2 is not on PyPI; the adapter is usable wherever it is installed
     from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
@@ -117,10 +118,9 @@ def make_backbone_class(base: type) -> type:
                 for mod in self.body.modules():
                     if isinstance(mod, FrozenBatchNorm2d):
                         mod.num_batches_tracked = None  # as detectron2's FrozenBN is built
-            frozen = self.body.stem_names + self.body.stage_names[:freeze_at - 1] if freeze_at >= 1 else []
             freeze = (FrozenBatchNorm2d.convert_frozen_batchnorm if FrozenBatchNorm2d is not None
                       else norms.freeze_batch_norm)
-            for name in frozen:  # detectron2 freezes a BatchNorm as FrozenBN
+            for name in self.body.frozen_module_names():  # detectron2 freezes a BatchNorm as FrozenBN
                 setattr(self.body, name, freeze(getattr(self.body, name)))
             info = self.body.feature_info
             self._out_feature_channels = {n: info.channels(names.index(n)) for n in out_features}
@@ -157,22 +157,19 @@ def backbone_from_cfg(cfg, input_shape, base: type = None) -> nn.Module:
         raise BuildArgumentError("deformable convs are not a resfam primitive", variant=str(arch),
                                  key="MODEL.RESNETS.DEFORM_ON_PER_STAGE", hint="set all False")
     spec = get_spec(arch)
-    raw = dict(spec.raw)
-    if r.STRIDE_IN_1X1 and all(p.block.type == "bottleneck" for p in spec.stages):
-        raw["block"] = dict(raw["block"], stride_on="1x1")
     if r.RES5_DILATION not in (1, 2):
         raise BuildArgumentError(f"is {r.RES5_DILATION}", variant=str(arch),
                                  key="MODEL.RESNETS.RES5_DILATION", hint="1 or 2")
-    if r.RES5_DILATION == 2:
-        if len(spec.stages) != 4:
-            raise BuildArgumentError(f"{spec.name} has no res5", variant=str(arch),
-                                     key="MODEL.RESNETS.RES5_DILATION", hint="leave it 1")
-        raw["stages"] = dict(raw["stages"], stride=[p.stride for p in spec.stages[:3]] + [1],
-                             dilation=[1, 1, 1, 2])
+    if r.RES5_DILATION == 2 and len(spec.stages) != 4:
+        raise BuildArgumentError(f"{spec.name} has no res5", variant=str(arch),
+                                 key="MODEL.RESNETS.RES5_DILATION", hint="leave it 1")
+    spec = with_switches(
+        spec, stride_on_1x1=r.STRIDE_IN_1X1 and all(p.block.type == "bottleneck" for p in spec.stages),
+        stages={"stride": [p.stride for p in spec.stages[:3]] + [1], "dilation": [1, 1, 1, 2]}
+        if r.RES5_DILATION == 2 else None)
     cls = base or ResFamD2Backbone
-    backbone = cls(get_spec(raw) if raw != spec.raw else spec, out_features=r.OUT_FEATURES,
-                   freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT, norm=NORMS[r.NORM],
-                   in_chans=input_shape.channels)
+    backbone = cls(spec, out_features=r.OUT_FEATURES, freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
+                   norm=NORMS[r.NORM], in_chans=input_shape.channels)
     _load_classification_weights(backbone.body, cfg.MODEL.WEIGHTS)
     return backbone
 

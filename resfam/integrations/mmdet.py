@@ -38,6 +38,7 @@ from ..network import ResFamNet
 from ..pretrained import load_state
 from ..registry import get_spec
 from .keys import own_keys, to_module_keys, use_framework_keys
+from .switches import with_switches
 
 NORMS = {"BN": "bn", "BN2d": "bn", "SyncBN": "syncbn", "GN": "gn", "FrozenBN": "frozen_bn"}
 NORM_KEYS = {"type", "requires_grad", "num_groups", "eps", "momentum"}
@@ -52,32 +53,28 @@ def _error(msg: str, arch, key: str, hint: str = "") -> BuildArgumentError:
 def _spec_for(arch, style: str, deep_stem: bool, avg_down: bool, strides, dilations, conv_cfg):
     """The arch's spec with mmdet's structural switches applied."""
     spec = get_spec(arch)
-    raw = dict(spec.raw)
     n = len(spec.stages)
     if style == "caffe":
         kinds = {p.block.type for p in spec.stages}
         if kinds != {"bottleneck"}:
             raise _error(f"style='caffe' strides a bottleneck's first 1x1; {spec.name} has "
                          f"{', '.join(sorted(kinds))} blocks", arch, "style", "use style='pytorch'")
-        raw["block"] = dict(raw["block"], stride_on="1x1")
     elif style != "pytorch":
         raise _error(f"must be 'pytorch' or 'caffe', got {style!r}", arch, "style")
-    if deep_stem:
-        raw["stem"] = {"type": "deep_maxpool", "width": spec.stem.width}
-    if avg_down:
-        raw["shortcut"] = {"type": "avgpool_conv1x1"}
+    stages = {}
     for key, given in (("stride", strides), ("dilation", dilations)):
         if given is not None:
-            given = list(given)
             if not 1 <= len(given) <= n:
                 raise _error(f"has {len(given)} entries; {spec.name} has {n} stages", arch,
                              key + "s", "one entry per built stage (num_stages)")
-            old = [getattr(p, key) for p in spec.stages]
-            raw["stages"] = dict(raw["stages"], **{key: given + old[len(given):]})
+            stages[key] = given
     if conv_cfg is not None and conv_cfg.get("type") not in ("Conv", "Conv2d"):
         raise _error(f"{conv_cfg.get('type')!r} convs are not a resfam primitive", arch,
                      "conv_cfg", "leave conv_cfg=None (plain convs), or use mmdet's ResNet")
-    return get_spec(raw) if raw != spec.raw else spec
+    return with_switches(
+        spec, stride_on_1x1=style == "caffe", stages=stages,
+        stem={"type": "deep_maxpool", "width": spec.stem.width} if deep_stem else None,
+        shortcut={"type": "avgpool_conv1x1"} if avg_down else None)
 
 
 def _nominal_depth(arch) -> Optional[int]:
