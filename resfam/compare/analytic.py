@@ -162,13 +162,15 @@ def selective_kernel(t: Tally, p, x: Shape, out: int, stride: int, dilation: int
         norm(t, norm_kind, y)
         act(t, act_kind, y)
     rd = reduced_channels(out, p.rd_ratio, p.rd_divisor)
-    t.skip("sum", "softmax", "sum")
+    t.op("add", (p.paths - 1) * y.numel)  # U = sum of the paths
     t.op("mean", y.numel)
     z = conv(t, Shape(out, 1, 1), rd, 1)
     norm(t, norm_kind, z)
     act(t, act_kind, z)
     conv(t, z, out * p.paths, 1)
+    t.skip("softmax")
     t.op("mul", p.paths * y.numel)
+    t.op("add", (p.paths - 1) * y.numel)  # V = the weighted paths, summed
     return y
 
 
