@@ -32,7 +32,7 @@ COLUMNS = [
     ("train_throughput", "train img/s", "train img/s: SGD steps", ".1f"),
     ("peak_mem_mb", "MiB", "MiB: peak memory torch allocated in one forward (not RSS)", ".1f"),
     ("train_peak_mem_mb", "train MiB", "train MiB: in one SGD step", ".1f"),
-    ("speed_vs_ref", "vs ref", "vs ref: resfam img/s / reference img/s, timed alternately", ".3f"),
+    ("speed_vs_ref", "vs ref", "vs ref: reference time / resfam time, median over alternating rounds (> 1: resfam faster)", ".3f"),
     ("paper_params_m", "paper params", "paper params: M", "g"),
     ("params_vs_paper_pct", "Δparams%", "", "+.1f"),
     ("paper_gmacs", "paper GMACs", "paper GMACs: the paper's multiply-adds", "g"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import os
 import platform
+import statistics
 import sys
 import warnings
 from typing import Callable, Iterable, Optional
@@ -111,6 +112,7 @@ def _timed(row: dict, built, size: int, batch: int, device, dtype: str, channels
                 else:
                     t, t_other = timing.alternate_latency(model, other, x, warmup, runs)
                     out_other = timing.timing_columns(t_other, batch)
+                    out["speed_vs_ref"] = round(statistics.median(timing.round_ratios(t_other, t)), 3)
                 out.update(timing.timing_columns(t, batch))
                 if train:
                     tt = timing.train_latency(model, x, built.num_classes, max(1, warmup // 2), max(2, runs // 2))
@@ -137,8 +139,8 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
                 warmup: int = 3, runs: int = 10, counter=None, vs: Optional[str] = None,
                 _built=None) -> list[dict]:
     """The rows of one target: its own, and with ``vs`` ('timm' / 'torchvision') the same-name
-    reference's right after it (timed alternately with it; ``speed_vs_ref`` = resfam img/s /
-    reference img/s). Errors become a row's ``error`` (the caller's sweep goes on). ``_built``:
+    reference's right after it (timed alternately with it; ``speed_vs_ref``: the median over
+    rounds of the reference's time / resfam's time in the same round, :func:`timing.round_ratios`). Errors become a row's ``error`` (the caller's sweep goes on). ``_built``:
     the target already built (the reference of a ``vs`` pair, built once for its row and its
     timing)."""
     target = ref if isinstance(ref, Target) else Target("resfam", ref)
@@ -185,8 +187,6 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
                             latency, throughput, memory, train, warmup, runs, other)
             if other is not None:
                 rows[1].update(theirs, batch=row["batch"])
-                if row.get("throughput") and theirs.get("throughput"):
-                    row["speed_vs_ref"] = round(row["throughput"] / theirs["throughput"], 3)
         if spec is not None:
             paper_columns(row, spec, size)
     except Exception as e:  # noqa: BLE001 - a failing model marks its row; the sweep goes on

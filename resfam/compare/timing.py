@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import os
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -34,6 +35,7 @@ class Timing:
     iqr_ms: float
     min_ms: float
     runs: int
+    samples: tuple[float, ...] = field(default=(), repr=False)  # each timed run, ms, in order
 
     def throughput(self, batch: int) -> float:
         return batch / (self.median_ms / 1000.0)
@@ -73,23 +75,38 @@ def alternate_latency(a: nn.Module, b: nn.Module, x: torch.Tensor, warmup: int =
                       runs: int = 10) -> tuple[Timing, Timing]:
     """Two models timed alternately on one input in one process, so that drift in the machine's
     speed hits both, and in ABBA order (a b, b a, a b, ...), so that neither always runs right
-    after the other; eval mode, inference_mode."""
+    after the other; eval mode, inference_mode, Python's garbage collector paused while timing
+    (as :mod:`timeit` does). Run ``i`` of ``a`` and of ``b`` (``samples[i]``) are neighbours in
+    time: :func:`round_ratios` compares them pair by pair."""
     a.eval()
     b.eval()
     times: tuple[list, list] = ([], [])
+    collecting = gc.isenabled()
     with torch.inference_mode():
         for _ in range(warmup):
             a(x)
             b(x)
-        for i in range(runs):
-            for k in ((0, 1) if i % 2 == 0 else (1, 0)):
-                times[k].append(_ms(lambda: (a, b)[k](x), x.device))
+        gc.disable()
+        try:
+            for i in range(runs):
+                for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+                    times[k].append(_ms(lambda: (a, b)[k](x), x.device))
+        finally:
+            if collecting:
+                gc.enable()
     return _summary(times[0]), _summary(times[1])
+
+
+def round_ratios(a: Timing, b: Timing) -> list[float]:
+    """``a``'s time / ``b``'s time in each round of :func:`alternate_latency` (> 1 where b is
+    faster). A slow spell of the machine hits both runs of a round, so it cancels in their ratio:
+    the median of these moves less between processes than the ratio of the two medians."""
+    return [ta / tb for ta, tb in zip(a.samples, b.samples, strict=True)]
 
 
 def _summary(times: list[float]) -> Timing:
     q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return Timing(statistics.median(times), q[2] - q[0], min(times), len(times))
+    return Timing(statistics.median(times), q[2] - q[0], min(times), len(times), tuple(times))
 
 
 def inference_latency(model: nn.Module, x: torch.Tensor, warmup: int = 3, runs: int = 10) -> Timing:
