@@ -3,9 +3,9 @@
     python benchmarks/inference.py                    # resnet50 and res2net50_26w_4s, batch 1 and 8
     python benchmarks/inference.py resnet50 --batch-sizes 8 --compile
 
-Rows: eager timm; eager resfam; resfam.optimize_for_inference (BN folded + channels_last);
-with --compile also that plus torch.compile (compile time printed). Achieved GFLOP/s counts
-2 x (conv + linear MACs) per image (fvcore), i.e. the useful arithmetic.
+Rows: eager timm; eager resfam; resfam.optimize_for_inference (weight standardisation done once,
+BN folded, channels_last); with --compile also that plus torch.compile (compile time printed).
+Achieved GFLOP/s counts 2 x (conv + linear MACs) per image (fvcore), i.e. the useful arithmetic.
 
 Peak (CPU): cores x clock x FMA units x SIMD fp32 lanes x 2 flops per FMA, with cores from
 os.cpu_count(), the clock from /proc/cpuinfo's "cpu MHz", 16 lanes with avx512f (8 with avx2)

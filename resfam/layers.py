@@ -36,10 +36,12 @@ class StdConv2d(nn.Conv2d):
         super().__init__(*args, **kwargs)
         self.eps = eps
 
+    def standardized_weight(self):
+        return F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                            training=True, momentum=0.0, eps=self.eps).reshape(self.weight.shape)
+
     def forward(self, x):
-        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
-                         training=True, momentum=0.0, eps=self.eps).reshape(self.weight.shape)
-        return self._conv_forward(x, w, self.bias)
+        return self._conv_forward(x, self.standardized_weight(), self.bias)
 
 
 _CONV: ContextVar[Optional[ConvParams]] = ContextVar("resfam_conv", default=None)

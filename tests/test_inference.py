@@ -6,6 +6,7 @@ from torch import nn
 import resfam
 from conftest import randomize_norms
 from resfam.inference import optimize_for_inference
+from resfam.layers import StdConv2d
 
 FAMILIES = ["resnet50", "plain18", "resnetv2_50", "wrn_16_8", "resnext50_32x4d",
             "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet"]
@@ -34,6 +35,25 @@ def test_features_only_models_optimize_too():
     with torch.no_grad():
         for a, b in zip(optimize_for_inference(model)(x), model(x)):
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name, conv", [("resnetv2_50x1_bit", None), ("resnet18", {"type": "std"})])
+def test_weight_standardisation_done_once(name, conv):
+    """BiT's weight-standardised convs become plain convs holding the standardised weights; after
+    a BN (a user's resnet18 with std convs) the BN then folds into them too."""
+    model = resfam.build({"extends": name, "name": "mine", "conv": conv} if conv else name)
+    # float64: unit-variance std weights under random BN statistics grow activations to ~1e17
+    model = randomize_norms(model).eval().double()
+    assert any(isinstance(m, StdConv2d) for m in model.modules())
+    fast = optimize_for_inference(model)
+    assert not any(isinstance(m, StdConv2d) for m in fast.modules())
+    assert any(isinstance(m, StdConv2d) for m in model.modules())  # the original is untouched
+    if conv:
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        want = model(x)
+        torch.testing.assert_close(fast(x), want, rtol=1e-9, atol=1e-9 * want.abs().max().item())
 
 
 @pytest.mark.slow
