@@ -64,3 +64,6 @@ def test_garbage_collector_paused_while_timing_and_restored(models):
         assert not gc.isenabled()  # a caller's choice is left as it was
     finally:
         gc.enable()
+    seen.clear()  # one model timed alone (resfam-compare --latency): the same
+    timing.time_fn(lambda: b(torch.zeros(1)), torch.device("cpu"), warmup=1, runs=2)
+    assert seen == [True, False, False] and gc.isenabled()

@@ -140,8 +140,9 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
                 _built=None) -> list[dict]:
     """The rows of one target: its own, and with ``vs`` ('timm' / 'torchvision') the same-name
     reference's right after it (timed alternately with it; ``speed_vs_ref``: the median over
-    rounds of the reference's time / resfam's time in the same round, :func:`timing.round_ratios`). Errors become a row's ``error`` (the caller's sweep goes on). ``_built``:
-    the target already built (the reference of a ``vs`` pair, built once for its row and its
+    rounds of the reference's time / resfam's time in the same round,
+    :func:`timing.round_ratios`). Errors become a row's ``error`` (the caller's sweep goes on).
+    ``_built``: the target already built (the reference of a ``vs`` pair, built once for its row and its
     timing)."""
     target = ref if isinstance(ref, Target) else Target("resfam", ref)
     device = device or timing.device_of(None)

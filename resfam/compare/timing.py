@@ -1,8 +1,9 @@
 """Latency, throughput and peak memory, measured the same way for every build on one backend.
 
 - Latency: per-batch wall time of ``model(x)`` in ``torch.inference_mode()`` on an eval model,
-  ``warmup`` untimed runs, then ``runs`` timed ones; median and interquartile range. On CUDA
-  every timed run is bracketed by ``torch.cuda.synchronize()``.
+  ``warmup`` untimed runs, then ``runs`` timed ones (Python's garbage collector paused, as
+  :mod:`timeit` does); median and interquartile range. On CUDA every timed run is bracketed by
+  ``torch.cuda.synchronize()``.
 - Throughput: ``batch / median latency`` (images/s); with ``train=True`` also one training step
   (forward + cross-entropy + backward + SGD step) per timed run, on a copy in train mode.
 - Peak memory, CUDA: ``torch.cuda.max_memory_allocated`` above the allocation before the run.
@@ -55,10 +56,24 @@ def _ms(fn: Callable[[], object], device: torch.device) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Python's garbage collector off while timed runs go (as :mod:`timeit` does); whatever the
+    caller had is restored."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def time_fn(fn: Callable[[], object], device: torch.device, warmup: int, runs: int) -> Timing:
     for _ in range(warmup):
         fn()
-    return _summary([_ms(fn, device) for _ in range(runs)])
+    with _gc_paused():
+        return _summary([_ms(fn, device) for _ in range(runs)])
 
 
 NOISY_IQR = 0.10  # IQR / median above which a timing is flagged
@@ -81,19 +96,14 @@ def alternate_latency(a: nn.Module, b: nn.Module, x: torch.Tensor, warmup: int =
     a.eval()
     b.eval()
     times: tuple[list, list] = ([], [])
-    collecting = gc.isenabled()
     with torch.inference_mode():
         for _ in range(warmup):
             a(x)
             b(x)
-        gc.disable()
-        try:
+        with _gc_paused():
             for i in range(runs):
                 for k in ((0, 1) if i % 2 == 0 else (1, 0)):
                     times[k].append(_ms(lambda: (a, b)[k](x), x.device))
-        finally:
-            if collecting:
-                gc.enable()
     return _summary(times[0]), _summary(times[1])
 
 
