@@ -6,7 +6,7 @@
 
 Two workloads, counted at each network's native input:
 1. the bundled zoo (every variant);
-2. a design-space sweep: ``--designs`` random specs of :mod:`resfam.compare.design_space`,
+2. a design-space sweep: ``--designs`` random specs of :mod:`resfam.comparison.design_space`,
    written to one YAML file as ``resfam-compare designs.yaml`` would
    read it. The analytic counter counts all of them; fvcore and FlopCounterMode, which must build
    and run each network, count a random ``--sample`` of the same specs (their time per spec is
@@ -28,9 +28,9 @@ import torch
 import yaml
 
 import resfam
-from resfam.compare.analytic import tally
-from resfam.compare.counting import FlopCounterModeCounter, FvcoreCounter
-from resfam.compare.design_space import sample
+from resfam.comparison.analytic import tally
+from resfam.comparison.counting import FlopCounterModeCounter, FvcoreCounter
+from resfam.comparison.design_space import sample
 
 
 def write_designs(n: int, seed: int, path: Path) -> list[str]:

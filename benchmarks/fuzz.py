@@ -47,7 +47,7 @@ def worker(memory_bytes: int) -> None:
     import torchvision  # noqa: F401
 
     from fuzz_cases import make_case, run_case
-    from resfam.compare import cli  # noqa: F401
+    from resfam.comparison import cli  # noqa: F401
 
     limit = _address_space() + memory_bytes  # torch's CUDA build maps ~3.7 GiB on import alone
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

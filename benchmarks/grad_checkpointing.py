@@ -3,7 +3,7 @@
     python benchmarks/grad_checkpointing.py [model ...]
 
 Peak memory is what torch's allocator held (CUDA: max_memory_allocated; CPU: the profiler's
-memory events, see resfam/compare/timing.py), batch 8 at 224 unless told otherwise.
+memory events, see resfam/comparison/timing.py), batch 8 at 224 unless told otherwise.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 import torch
 
 import resfam
-from resfam.compare.timing import train_memory_mb, train_step_fn
+from resfam.comparison.timing import train_memory_mb, train_step_fn
 
 
 def main() -> None:

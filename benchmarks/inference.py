@@ -22,7 +22,7 @@ import time
 import torch
 
 import resfam
-from resfam.compare.counting import FvcoreCounter
+from resfam.comparison.counting import FvcoreCounter
 
 
 def cpu_peak_gflops() -> tuple[float, str]:

@@ -28,7 +28,7 @@ import statistics
 import torch
 
 import resfam
-from resfam.compare.timing import alternate_latency, round_ratios
+from resfam.comparison.timing import alternate_latency, round_ratios
 
 
 def reference(name: str, source: str) -> torch.nn.Module:

@@ -37,7 +37,7 @@ def run(counter: str, models: list[str]) -> dict:
 
 def main() -> None:
     import resfam
-    from resfam.compare.analytic import tally
+    from resfam.comparison.analytic import tally
 
     # the largest build by parameters: its count alone sets the floor for the sweep's memory
     largest = max(resfam.list_models(), key=lambda n: tally(resfam.get_spec(n)).params)

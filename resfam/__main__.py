@@ -1,6 +1,6 @@
 """``python -m resfam``: resfam-compare."""
 import sys
 
-from .compare.cli import main
+from .comparison.cli import main
 
 sys.exit(main())

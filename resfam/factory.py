@@ -1,15 +1,21 @@
 """``resfam.build``: a spec reference in, an ``nn.Module`` out (with published or local weights
-when asked)."""
+when asked); ``resfam.list_models``: the names it builds.
+
+The top of the library's core: it joins the spec layer (what a network is), the network layer
+(the module) and the weights layer (what it starts from)."""
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import Iterable, Optional, Union
 
-from .build_args import ARG_NAMES, check_build_args
 from .errors import BuildArgumentError, did_you_mean, short_repr
-from .network import ResFamNet
-from .registry import SpecRef, get_spec
-from .size import check_size
+from .network.model import ResFamNet
+from .network.size import check_size
+from .spec import registry
+from .spec.build_args import ARG_NAMES, check_build_args
+from .spec.registry import SpecRef, get_spec
+from .weights import hub
+from .weights.checkpoint import load_state, read_checkpoint
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 Pretrained = Union[bool, str, os.PathLike, None]
@@ -29,7 +35,7 @@ def build(ref: SpecRef, pretrained: Pretrained = False, **kwargs) -> ResFamNet:
     ``pretrained``: False (random init); True (the variant's default published weights: timm's,
     else torchvision's); a source (``"timm"``, ``"torchvision"``/``"tv"``); a tag
     (``"timm:resnet50.a1_in1k"``, ``"tv:IMAGENET1K_V2"``); or a local checkpoint path. Published
-    weights come through timm's / torchvision's own caches (:mod:`resfam.hub`) and are loaded
+    weights come through timm's / torchvision's own caches (:mod:`resfam.weights.hub`) and are loaded
     strictly (a classifier of another ``num_classes`` is left out; an RGB stem adapts to another
     ``in_chans``). The model's ``pretrained_cfg`` then says the weights' preprocessing
     (:func:`resfam.data_config`) and its ``load_report`` what was loaded.
@@ -52,10 +58,7 @@ def build(ref: SpecRef, pretrained: Pretrained = False, **kwargs) -> ResFamNet:
                                  f"{short_repr(pretrained)}", variant=spec.name, key="pretrained",
                                  hint="True, 'timm', 'torchvision', 'timm:resnet50.a1_in1k' or "
                                       "'weights.pth'")
-    from . import hub
-    from .pretrained import load_state, read_checkpoint
-
-    check_size(spec, check_build_args(spec, kwargs))  # bad arguments before any download
+    check_size(spec, check_build_args(spec, kwargs), ResFamNet.skeleton)  # before any download
     if pretrained is not True and _is_local(pretrained):
         label, cfg, state = os.fspath(pretrained), None, read_checkpoint(pretrained)
     else:
@@ -68,3 +71,13 @@ def build(ref: SpecRef, pretrained: Pretrained = False, **kwargs) -> ResFamNet:
     else:
         model.pretrained_cfg = dict(model.pretrained_cfg, source="file", tag=label)
     return model
+
+
+def list_models(pattern: Union[str, Iterable[str]] = "*", family: Optional[str] = None,
+                pretrained: bool = False, reference: Optional[str] = None) -> list[str]:
+    """Sorted registered names matching any of the fnmatch ``pattern``s, of ``family``, built
+    under the same name by ``reference`` (``"timm"``, ``"torchvision"``)
+    (:func:`resfam.spec.registry.list_models`); with ``pretrained``, only those with published
+    weights (:func:`resfam.weights.hub.published`)."""
+    names = registry.list_models(pattern, family=family, reference=reference)
+    return [n for n in names if hub.published(n)] if pretrained else names

@@ -317,7 +317,7 @@ def _run_cli(case: dict, folder: str) -> str:
     import contextlib
     import io
 
-    from resfam.compare import cli
+    from resfam.comparison import cli
 
     argv = [a.replace("x.csv", os.path.join(folder, "x.csv")) for a in case["argv"]]
     err = io.StringIO()

@@ -1,4 +1,4 @@
-"""The analytic counter (resfam.compare.analytic) against what the built network does: for every
+"""The analytic counter (resfam.comparison.analytic) against what the built network does: for every
 bundled variant its parameters equal the model's, its MACs and other ops equal fvcore's by
 operator (and the ops fvcore cannot count are the same ones), its activations equal the conv and
 linear outputs counted at torch's dispatcher; then user specs it has never seen (hypothesis)."""
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import resfam
-from resfam.compare.analytic import tally
-from resfam.compare.counting import FlopCounterModeCounter, FvcoreCounter
+from resfam.comparison.analytic import tally
+from resfam.comparison.counting import FlopCounterModeCounter, FvcoreCounter
 
 
 def _cheap_build(spec):

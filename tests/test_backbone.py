@@ -48,11 +48,13 @@ def test_features_stop_at_the_last_level_returned(tmp_path):
     model = resfam.build("resnet50", features_only=True, out_indices=(1, 2)).eval()
     assert model.stage_names == ["layer1", "layer2"] and not hasattr(model, "layer3")
     assert {k for k in model.state_dict()} == {k for k in ref.state_dict()}
-    from resfam.build_args import check_build_args
-    from resfam.size import part_bytes
+    from resfam.spec.build_args import check_build_args
+    from resfam.network.model import ResFamNet
+    from resfam.network.size import part_bytes
 
     spec = resfam.get_spec("resnet50")  # the size check counts only what is built
-    estimate = part_bytes(spec, check_build_args(spec, dict(features_only=True, out_indices=(1, 2))))
+    estimate = part_bytes(spec, check_build_args(spec, dict(features_only=True, out_indices=(1, 2))),
+                          ResFamNet.skeleton)
     assert sum(estimate.values()) == sum(t.numel() * t.element_size()
                                          for t in [*model.parameters(), *model.buffers()])
     full = tmp_path / "resnet50.pth"
@@ -102,7 +104,7 @@ def test_norm_eval_keeps_statistics():
                                       ("syncbn", nn.SyncBatchNorm)])
 def test_norm_choice(norm, cls):
     model = resfam.build("res2net50_iresnet", norm_layer=norm).eval()
-    found = [m for m in model.modules() if resfam.norms.is_norm(m)]
+    found = [m for m in model.modules() if resfam.primitives.norms.is_norm(m)]
     assert found and all(isinstance(m, cls) for m in found)
     with torch.no_grad():
         assert torch.isfinite(model(torch.randn(1, 3, 64, 64))).all()
@@ -121,7 +123,7 @@ def test_frozen_and_sync_conversions_keep_outputs(name):
         sync.load_state_dict(model.state_dict())
         assert any(isinstance(m, nn.SyncBatchNorm) for m in sync.modules())
         torch.testing.assert_close(sync(x), expected)
-        frozen = resfam.norms.freeze_batch_norm(model)
+        frozen = resfam.primitives.norms.freeze_batch_norm(model)
         assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
         torch.testing.assert_close(frozen(x), expected, atol=1e-5, rtol=1e-5)
 

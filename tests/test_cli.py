@@ -16,7 +16,7 @@ import resfam
 from conftest import n_params
 
 # this interpreter's resfam (a `resfam-compare` on PATH may belong to another installation)
-CLI = [sys.executable, "-m", "resfam.compare"]
+CLI = [sys.executable, "-m", "resfam.comparison"]
 
 
 def run(*args, check_rc=0):

@@ -14,13 +14,13 @@ import torch
 import torchvision
 
 import resfam
-from resfam.compare import cli, sweep, timing
+from resfam.comparison import cli, sweep, timing
 
-CLI = [sys.executable, "-m", "resfam.compare"]
+CLI = [sys.executable, "-m", "resfam.comparison"]
 
 
 def run(*args, check_rc=0, cmd=None, env=None):
-    """A fresh process, as a user runs it (python -m resfam.compare, or ``cmd``)."""
+    """A fresh process, as a user runs it (python -m resfam.comparison, or ``cmd``)."""
     proc = subprocess.run((cmd or CLI) + list(args), capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})
     assert proc.returncode == check_rc, proc.stderr
@@ -183,7 +183,7 @@ def _counts(rows):
 def test_torchrun_splits_the_list_and_rank_0_merges(tmp_path, single):
     out = tmp_path / "merged.json"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "resfam.compare"]
+           "-m", "resfam.comparison"]
     run(*NAMES, "--flops", "--acts", "--counter", "fvcore", "--output", str(out), "--no-progress",
         cmd=cmd, env={"OMP_NUM_THREADS": "1"})
     doc = json.loads(out.read_text())

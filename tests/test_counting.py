@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import resfam
-from resfam.compare.counting import FlopCounterModeCounter, FvcoreCounter
+from resfam.comparison.counting import FlopCounterModeCounter, FvcoreCounter
 
 # one variant per family, at a size that keeps the suite fast
 PER_FAMILY = [("resnet20", 32), ("plain20", 32), ("preact_resnet164", 32), ("wrn_16_8", 32),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from resfam.spec_doc import reference_markdown
+from resfam.spec.reference import reference_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -51,7 +51,7 @@ BLOCK_KINDS = ["resnet20", "resnet50", "res2net50_26w_4s", "skresnet18", "resnes
 def test_every_block_compiles_with_torchscript(name):
     """ResidualBlock's forward is plain control flow over its submodules, so TorchScript
     compiles every block and the compiled block computes what the eager one does."""
-    from resfam.blocks import ResidualBlock
+    from resfam.primitives.blocks import ResidualBlock
 
     model, x = model_and_input(name)
     with torch.no_grad():

@@ -4,7 +4,7 @@ import math
 import torch
 
 import resfam
-from resfam.merges import HighwayGate
+from resfam.primitives.merges import HighwayGate
 
 
 def gates(model):

@@ -12,10 +12,10 @@ import torch
 import torchvision
 
 import resfam
-from resfam.build_args import DEFAULT_MAX_BLOCKS
-from resfam.compare import cli
-from resfam.network import ResFamNet
-from resfam.size import part_bytes
+from resfam.spec.build_args import DEFAULT_MAX_BLOCKS
+from resfam.comparison import cli
+from resfam.network.model import ResFamNet
+from resfam.network.size import part_bytes
 
 
 @contextmanager
@@ -191,10 +191,10 @@ def test_the_limits_can_be_raised():
 def test_size_estimate_is_exact(name):
     """The meta-device count (4 blocks a stage, the rest extrapolated) equals the real model's
     parameter and buffer bytes for every bundled variant."""
-    from resfam.build_args import check_build_args
+    from resfam.spec.build_args import check_build_args
 
     spec = resfam.get_spec(name)
-    estimate = sum(part_bytes(spec, check_build_args(spec, {})).values())
+    estimate = sum(part_bytes(spec, check_build_args(spec, {}), ResFamNet.skeleton).values())
     with torch.device("meta"):  # every tensor, with its shape and dtype, and no storage
         model = resfam.build(name)
     assert estimate == sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
@@ -389,7 +389,7 @@ def test_cli_output_into_a_directory(no_sweep, tmp_path, capsys):
 
 
 def test_cli_ctrl_c_keeps_the_rows_measured(tmp_path, monkeypatch, capsys):
-    from resfam.compare import sweep
+    from resfam.comparison import sweep
 
     calls = []
 
@@ -410,7 +410,7 @@ def test_cli_ctrl_c_keeps_the_rows_measured(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_plot_says_the_file_it_wrote(tmp_path, monkeypatch, capsys):
-    from resfam.compare import sweep
+    from resfam.comparison import sweep
 
     monkeypatch.setattr(sweep, "measure_rows", lambda ref, **kw: [{
         "model": ref.ref, "family": "resnet", "params": 1e6, "gmacs": 1.0, "latency_ms": 2.0}])

@@ -102,7 +102,7 @@ def test_offline_without_a_cache_fails_fast_and_says_where_it_looked(tmp_path):
     (5, "should be a bool, a source, a tag or a path"),
 ])
 def test_bad_pretrained_values(monkeypatch, pretrained, fragment):
-    monkeypatch.setattr(resfam.hub, "fetch", lambda w: pytest.fail("fetched despite a bad value"))
+    monkeypatch.setattr(resfam.weights.hub, "fetch", lambda w: pytest.fail("fetched despite a bad value"))
     with pytest.raises(resfam.ResfamError, match=fragment):
         resfam.build("resnet50", pretrained=pretrained)
 
@@ -118,7 +118,7 @@ def test_a_variant_without_weights_lists_those_with():
 
 
 def test_bad_build_arguments_fail_before_fetching(monkeypatch):
-    monkeypatch.setattr(resfam.hub, "fetch", lambda w: pytest.fail("fetched despite bad arguments"))
+    monkeypatch.setattr(resfam.weights.hub, "fetch", lambda w: pytest.fail("fetched despite bad arguments"))
     with pytest.raises(resfam.BuildArgumentError, match="drop_rate"):
         resfam.build("resnet50", pretrained=True, drop_rate=2.0)
 

@@ -5,8 +5,8 @@ from torch import nn
 
 import resfam
 from conftest import randomize_norms
-from resfam.inference import optimize_for_inference
-from resfam.layers import StdConv2d
+from resfam.network.inference import optimize_for_inference
+from resfam.primitives.layers import StdConv2d
 
 FAMILIES = ["resnet50", "plain18", "resnetv2_50", "wrn_16_8", "resnext50_32x4d",
             "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet"]

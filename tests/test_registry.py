@@ -123,7 +123,7 @@ def test_installed_wheel_finds_its_specs(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--target", str(target), root], check=True, timeout=600)
     code = "import resfam, pathlib; print(resfam.__file__); print(len(resfam.list_models())); " \
-           "print(resfam.registry.SPECS_DIR)"
+           "print(resfam.spec.registry.SPECS_DIR)"
     env = dict(os.environ, PYTHONPATH=str(target))
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True).stdout.split()

@@ -4,7 +4,7 @@ import textwrap
 import pytest
 
 import resfam
-from resfam.network import ResFamNet
+from resfam.network.model import ResFamNet
 
 
 @pytest.fixture(autouse=True)

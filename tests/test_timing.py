@@ -1,4 +1,4 @@
-"""resfam.compare.timing's alternating timer, on a fake clock: the order it runs two models in,
+"""resfam.comparison.timing's alternating timer, on a fake clock: the order it runs two models in,
 which runs it pairs, and that a slow spell of the machine cancels in a round's ratio."""
 import gc
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from resfam.compare import timing
+from resfam.comparison import timing
 
 
 class Clock:

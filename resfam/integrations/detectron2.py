@@ -38,11 +38,11 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
-from .. import norms
 from ..errors import BuildArgumentError
 from ..factory import build
-from ..pretrained import load_state, read_checkpoint
-from ..registry import SpecRef, get_spec
+from ..primitives import norms
+from ..spec.registry import SpecRef, get_spec
+from ..weights.checkpoint import load_state, read_checkpoint
 from .keys import use_framework_keys
 from .switches import with_switches
 

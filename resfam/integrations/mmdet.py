@@ -32,11 +32,11 @@ from typing import Optional, Sequence
 from mmengine.logging import print_log
 from mmengine.registry import MODELS
 
-from .. import norms
 from ..errors import BuildArgumentError
-from ..network import ResFamNet
-from ..pretrained import load_state
-from ..registry import get_spec
+from ..network.model import ResFamNet
+from ..primitives import norms
+from ..spec.registry import get_spec
+from ..weights.checkpoint import load_state
 from .keys import own_keys, to_module_keys, use_framework_keys
 from .switches import with_switches
 

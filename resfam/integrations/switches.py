@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from ..registry import get_spec
-from ..spec import Spec
+from ..spec.registry import get_spec
+from ..spec.schema import Spec
 
 
 def with_switches(spec: Spec, *, stride_on_1x1: bool = False, stem: Optional[dict] = None,

@@ -55,7 +55,7 @@ def register() -> list[str]:
 
     from timm.models import register_model
 
-    from ..registry import list_models
+    from ..spec.registry import list_models
 
     names = []
     for variant in list_models():
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         print("usage: python -m resfam.integrations.timm_registry SCRIPT [ARGS...]  (a timm "
               "script, e.g. train.py, with the resfam_* models registered)")
         raise SystemExit(0 if argv else 2)
-    import resfam  # noqa: F401 - registers the variants
+    register()  # as `import resfam` does; running a script must not depend on that
 
     sys.argv = list(argv)
     runpy.run_path(argv[0], run_name="__main__")

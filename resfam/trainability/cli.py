@@ -7,9 +7,9 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from ..compare import report
-from ..compare.cli import _int_at_least, _Parser, check_outputs
-from ..compare.timing import usable_device
+from ..comparison import report
+from ..comparison.cli import _int_at_least, _Parser, check_outputs
+from ..comparison.timing import usable_device
 from ..errors import ResfamError
 
 FORMATS = ["table", "csv", "json", "markdown"]
@@ -147,7 +147,7 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         if not args.no_plot:
-            from ..compare.plot import require_matplotlib
+            from ..comparison.plot import require_matplotlib
 
             require_matplotlib()
         study = train(args.models, seeds=args.seeds, out=args.out, resume=args.resume,

@@ -1,7 +1,7 @@
 """Figures for the trainability studies (matplotlib, the ``plot`` extra)."""
 from __future__ import annotations
 
-from ..compare.plot import require_matplotlib
+from ..comparison.plot import require_matplotlib
 
 PROBE_PANELS = (("avg_sq_mean", "average channel squared mean"), ("avg_var", "average channel variance"),
                 ("branch_var", "residual branch variance"))

@@ -24,12 +24,12 @@ from typing import Iterable, Optional, Union
 import torch
 from torch import nn
 
-from ..blocks import ResidualBlock
 from ..errors import ArgumentError, short_repr
 from ..factory import build
-from ..network import ResFamNet
-from ..registry import get_spec
-from ..spec import Spec
+from ..network.model import ResFamNet
+from ..primitives.blocks import ResidualBlock
+from ..spec.registry import get_spec
+from ..spec.schema import Spec
 
 BLOCK_FIELDS = ("model", "block", "stage", "name", "avg_sq_mean", "avg_var", "branch_var", "gate_mean")
 GRAD_FIELDS = ("model", "part", "grad_norm", "grad_rms")
@@ -137,7 +137,7 @@ def probe(models: Union[str, nn.Module, Iterable[Union[str, nn.Module]]], *, bat
         build_kwargs: passed to :func:`resfam.build` for named models (e.g. ``norm_layer='none'``
             for an unnormalised net, ``zero_init_last=True``).
     """
-    from ..compare.sweep import select
+    from ..comparison.sweep import select
 
     single = (str, dict, Spec, nn.Module)
     items = [models] if isinstance(models, single) else list(models)

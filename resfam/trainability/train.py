@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ArgumentError, CheckpointError, ResfamError, short_repr
 from ..factory import build
-from ..registry import get_spec
-from ..spec import Spec
+from ..spec.registry import get_spec
+from ..spec.schema import Spec
 from . import data as datasets
 
 EPOCH_FIELDS = ("model", "seed", "epoch", "lr", "train_loss", "train_err", "test_loss", "test_err",
@@ -293,8 +293,8 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
     """Train every model with every seed under one recipe (``options``: :class:`TrainConfig`'s
     fields) and summarise; checkpoints and results go to ``out``. Every argument is checked, and
     the data loaded, before the first model is built."""
-    from ..compare.sweep import select
-    from ..compare.timing import usable_device
+    from ..comparison.sweep import select
+    from ..comparison.timing import usable_device
 
     cfg = make_config(**options)
     names = select([models] if isinstance(models, str) else list(models))

@@ -1,0 +1,350 @@
+"""``resfam-compare``: the command-line face of :func:`resfam.compare`.
+
+Exit codes: 0 all rows measured; 1 some row failed (its ``error`` column says why);
+2 a usage error (unknown flag, model or family), printed as one line without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+from .._version import __version__
+from ..errors import ResfamError, did_you_mean
+from . import report
+from .sweep import COUNTERS, DTYPES, OPTION_MINIMA, environment, run_targets
+from .targets import select_targets
+from .timing import usable_device
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line with close matches."""
+
+    def error(self, message: str):  # noqa: D401
+        hint = ""
+        if "unrecognized arguments:" in message:
+            bad = message.split(":", 1)[1].split()[0].split("=")[0]
+            hint = did_you_mean(bad, [o for a in self._actions for o in a.option_strings])
+        self.exit(2, f"{self.prog}: error: {message}{' (' + hint + ')' if hint else ''}\n")
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
+MAX_INPUT_BYTES = 2 * 2 ** 30  # one float32 input batch; activations are larger still
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def _check_writable(path: str, flag: str) -> None:
+    """Open ``path`` for appending (and remove it again if it was not there) so that a bad
+    --output / --plot fails in a second, not after the whole sweep."""
+    if os.path.isdir(path):
+        raise ResfamError(f"{flag} {path}: is a directory; give a file name")
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise ResfamError(f"{flag} {path}: cannot write there ({e.strerror})") from None
+    if not existed:
+        os.remove(path)
+
+
+def plot_path(path: str) -> str:
+    """The file --plot writes: a directory gets resfam-compare.png inside it, a name without a
+    suffix gets .png (matplotlib would add it silently); other suffixes are refused."""
+    if os.path.isdir(path):
+        return os.path.join(path, "resfam-compare.png")
+    root, suffix = os.path.splitext(path)
+    if not suffix:
+        return path + ".png"
+    if suffix.lower() not in PLOT_SUFFIXES:
+        raise ResfamError(f"--plot {path}: unsupported image type {suffix!r}; use one of "
+                          f"{', '.join(PLOT_SUFFIXES)}")
+    return path
+
+
+def check_outputs(args) -> None:
+    """``--output`` and ``--plot`` checked before any work: writable, a known image type, and
+    matplotlib installed (``args.plot`` becomes the file that will be written)."""
+    if args.output:
+        _check_writable(args.output, "--output")
+    if args.plot:
+        args.plot = plot_path(args.plot)
+        _check_writable(args.plot, "--plot")
+        from .plot import require_matplotlib
+
+        require_matplotlib()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="resfam-compare", allow_abbrev=False, description="Count and measure ResNet-family builds, and "
+                "other libraries' models, side by side on one backend, beside the figures their papers report.")
+    p.add_argument("models", nargs="*", help="names, fnmatch patterns ('res2net*'), spec files "
+                   "(every variant; 'file.yaml:name' or 'file.yaml:*'), timm:NAME, tv:NAME; none: the whole zoo")
+    p.add_argument("--family", action="append", help="add every variant of a family (repeatable)")
+    p.add_argument("--list", action="store_true", help="list the matching names and exit")
+    p.add_argument("--version", action="version", version=f"resfam {__version__}")
+    p.add_argument("--params", action="store_true", help="parameters (always counted; kept for "
+                   "scripts that pass it)")
+    p.add_argument("--flops", action="store_true", help="GMACs and other ops")
+    p.add_argument("--acts", action="store_true", help="activations (conv and linear outputs)")
+    p.add_argument("--counter", default="analytic", choices=COUNTERS, help="analytic: from the spec, no "
+                   "model built (default; other libraries' models fall back to fvcore); fvcore; "
+                   "torch: FlopCounterMode")
+    p.add_argument("--latency", action="store_true", help="inference latency, median and IQR")
+    p.add_argument("--throughput", action="store_true", help="images/s at the batch size")
+    p.add_argument("--memory", action="store_true", help="peak memory of one forward")
+    p.add_argument("--train", action="store_true", help="also a training step (with --throughput "
+                   "/ --latency / --memory)")
+    p.add_argument("--vs", choices=["timm", "torchvision"], help="after each resfam row, the "
+                   "same-name model of that library, timed alternately with it (column 'vs ref')")
+    p.add_argument("--paper", action="store_true", help="the papers' figures: params, GMACs, top-1, "
+                   "dataset, protocol, notes")
+    p.add_argument("--columns", help="the table's columns, comma-separated keys (csv / json carry all)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if present)")
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    p.add_argument("--batch-size", type=_int_at_least(OPTION_MINIMA["batch_size"]), default=1)
+    p.add_argument("--img-size", type=_int_at_least(OPTION_MINIMA["img_size"]), default=None, help="input side (default: each "
+                   "model's native size, 224 or 32 for CIFAR nets)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
+    p.add_argument("--warmup", type=_int_at_least(OPTION_MINIMA["warmup"]), default=3)
+    p.add_argument("--runs", type=_int_at_least(OPTION_MINIMA["runs"]), default=10)
+    p.add_argument("--format", default=None, choices=report.OUTPUT_FORMATS, help="default: from --output's suffix "
+                   "(.csv .json .jsonl .md .tex), else table")
+    p.add_argument("--output", help="write the report to this file instead of stdout; a .jsonl file "
+                   "gets each row as it is measured")
+    p.add_argument("--resume", action="store_true", help="with --output x.jsonl: skip the models "
+                   "already measured there, append the rest")
+    p.add_argument("--sort", help="sort by a column key: --sort gmacs, descending --sort -throughput")
+    p.add_argument("--plot", help="write a plot of GMACs vs latency (implies --flops --latency), and "
+                   "beside it one of the papers' top-1 vs GMACs: .png, .pdf or .svg; a folder gets "
+                   "resfam-compare.png")
+    p.add_argument("--workers", type=_int_at_least(1), default=1, help="measure in N worker processes "
+                   "(counting sweeps; timings contend for the same cores)")
+    p.add_argument("--isolate", action="store_true", help="every model in a fresh process (clean "
+                   "timings and memory)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    return p
+
+
+def _argv(argv: Optional[Sequence[str]]) -> list[str]:
+    """``--sort -params`` works as ``--sort=-params`` (argparse would take -params for a flag)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    for i, a in enumerate(args[:-1]):
+        if a == "--sort" and args[i + 1].startswith("-") and not args[i + 1].startswith("--"):
+            args[i:i + 2] = [f"--sort={args[i + 1]}"]
+            break
+    return args
+
+
+def _check(args, meta_fields: list[str]) -> None:
+    """Usage errors the parser cannot see, before any model is built."""
+    if args.sort and args.sort.lstrip("-") not in meta_fields:
+        hint = did_you_mean(args.sort.lstrip("-"), meta_fields) or f"one of: {', '.join(meta_fields)}"
+        raise ResfamError(f"unknown sort column '{args.sort}' ({hint})")
+    if args.columns:
+        args.columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        for c in args.columns:
+            if c not in meta_fields:
+                hint = did_you_mean(c, meta_fields) or f"one of: {', '.join(meta_fields)}"
+                raise ResfamError(f"--columns: unknown column '{c}' ({hint})")
+    suffix = os.path.splitext(args.output or "")[1].lower()
+    if args.format is None:
+        args.format = report.FORMATS_BY_SUFFIX.get(suffix, "table")
+    if args.resume and not (args.output and args.format == "jsonl"):
+        raise ResfamError("--resume continues a JSON-lines file: give --output rows.jsonl")
+    if args.batch_size * 3 * (args.img_size or 224) ** 2 * 4 > MAX_INPUT_BYTES:
+        raise ResfamError(f"--batch-size {args.batch_size} --img-size {args.img_size or 224}: the "
+                          f"input batch alone would take more than "
+                          f"{MAX_INPUT_BYTES // 2 ** 30} GiB; use a smaller batch or input")
+
+
+def _done_rows(path: str) -> list[dict]:
+    """Rows already in a JSON-lines file (``--resume``); a torn last line is dropped."""
+    rows = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    return rows
+
+
+def _distributed():
+    """(rank, world size) under torchrun (RANK / WORLD_SIZE set), else (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the CPU memory profiler is chatty
+    args = parser().parse_args(_argv(argv))
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.plot:
+        args.flops = args.latency = True
+    rank, world = _distributed()
+    try:  # every usage error before the first model is built
+        _check(args, report.FIELDS)
+        targets = select_targets(args.models, args.family)
+        if args.list:
+            print("\n".join(t.label for t in targets))
+            return 0
+        device = usable_device(args.device)
+        if world > 1 and device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+        if rank == 0:
+            check_outputs(args)
+    except (ResfamError, RuntimeError) as e:
+        print(f"resfam-compare: error: {e}", file=sys.stderr)
+        return 2
+    meta = environment(device, args.dtype, args.batch_size, args.img_size, args.channels_last)
+    if world > 1:
+        meta["ranks"] = world
+    options = dict(params=True, flops=args.flops, acts=args.acts,
+                   latency=args.latency, throughput=args.throughput, memory=args.memory,
+                   train=args.train, dtype=args.dtype, batch_size=args.batch_size,
+                   img_size=args.img_size, channels_last=args.channels_last, warmup=args.warmup,
+                   runs=args.runs, counter=args.counter, vs=args.vs)
+    done: list[dict] = []
+    if args.resume:
+        done = [r for r in _done_rows(args.output) if not r.get("error")]
+        seen = {r["model"] for r in done}
+        targets = [t for t in targets if t.label not in seen and t.ref not in seen]
+        print(f"resfam-compare: resuming: {len(seen)} rows in {args.output}, {len(targets)} models to go",
+              file=sys.stderr)
+    if args.format not in ("table", "markdown") or args.output:  # else the table carries it
+        if rank == 0:
+            print("\n".join(report.header_lines(meta)), file=sys.stderr)
+    stream = None  # rows go to a .jsonl file as measured (several ranks: merged, at the end)
+    if args.output and args.format == "jsonl" and rank == 0:
+        stream = open(args.output, "a" if args.resume else "w", encoding="utf-8")
+    mine = targets[rank::world]
+    progress = _Progress(len(mine), enabled=not args.no_progress and rank == 0)
+    groups: list[list[dict]] = []  # per model: its row (and its --vs reference's)
+    noisy_warned = False
+
+    def on_rows(got: list[dict]) -> None:
+        nonlocal noisy_warned
+        groups.append(got)
+        progress.step(got[0]["model"])
+        if stream is not None and world == 1:
+            for r in got:
+                stream.write(report.json_line(r, meta))
+            stream.flush()
+        if not noisy_warned and any(r.get("noisy") for r in got):
+            noisy_warned = True
+            progress.message("resfam-compare: warning: a timing varies by more than 10% between "
+                             "runs (marked *); the machine may be busy: re-measure with more --runs")
+
+    interrupted = False
+    try:
+        run_targets(mine, device=device, options=options, workers=args.workers,
+                    isolate=args.isolate, on_rows=on_rows)
+    except KeyboardInterrupt:  # keep what was measured: a long sweep is not thrown away
+        interrupted = True
+        print(f"\nresfam-compare: interrupted after {progress.count} of {len(mine)} models; "
+              "reporting those", file=sys.stderr)
+    finally:
+        progress.close()
+    if world > 1:
+        groups = _gather(groups, rank, world, len(targets))
+        if rank != 0:
+            return 0
+    rows = [r for got in groups for r in got]
+    if stream is not None:
+        if world > 1:
+            stream.writelines(report.json_line(r, meta) for r in rows)
+        stream.close()
+    rows = report.sort_rows(done + rows, args.sort)
+    if args.format == "jsonl" and args.output:
+        print(f"resfam-compare: {args.output} holds {len(rows)} rows", file=sys.stderr)
+    else:
+        text = report.render(rows, args.format, meta, args.columns, args.paper)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text)
+            print(f"resfam-compare: wrote {len(rows)} rows to {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+    if args.plot and rows:
+        from .plot import plot
+
+        written = plot(rows, args.plot, meta)
+        print(f"resfam-compare: wrote {', '.join(written)}", file=sys.stderr)
+    if interrupted:
+        return 130
+    failed = [r for r in rows if r.get("error")]
+    if failed:
+        print(f"resfam-compare: {len(failed)} of {len(rows)} rows failed: "
+              f"{', '.join(r['model'] for r in failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _gather(groups: list[list[dict]], rank: int, world: int, n: int) -> list[list[dict]]:
+    """Every rank's per-model rows on rank 0, in the order of the model list (torchrun): model i
+    was the (i // world)-th that rank i % world measured (an interrupted rank has fewer)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    parts = [None] * world if rank == 0 else None
+    dist.gather_object(groups, parts, dst=0)
+    dist.destroy_process_group()
+    if rank != 0:
+        return []
+    return [parts[i % world][i // world] for i in range(n) if i // world < len(parts[i % world])]
+
+
+class _Progress:
+    """A tqdm bar on a terminal; elsewhere (a log, CI) a plain line per model on stderr."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.count, self.bar = total, 0, None
+        self.enabled, self.start = enabled, time.perf_counter()
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="resfam-compare", unit="model", file=sys.stderr,
+                            dynamic_ncols=True)
+
+    def step(self, name: str) -> None:
+        self.count += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(os.path.basename(name))
+            self.bar.update(1)
+        elif self.enabled:
+            print(f"resfam-compare: [{self.count}/{self.total}] {name} "
+                  f"({time.perf_counter() - self.start:.1f} s)", file=sys.stderr, flush=True)
+
+    def message(self, text: str) -> None:
+        (self.bar.write if self.bar is not None else lambda t: print(t, file=sys.stderr))(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

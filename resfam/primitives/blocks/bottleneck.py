@@ -1,0 +1,130 @@
+"""Bottleneck block: 1x1 reduce, 3x3 (grouped), 1x1 expand.
+
+Covers ResNet-50/101/152 (He et al. 2016, Table 1), ResNeXt's cardinality as grouped 3x3 convs
+(Xie et al. 2017, Fig. 3c) and Wide ResNet-50-2 (wider 3x3). The inner width follows
+torchvision: ``mid = out / expansion * base_width / 64 * groups``.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from .. import layers
+from ..antialias import AAType
+from torch import nn
+
+from ..selective_kernel import SKParams
+from ..split_attention import SplatParams, SplitAttention
+from .base import (BlockParams, KeyProblem, Unit, check_sk, exact_div, planes, register_block,
+                   strided_conv)
+
+
+@register_block("bottleneck")
+class Bottleneck(BlockParams):
+    type: Literal["bottleneck"] = "bottleneck"
+    expansion: int = Field(4, ge=1, description="output width / bottleneck 'planes' width")
+    groups: int = Field(1, ge=1, description="cardinality C of the 3x3 conv (ResNeXt)")
+    base_width: int = Field(64, ge=1, description="width per group at 'planes' = 64 "
+                                                  "(ResNeXt d; 128 for Wide ResNet-50-2)")
+    stride_on: Literal["3x3", "1x1"] = Field("3x3", description="which conv strides: 3x3 "
+                                             "(torchvision / 'pytorch' style) or first 1x1 ('caffe')")
+    aa: AAType = Field("none", description="anti-aliased downsampling of the strided 3x3: none, "
+                                           "avg or blur (resfam.primitives.antialias)")
+    reduce_first: int = Field(1, ge=1, description="the first 1x1 outputs inner width / this "
+                                                   "(SENet-154's 2; timm's block_reduce_first)")
+
+    sk: Optional[SKParams] = Field(None, description="the 3x3 as a selective kernel conv "
+                                   "(SKNet; resfam.primitives.selective_kernel), order post")
+    splat: Optional[SplatParams] = Field(None, description="the 3x3 as a split-attention conv "
+                                         "(ResNeSt; resfam.primitives.split_attention), order post")
+    widths: Optional[list[list[int]]] = Field(
+        None, description="per block of the stage, [first 1x1's width, 3x3's width] instead of "
+                          "the derived inner width (channel-pruned nets: timm's *_pruned, Li et "
+                          "al. 2020 'EagleEye'); one pair per block")
+    avd: Literal["none", "first", "last"] = Field(
+        "none", description="ResNeSt's average-pool downsampling: where the 3x3 would stride, it "
+                            "runs at stride 1 and a 3x3 average pool (padding 1) strides before "
+                            "(first) or after (last) it")
+
+    def supports(self, order):
+        plain = self.sk is None and self.splat is None
+        return super().supports(order) and (plain or order == "post")
+
+    def mid_channels(self, out_ch: int) -> int:
+        mid = planes(out_ch, self.expansion) * self.base_width * self.groups
+        mid = exact_div(mid, 64, "base_width", "planes * base_width * groups",
+                        "the inner width is planes * base_width / 64 * groups; pick base_width so "
+                        "it is a whole number")
+        return mid
+
+    def inner_widths(self, out_ch: int) -> tuple[int, int]:
+        """(first 1x1's output, 3x3's output): ``widths`` where given (one block's pair, see
+        :meth:`at`), else ``mid / reduce_first`` and ``mid``."""
+        if self.widths:
+            first, mid = self.widths[0]
+            return first, mid
+        mid = self.mid_channels(out_ch)
+        return mid // self.reduce_first, mid
+
+    def at(self, index):
+        return self if not self.widths else self.model_copy(update={"widths": [self.widths[index]]})
+
+    def check_depth(self, depth):
+        if self.widths is not None and len(self.widths) != depth:
+            raise KeyProblem("widths", f"has {len(self.widths)} pairs for a stage of {depth} blocks",
+                             "give one [1x1 width, 3x3 width] pair per block")
+
+    def _check_widths(self):
+        for j, pair in enumerate(self.widths):
+            if len(pair) != 2 or min(pair) < 1:
+                raise KeyProblem("widths", f"block {j}: {pair} is not a pair of positive widths",
+                                 "give [first 1x1's width, 3x3's width] per block")
+            if pair[0] % self.groups or pair[1] % self.groups:
+                raise KeyProblem("widths", f"block {j}: {pair} is not divisible by "
+                                 f"groups={self.groups}", "choose widths that groups divide")
+        if self.sk is not None or self.splat is not None or self.reduce_first != 1:
+            raise KeyProblem("widths", "explicit widths replace the derived ones of a plain 3x3",
+                             "drop sk / splat / reduce_first, or widths")
+
+    def check(self, in_ch, out_ch, stride):
+        if self.aa != "none" and self.stride_on == "1x1":
+            raise KeyProblem("aa", "anti-aliasing follows the strided 3x3, and this block strides "
+                             "its 1x1", "use stride_on: 3x3 with aa")
+        if self.avd != "none" and (self.stride_on == "1x1" or self.aa != "none"):
+            raise KeyProblem("avd", "avd replaces the 3x3's stride, and this block strides its 1x1 "
+                             "or anti-aliases already", "use stride_on: 3x3 and aa: none with avd")
+        if self.widths is not None:  # explicit widths: nothing is derived from the stage width
+            return self._check_widths()
+        mid = self.mid_channels(out_ch)
+        if mid % self.groups:
+            raise KeyProblem("groups", f"inner width {mid} is not divisible by groups={self.groups}",
+                             "choose groups that divide the inner width")
+        first = exact_div(mid, self.reduce_first, "reduce_first", "inner width",
+                          "pick a reduce_first that divides the inner width")
+        check_sk(self, first)
+        if self.splat is not None and self.sk is not None:
+            raise KeyProblem("splat", "the 3x3 is either split-attention or selective kernel",
+                             "keep one of splat and sk")
+        if first % self.groups:
+            raise KeyProblem("reduce_first", f"the first 1x1's width {first} is not divisible by "
+                             f"groups={self.groups}", "lower reduce_first or groups")
+
+    def units(self, in_ch, out_ch, stride, dilation, first_dilation, norm, act):
+        first, mid = self.inner_widths(out_ch)
+        s1, s3 = (stride, 1) if self.stride_on == "1x1" else (1, stride)
+        pool = nn.AvgPool2d(3, s3, padding=1) if self.avd != "none" and s3 > 1 else None
+        if pool is not None:
+            s3 = 1
+        if self.splat is not None:
+            middle = Unit(SplitAttention(self.splat, first, mid, s3, first_dilation, self.groups,
+                                         norm, act), mid, normed=True)
+        else:
+            middle = strided_conv(first, mid, s3, dilation, first_dilation, self.aa, self.groups,
+                                  self.sk, norm, act)
+        reduce = Unit(layers.conv(in_ch, first, 1, s1), first)
+        if self.avd == "first":
+            reduce = reduce._replace(aa=pool)
+        elif pool is not None:
+            middle = middle._replace(aa=pool)
+        return [reduce, middle, Unit(layers.conv(mid, out_ch, 1), out_ch)]

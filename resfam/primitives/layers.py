@@ -1,0 +1,91 @@
+"""Small shared layers: convolutions, activations, stochastic depth (norms: :mod:`resfam.primitives.norms`)."""
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+from typing import Literal, Optional
+
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+ACTS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU,
+        "identity": nn.Identity}  # identity: the norm applies its own (norms.NormAct)
+
+
+class ConvParams(BaseModel):
+    """The spec's ``conv``: how every conv built through :func:`conv` computes (stem, residual
+    branches, shortcuts, the highway gate); the attention modules' 1x1s stay plain."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    type: Literal["plain", "std"] = Field("plain", description="plain, or std: weight-standardised "
+                                          "(Qiao et al. 2019; BiT, Kolesnikov et al. 2020)")
+    eps: float = Field(1e-6, gt=0.0, le=1.0, description="std: added to each output channel's "
+                                                         "weight variance (BiT: 1e-8)")
+
+
+class StdConv2d(nn.Conv2d):
+    """Weight standardisation (Qiao et al. 2019, "Micro-Batch Training with Batch-Channel
+    Normalization and Weight Standardization", Eq. 5): each output channel's weights become
+    ``(W - mean) / sqrt(var + eps)`` (biased variance over its fan-in) before the convolution.
+    Computed as a batch norm over the ``(1, out, fan_in)`` view, so counters see a norm (folded at
+    inference, counted 0) rather than element-wise work."""
+
+    def __init__(self, *args, eps: float = 1e-6, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eps = eps
+
+    def standardized_weight(self):
+        return F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                            training=True, momentum=0.0, eps=self.eps).reshape(self.weight.shape)
+
+    def forward(self, x):
+        return self._conv_forward(x, self.standardized_weight(), self.bias)
+
+
+_CONV: ContextVar[Optional[ConvParams]] = ContextVar("resfam_conv", default=None)
+
+
+@contextlib.contextmanager
+def conv_style(p: Optional[ConvParams]):
+    """While a network is assembled, :func:`conv` builds its convs as ``p`` says."""
+    token = _CONV.set(p if p is not None and p.type != "plain" else None)
+    try:
+        yield
+    finally:
+        _CONV.reset(token)
+
+
+def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+         groups: int = 1, bias: bool = False, padding: Optional[int] = None) -> nn.Conv2d:
+    """A 'same'-padded convolution (padding = dilation * (k - 1) / 2, as torchvision and timm;
+    ``padding`` overrides it), weight-standardised inside :func:`conv_style` ``std``."""
+    if padding is None:
+        padding = dilation * (kernel_size - 1) // 2
+    style = _CONV.get()
+    cls, extra = (nn.Conv2d, {}) if style is None else (StdConv2d, {"eps": style.eps})
+    return cls(in_ch, out_ch, kernel_size, stride=stride, padding=padding, dilation=dilation,
+               groups=groups, bias=bias, **extra)
+
+
+def act(kind: str, inplace: bool = True) -> nn.Module:
+    return ACTS[kind](inplace=inplace) if kind == "relu" else ACTS[kind]()
+
+
+def drop_path(p: float) -> nn.Module:
+    """Stochastic depth (Huang et al. 2016) on a residual branch, per sample ('row' mode, the
+    same rule as timm's DropPath); an Identity when ``p`` is 0."""
+    if p <= 0.0:
+        return nn.Identity()
+    from torchvision.ops import StochasticDepth  # imported only when used
+
+    return StochasticDepth(p, mode="row")
+
+
+def reduced_channels(channels: int, ratio: float, divisor: int, minimum: int = 0) -> int:
+    """``channels * ratio`` to the nearest multiple of ``divisor``, at least ``minimum`` (default
+    ``divisor``), and one multiple more where rounding lost over 10% (timm's ``make_divisible``)."""
+    wanted = channels * ratio
+    out = max(minimum or divisor, int(wanted + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * wanted else out

@@ -1,0 +1,117 @@
+"""Stem primitives, registered on the network as direct children ``conv1 / bn1 / act1 / maxpool``
+(the torchvision / timm layout that checkpoints and IntermediateLayerGetter rely on).
+
+| type | layers | used by |
+|---|---|---|
+| conv7_maxpool | 7x7/2 conv, BN, ReLU, 3x3/2 max-pool | ResNet v1 (He et al. 2016, Table 1 "conv1") |
+| deep_maxpool | three 3x3 convs (first /2), BN, ReLU, max-pool | ResNet-C (He et al. 2019, Fig. 2b); timm's tiered stem with two deep widths |
+| deep_convpool | three 3x3 convs (first /2), BN, ReLU, then a 3x3/2 conv, BN, ReLU for the pool | ResNet-RS (Bello et al. 2021, Sec. 4.1, "replace the max-pool") |
+| conv7 | 7x7/2 conv, BN, ReLU, no pool | iResNet (Duta et al. 2020, Sec. 3.1) |
+| cifar | 3x3/1 conv, BN, ReLU | CIFAR nets (He et al. 2016, Sec. 4.2) |
+| preact_conv7_maxpool | 7x7/2 conv, max-pool, no BN/ReLU | ResNet v2 (the first block pre-activates) |
+| preact_deep_maxpool | three 3x3 convs (first /2), max-pool, no BN/ReLU after the last conv | ResNet v2 with the ResNet-C stem (timm's resnetv2_*d) |
+| preact_cifar | 3x3/1 conv only | pre-act CIFAR nets, WRN |
+| preact_conv7_fixedpool | 7x7/2 conv, zero padding, 3x3/2 max-pool, no BN/ReLU | BiT (Kolesnikov et al. 2020; timm's ``stem_type='fixed'``) |
+| lenet | 5x5/1 conv without padding, BN, ReLU, 2x2/2 max-pool | LeNet-5's pattern (LeCun et al. 1998); the seeds' MNIST ResNet, also between its stages (``stages.entry``) |
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Literal, NamedTuple, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch import nn
+
+from . import layers, norms
+from .antialias import AAType, stem_pool
+
+
+class _Preset(NamedTuple):
+    kernel: int
+    stride: int
+    deep: bool
+    norm: bool
+    pool: Optional[str]  # None, "max" (3x3/2 max-pool), "max_fixed" (the same after a zero pad),
+    #                      "max2" (2x2/2) or "conv" (3x3/2 conv, norm, act)
+    valid: bool = False  # no padding (LeNet), instead of 'same'
+
+
+PRESETS = {
+    "conv7_maxpool": _Preset(7, 2, False, True, "max"),
+    "deep_maxpool": _Preset(3, 2, True, True, "max"),
+    "deep_convpool": _Preset(3, 2, True, True, "conv"),
+    "conv7": _Preset(7, 2, False, True, None),
+    "cifar": _Preset(3, 1, False, True, None),
+    "preact_conv7_maxpool": _Preset(7, 2, False, False, "max"),
+    "preact_deep_maxpool": _Preset(3, 2, True, False, "max"),
+    "preact_cifar": _Preset(3, 1, False, False, None),
+    "preact_conv7_fixedpool": _Preset(7, 2, False, False, "max_fixed"),
+    "lenet": _Preset(5, 1, False, True, "max2", valid=True),
+}
+
+
+class StemParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    type: Literal[tuple(PRESETS)] = Field(description="stem preset (see resfam.primitives.stems)")
+    width: int = Field(64, ge=1, description="output channels of the stem")
+    deep_width: Union[int, list[int]] = Field(
+        32, description="deep stems: width of the first two 3x3 convs, one value or two "
+                        "(timm's tiered stem: [24, 32])")
+
+    caffe_pool: bool = Field(False, description="max-pool without padding, in ceil mode (Caffe's; "
+                                                "the original SENet models)")
+    aa: AAType = Field("none", description="anti-aliased max-pool: avg (a 2x2 average pool "
+                                           "instead) or blur (max-pool at stride 1, then a blur "
+                                           "pool); resfam.primitives.antialias")
+
+    @field_validator("deep_width")
+    @classmethod
+    def _two_widths(cls, v):
+        widths = [v] if isinstance(v, int) else v
+        if not 1 <= len(widths) <= 2 or any(w < 1 for w in widths):
+            raise ValueError("give one width >= 1, or a list of two")
+        return v
+
+    @property
+    def deep_widths(self) -> tuple[int, int]:
+        w = self.deep_width
+        return (w, w) if isinstance(w, int) else (w[0], w[-1])
+
+    @property
+    def reduction(self) -> int:
+        p = PRESETS[self.type]
+        return p.stride * (2 if p.pool else 1)
+
+
+def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDict[str, nn.Module]":
+    """The stem's named modules, in forward order."""
+    preset = PRESETS[p.type]
+    mods: "OrderedDict[str, nn.Module]" = OrderedDict()
+    if preset.deep:
+        w1, w2 = p.deep_widths
+        mods["conv1"] = nn.Sequential(
+            layers.conv(in_chans, w1, 3, 2), norms.norm(norm, w1), layers.act(act),
+            layers.conv(w1, w2, 3), norms.norm(norm, w2), layers.act(act),
+            layers.conv(w2, p.width, 3))
+    elif preset.valid:
+        mods["conv1"] = layers.conv(in_chans, p.width, preset.kernel, preset.stride, padding=0)
+    else:
+        mods["conv1"] = layers.conv(in_chans, p.width, preset.kernel, preset.stride)
+    if preset.norm:
+        mods["bn1"] = norms.norm(norm, p.width)
+        mods["act1"] = layers.act(act)
+    if preset.pool == "max":
+        if p.aa != "none":
+            mods["maxpool"] = stem_pool(p.aa, p.width)
+        else:
+            mods["maxpool"] = (nn.MaxPool2d(3, 2, ceil_mode=True) if p.caffe_pool
+                               else nn.MaxPool2d(3, 2, padding=1))
+    elif preset.pool == "max_fixed":  # BiT: the pool's padding is zeros, not -inf
+        mods["maxpool"] = nn.Sequential(nn.ConstantPad2d(1, 0.0), nn.MaxPool2d(3, 2))
+    elif preset.pool == "max2":
+        mods["maxpool"] = nn.MaxPool2d(2, 2)
+    elif preset.pool == "conv":  # timm keeps the name 'maxpool' for it
+        mods["maxpool"] = nn.Sequential(layers.conv(p.width, p.width, 3, 2),
+                                        norms.norm(norm, p.width), layers.act(act))
+    return mods

@@ -1,0 +1,152 @@
+"""Map timm / torchvision / official-iResNet state dicts onto resfam's module names.
+
+torchvision and timm's ``resnet.py`` (v1, ResNeXt, Wide) already share resfam's names. The rest:
+
+| source | source key | resfam key |
+|---|---|---|
+| timm res2net | ``layerI.J.convs.K`` / ``bns.K`` | ``layerI.J.conv2.convs.K`` / ``conv2.bns.K`` |
+| timm resnetv2 | ``stem.conv`` | ``conv1`` |
+| timm resnetv2 | deep stem ``stem.conv1..3`` / ``stem.norm1..2`` | ``conv1.0 / .3 / .6`` / ``conv1.1 / .4`` |
+| timm resnetv2 | ``stages.I.blocks.J.normK`` | ``layer{I+1}.J.bn{K-1}`` (bnK normalises convK's output) |
+| timm resnetv2 | ``...downsample.conv`` / ``.norm`` | ``...downsample.0`` / ``.1``, or ``.1`` / ``.2`` after a pool |
+| timm resnetv2 | ``head.fc`` (a 1x1 conv) | ``fc`` (its weight flattened) |
+| iduta/iresnet | end block ``bn3`` (after the add) | ``bn_out`` |
+| timm senet (legacy SENet) | ``layer0.conv1`` / ``bn1`` (7x7 stem) | ``conv1`` / ``bn1`` |
+| timm senet (legacy SENet) | ``layer0.conv1..3`` / ``bn1..3`` (3x3 stem) | ``conv1.0 / .3 / .6`` / ``conv1.1 / .4``, ``bn1`` |
+| timm senet (legacy SENet) | ``...se_module``, ``last_linear`` | ``...se``, ``fc`` |
+| timm sknet | ``layerI.J.convK.conv`` / ``.bn`` (conv-norm-act units) | ``layerI.J.convK`` / ``bnK`` |
+"""
+from __future__ import annotations
+
+import re
+from typing import Mapping, Union
+
+import torch
+from torch import nn
+
+from ..errors import ArgumentError, CheckpointError, short_repr
+from ..spec.registry import SpecRef, get_spec
+from ..spec.schema import Spec
+
+WRAPPER_KEYS = ("state_dict", "model", "module", "model_state_dict")
+PREFIXES = ("module.", "backbone.", "model.")
+
+
+MAX_WRAPPERS = 8
+
+
+def unwrap(state: Mapping) -> dict[str, torch.Tensor]:
+    """Strip checkpoint wrappers (``{'state_dict': ...}``) and ``module.`` / ``backbone.``
+    prefixes. Raises CheckpointError for anything that is not a mapping of names to tensors
+    (a wrapper that contains itself included)."""
+    for _ in range(MAX_WRAPPERS):
+        if not isinstance(state, Mapping) or any(torch.is_tensor(v) for v in state.values()):
+            break
+        inner = next((state[k] for k in WRAPPER_KEYS if isinstance(state.get(k), Mapping)), None)
+        if inner is None:
+            break
+        if inner is state:
+            raise CheckpointError("the checkpoint's wrapper contains itself (state['state_dict'] "
+                                  "is state), so it holds no weights")
+        state = inner
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"expected a state dict (a mapping of names to tensors), got "
+                              f"{type(state).__name__}")
+    out = {}
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"state dict keys must be strings, got {short_repr(key)}")
+        if not torch.is_tensor(value):
+            raise CheckpointError(f"{short_repr(key)} holds a {type(value).__name__}, not a tensor",
+                                  hint="save model.state_dict(), or a mapping with it under "
+                                       "'state_dict' / 'model'")
+        for prefix in PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        out[key] = value
+    return out
+
+
+# a 3x3 deep stem (conv, norm, act, conv, norm, act, conv) is one Sequential in resfam; its norm
+# after the last conv, where there is one, is bn1. timm's resnetv2 names the norms normK, its
+# legacy SENet bnK: both map by (conv | norm, K)
+DEEP_STEM = {("conv", "1"): "conv1.0", ("norm", "1"): "conv1.1", ("conv", "2"): "conv1.3",
+             ("norm", "2"): "conv1.4", ("conv", "3"): "conv1.6", ("norm", "3"): "bn1"}
+SINGLE_STEM = {"conv": "conv1", "norm": "bn1"}  # timm resnetv2's stem.conv / stem.norm
+POOL_FIRST = ("avgpool_conv1x1", "maxpool_conv1x1")  # shortcuts whose conv is downsample.1
+
+
+def _deep_stem_key(kind: str, index: str, rest: str) -> str | None:
+    """resfam's name for a deep stem's ``conv{index}`` / norm ``{index}``; None if it has none."""
+    target = DEEP_STEM.get(("norm" if kind in ("norm", "bn") else kind, index))
+    return f"{target}.{rest}" if target else None
+
+
+def _v2_key(key: str, spec: Spec) -> str:
+    m = re.match(r"^stem\.(conv|norm)(\d?)\.(.*)$", key)
+    if m:
+        kind, index, rest = m.groups()
+        renamed = _deep_stem_key(kind, index, rest) if index else f"{SINGLE_STEM[kind]}.{rest}"
+        if renamed:
+            return renamed
+    key = re.sub(r"^head\.fc\.", "fc.", key)
+    m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", key)
+    if m:
+        stage, block, rest = int(m.group(1)), m.group(2), m.group(3)
+        rest = re.sub(r"^norm(\d+)\.", lambda n: f"bn{int(n.group(1)) - 1}.", rest)
+        pool = stage < len(spec.stages) and spec.stages[stage].shortcut.type in POOL_FIRST
+        rest = re.sub(r"^downsample\.(conv|norm)\.",
+                      lambda d: f"downsample.{(d.group(1) == 'norm') + pool}.", rest)
+        key = f"layer{stage + 1}.{block}.{rest}"
+    return key
+
+
+def _legacy_senet(state: dict) -> dict:
+    """timm's senet.py (the original Caffe models' layout): ``layer0`` is the stem, a 7x7
+    ``conv1`` / ``bn1`` or a 3x3 deep stem (conv1..3, bn1..3)."""
+    deep = "layer0.conv3.weight" in state
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"^layer0\.(conv|bn)(\d)\.(.*)$", key)
+        if m:
+            kind, index, rest = m.groups()
+            key = _deep_stem_key(kind, index, rest) if deep else \
+                f"{SINGLE_STEM['norm' if kind == 'bn' else kind]}.{rest}"
+        key = re.sub(r"\.se_module\.", ".se.", key)
+        key = re.sub(r"^last_linear\.", "fc.", key)
+        out[key] = value
+    return out
+
+
+def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dict[str, torch.Tensor]:
+    """A timm / torchvision / official iResNet state dict renamed for the resfam build of
+    ``target`` (a name, spec, or resfam model). Values are not copied."""
+    if isinstance(target, nn.Module):
+        spec = getattr(target, "spec", None)
+        if not isinstance(spec, Spec):
+            raise ArgumentError(f"expected a resfam model (resfam.build), got "
+                                f"{type(target).__name__}; for another library's model use its "
+                                "own load_state_dict")
+    else:
+        spec = get_spec(target)
+    state = unwrap(state)
+    if any(k.startswith(("stages.", "stem.")) for k in state):
+        state = {_v2_key(k, spec): v for k, v in state.items()}
+    elif any(k.startswith("layer0.") for k in state):
+        state = _legacy_senet(state)
+    out = {}
+    last = {f"layer{i + 1}": p.depth - 1 for i, p in enumerate(spec.stages)}
+    sknet = any(getattr(p.block, "sk", None) is not None for p in spec.stages)
+    for key, value in state.items():
+        key = re.sub(r"^(layer\d+\.\d+)\.(convs|bns)\.", r"\1.conv2.\2.", key)
+        if sknet:  # conv-norm-act units (not ResNeSt's conv2.conv, which keeps its name)
+            key = re.sub(r"^(layer\d+\.\d+)\.conv(\d)\.(conv|bn)\.", r"\1.\3\2.", key)
+        m = re.match(r"^(layer\d+)\.(\d+)\.bn(\d+)\.(.*)$", key)
+        if spec.order == "iresnet" and m and int(m.group(2)) == last.get(m.group(1)) \
+                and int(m.group(3)) == spec.stages[int(m.group(1)[5:]) - 1].block.n_units:
+            key = f"{m.group(1)}.{m.group(2)}.bn_out.{m.group(4)}"
+        if key == "fc.weight" and value.ndim == 4:  # timm v2's classifier is a 1x1 conv
+            value = value.flatten(1)
+        out[key] = value
+    return out
