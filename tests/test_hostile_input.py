@@ -18,6 +18,9 @@ from resfam.network.model import ResFamNet
 from resfam.network.size import part_bytes
 
 
+HANG_GUARD = 120  # seconds: these cases take milliseconds; the guard only stops a hang
+
+
 @contextmanager
 def within(seconds):
     """Fail (instead of hanging the suite) if the block takes longer than ``seconds``."""
@@ -62,7 +65,8 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join(lines))
     assert path.stat().st_size < 1000
-    with within(5), pytest.raises(resfam.SpecError, match="expands to more than 100000 values") as e:
+    with within(HANG_GUARD), \
+            pytest.raises(resfam.SpecError, match="expands to more than 100000 values") as e:
         resfam.build(str(path))
     assert len(str(e.value)) < 300
 
@@ -71,13 +75,13 @@ def test_alias_bomb_in_a_typed_field_of_a_mapping_has_a_short_message():
     bomb = [0] * 9
     for _ in range(7):
         bomb = [bomb] * 9  # 9**8 values when walked, one list in memory
-    with within(5), pytest.raises(resfam.SpecError) as e:
+    with within(HANG_GUARD), pytest.raises(resfam.SpecError) as e:
         resfam.get_spec({"extends": "resnet18", "name": "x", "stem": {"width": bomb}})
     assert len(str(e.value)) < 300
 
 
 def test_long_and_odd_names_have_short_messages():
-    with within(5), pytest.raises(resfam.UnknownModelError) as e:
+    with within(HANG_GUARD), pytest.raises(resfam.UnknownModelError) as e:
         resfam.build("resnet" * 100_000)
     assert len(str(e.value)) < 200
 
@@ -86,18 +90,18 @@ def test_self_referencing_checkpoint(tmp_path):
     state = {}
     state["state_dict"] = state
     torch.save(state, tmp_path / "loop.pth")
-    with within(5), pytest.raises(resfam.CheckpointError, match="contains itself"):
+    with within(HANG_GUARD), pytest.raises(resfam.CheckpointError, match="contains itself"):
         resfam.load_pretrained(resfam.build("resnet18"), tmp_path / "loop.pth")
 
 
 def test_devices_and_fifos_are_not_read(tmp_path):
-    with within(5), pytest.raises(resfam.SpecError, match="not a regular file"):
+    with within(HANG_GUARD), pytest.raises(resfam.SpecError, match="not a regular file"):
         resfam.build("/dev/zero")
     fifo = tmp_path / "spec.yaml"
     os.mkfifo(fifo)
-    with within(5), pytest.raises(resfam.SpecError, match="not a regular file"):
+    with within(HANG_GUARD), pytest.raises(resfam.SpecError, match="not a regular file"):
         resfam.build(str(fifo))
-    with within(5), pytest.raises(resfam.CheckpointError, match="not a regular file"):
+    with within(HANG_GUARD), pytest.raises(resfam.CheckpointError, match="not a regular file"):
         resfam.load_pretrained(resfam.build("resnet18"), fifo)
     with pytest.raises(resfam.SpecError, match="is a directory"):
         resfam.build(str(tmp_path) + "/")
@@ -161,7 +165,7 @@ SIZE_CASES = {
 def test_too_large_is_refused_before_allocation(no_allocation, case):
     overrides, kwargs, key, fragment = SIZE_CASES[case]
     spec = {"extends": "resnet20", "name": "big", **overrides}
-    with within(5), pytest.raises(resfam.BuildArgumentError) as e:
+    with within(HANG_GUARD), pytest.raises(resfam.BuildArgumentError) as e:
         resfam.build(spec, **kwargs)
     assert e.value.key == key and e.value.variant == "big" and fragment in str(e.value), str(e.value)
     if "2**63" not in fragment:  # past 64-bit sizes there is no limit to lift
@@ -169,7 +173,7 @@ def test_too_large_is_refused_before_allocation(no_allocation, case):
 
 
 def test_base_width_10_to_the_7_is_refused_before_allocation(no_allocation):
-    with within(5), pytest.raises(resfam.BuildArgumentError, match="max_param_bytes"):
+    with within(HANG_GUARD), pytest.raises(resfam.BuildArgumentError, match="max_param_bytes"):
         resfam.build({"extends": "resnext50_32x4d", "name": "x", "block": {"base_width": 10 ** 7}})
 
 

@@ -11,7 +11,7 @@ import torch
 
 import resfam
 from resfam.trainability import data as datasets
-from resfam.trainability.train import lr_at, make_config, train
+from resfam.trainability.train import lr_at, make_config, spec_digest, train
 
 pytest.importorskip("sklearn", reason="the digits data set ships with scikit-learn (resfam[data])")
 
@@ -44,7 +44,8 @@ def test_cli_two_epochs_on_digits_writes_results_and_a_plot(tmp_path):
     assert row["seeds"] == 1 and row["epochs"] == 2 and row["params"] == 41_658
     assert row["test_err"] == pytest.approx(float(epochs[1]["test_err"]))
     assert (out / "curves.png").stat().st_size > 10_000
-    assert (out / "runs" / "mnist_resnet_bn-seed0.pt").exists()
+    assert [p.name for p in (out / "runs").glob("mnist_resnet_bn-*-seed0.pt")] == [
+        f"mnist_resnet_bn-{spec_digest(resfam.get_spec('mnist_resnet_bn'))}-seed0.pt"]
     table = proc.stdout.splitlines()
     assert table[0].startswith("resfam-train | torch") and any(line.startswith("mnist_resnet_bn ") for line in table)
     assert "epoch 2: train err" in proc.stderr
@@ -113,7 +114,8 @@ def _torchrun(*args):
 
 
 def _final_weights(out, name):
-    return torch.load(os.path.join(out, "runs", f"{name}-seed0.pt"), weights_only=True)["model_state"]
+    path = os.path.join(out, "runs", f"{name}-{spec_digest(resfam.get_spec(name))}-seed0.pt")
+    return torch.load(path, weights_only=True)["model_state"]
 
 
 @pytest.mark.slow
@@ -163,4 +165,4 @@ def test_a_user_spec_file_trains_under_its_own_name(tmp_path):
                     "    stages: {width: [8, 16]}\n")
     study = train(f"{path}:tiny_seed_net", out=str(tmp_path / "out"), **dict(QUICK, epochs=1))
     assert [r["model"] for r in study.summary] == ["tiny_seed_net"]
-    assert (tmp_path / "out" / "runs" / "tiny_seed_net-seed0.pt").exists()
+    assert len(list((tmp_path / "out" / "runs").glob("tiny_seed_net-*-seed0.pt"))) == 1

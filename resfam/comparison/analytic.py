@@ -21,6 +21,7 @@ from ..primitives.blocks.base import BlockParams
 from ..primitives.layers import reduced_channels
 from ..primitives.orders import Placement, placement
 from ..primitives.stems import PRESETS, StemParams
+from ..spec.build_args import check_build_args
 from .counting import Counts
 
 
@@ -368,7 +369,9 @@ def stem(t: Tally, p: StemParams, x: Shape, norm_kind: str, act_kind: str) -> Sh
 
 def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
     """Everything :class:`resfam.network.ResFamNet` (default build arguments) computes for one
-    image of side ``img_size`` (default: the spec's ``input_size``)."""
+    image of side ``img_size`` (default: the spec's ``input_size``). A spec that build refuses
+    for its depth (``max_blocks``) is refused here too, before the walk over its blocks."""
+    check_build_args(spec, {"output_stride": output_stride})
     m = spec.model
     size = img_size or m.input_size
     t = Tally()

@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 
 from .._version import __version__
 from ..errors import ResfamError, did_you_mean
+from ..files import AppendLog, check_output, write_text_atomically
+from ..network.preprocessing import MAX_INPUT_BYTES
 from . import report
 from .sweep import COUNTERS, DTYPES, OPTION_MINIMA, environment, run_targets
 from .targets import select_targets
@@ -45,23 +47,7 @@ def _int_at_least(low: int):
     return parse
 
 
-MAX_INPUT_BYTES = 2 * 2 ** 30  # one float32 input batch; activations are larger still
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
-
-
-def _check_writable(path: str, flag: str) -> None:
-    """Open ``path`` for appending (and remove it again if it was not there) so that a bad
-    --output / --plot fails in a second, not after the whole sweep."""
-    if os.path.isdir(path):
-        raise ResfamError(f"{flag} {path}: is a directory; give a file name")
-    existed = os.path.exists(path)
-    try:
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError as e:
-        raise ResfamError(f"{flag} {path}: cannot write there ({e.strerror})") from None
-    if not existed:
-        os.remove(path)
 
 
 def plot_path(path: str) -> str:
@@ -82,10 +68,10 @@ def check_outputs(args) -> None:
     """``--output`` and ``--plot`` checked before any work: writable, a known image type, and
     matplotlib installed (``args.plot`` becomes the file that will be written)."""
     if args.output:
-        _check_writable(args.output, "--output")
+        check_output(args.output, "--output")
     if args.plot:
         args.plot = plot_path(args.plot)
-        _check_writable(args.plot, "--plot")
+        check_output(args.plot, "--plot")
         from .plot import require_matplotlib
 
         require_matplotlib()
@@ -182,9 +168,11 @@ def _done_rows(path: str) -> list[dict]:
         with open(path, encoding="utf-8") as f:
             for line in f:
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError:
                     continue
+                if isinstance(row, dict) and isinstance(row.get("model"), str):
+                    rows.append(row)
     return rows
 
 
@@ -229,7 +217,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     done: list[dict] = []
     if args.resume:
         done = [r for r in _done_rows(args.output) if not r.get("error")]
-        seen = {r["model"] for r in done}
+        seen = {r.get("target") or r["model"] for r in done}
         targets = [t for t in targets if t.label not in seen and t.ref not in seen]
         print(f"resfam-compare: resuming: {len(seen)} rows in {args.output}, {len(targets)} models to go",
               file=sys.stderr)
@@ -238,7 +226,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("\n".join(report.header_lines(meta)), file=sys.stderr)
     stream = None  # rows go to a .jsonl file as measured (several ranks: merged, at the end)
     if args.output and args.format == "jsonl" and rank == 0:
-        stream = open(args.output, "a" if args.resume else "w", encoding="utf-8")
+        try:
+            stream = AppendLog(args.output, resume=args.resume)
+        except ResfamError as e:
+            print(f"resfam-compare: error: {e}", file=sys.stderr)
+            return 2
     mine = targets[rank::world]
     progress = _Progress(len(mine), enabled=not args.no_progress and rank == 0)
     groups: list[list[dict]] = []  # per model: its row (and its --vs reference's)
@@ -249,9 +241,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         groups.append(got)
         progress.step(got[0]["model"])
         if stream is not None and world == 1:
-            for r in got:
-                stream.write(report.json_line(r, meta))
-            stream.flush()
+            stream.write_lines([report.json_line(r, meta) for r in got])
         if not noisy_warned and any(r.get("noisy") for r in got):
             noisy_warned = True
             progress.message("resfam-compare: warning: a timing varies by more than 10% between "
@@ -274,7 +264,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = [r for got in groups for r in got]
     if stream is not None:
         if world > 1:
-            stream.writelines(report.json_line(r, meta) for r in rows)
+            stream.write_lines([report.json_line(r, meta) for r in rows])
         stream.close()
     rows = report.sort_rows(done + rows, args.sort)
     if args.format == "jsonl" and args.output:
@@ -282,8 +272,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         text = report.render(rows, args.format, meta, args.columns, args.paper)
         if args.output:
-            with open(args.output, "w", encoding="utf-8") as f:
-                f.write(text)
+            write_text_atomically(args.output, text)
             print(f"resfam-compare: wrote {len(rows)} rows to {args.output}", file=sys.stderr)
         else:
             sys.stdout.write(text)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ResfamError
+from ..files import replace_atomically
 
 MIN_AREA = 18.0  # points^2: the smallest marker
 
@@ -92,7 +93,7 @@ def plot(rows: list[dict], path: str, meta: dict, size=(11, 7), dpi=100) -> list
     ax.set_title(f"torch {meta['torch']}, {meta['device']}, {meta['threads']} threads, "
                  f"{meta['dtype']}; marker area grows with sqrt(parameters)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    replace_atomically(path, fig.savefig)
     plt.close(fig)
     written = [path]
     papers = [r for r in rows if r.get("paper_top1") is not None and r.get("gmacs")]
@@ -106,7 +107,7 @@ def plot(rows: list[dict], path: str, meta: dict, size=(11, 7), dpi=100) -> list
             ax.set_ylabel(f"top-1 % as the paper reports it ({dataset})")
             ax.set_title(f"{dataset}: the papers' accuracy (their protocols differ: see --paper)", fontsize=9)
         fig.tight_layout()
-        fig.savefig(paper_path(path))
+        replace_atomically(paper_path(path), fig.savefig)
         plt.close(fig)
         written.append(paper_path(path))
     return written

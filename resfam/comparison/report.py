@@ -51,7 +51,7 @@ PAPER_TABLE = ["model", "params", "paper_params_m", "params_vs_paper_pct", "gmac
                "gmacs_vs_paper_pct", "paper_top1", "paper_dataset", "paper_protocol"]
 TABLE_DEFAULT = [k for k, *_ in COLUMNS if k not in PAPER + ["family", "gflops", "batch"]]
 ENV_FIELDS = ["torch", "device", "threads", "dtype"]
-FIELDS = [k for k, *_ in COLUMNS] + ["library", "ref_for", "params_trainable", "counter",
+FIELDS = [k for k, *_ in COLUMNS] + ["target", "library", "ref_for", "params_trainable", "counter",
                                      "unsupported", "noisy", "paper_source", "paper_note"]
 FORMATS_BY_SUFFIX = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".md": "markdown",
                      ".tex": "latex"}

@@ -165,6 +165,8 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
         ref_target = None
         if spec is not None:
             row.update(model=spec.name, family=spec.family)
+            if spec.name != target.label:  # a spec file's variant: what was asked for, kept
+                row["target"] = target.label  # (--resume recognises the row by it)
             if vs and vs in spec.reference:
                 ref_target = Target(vs, spec.name)
         size = img_size or (spec.input_size if spec is not None else None)
@@ -290,8 +292,8 @@ def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bo
     largest single model.
     """
     check_options(options)
-    if isinstance(models, str):
-        models = [models]
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ArgumentError(f"workers must be a whole number >= 1, got {short_repr(workers)}")
     targets = select_targets(models, family)
     dev = timing.device_of(device)
     bar = None

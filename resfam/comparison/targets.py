@@ -65,13 +65,24 @@ def _spec_file(ref: str) -> list[Target]:
     return [Target("resfam", f"{path}:{v}") for v in chosen]
 
 
+def _strings(value, what: str) -> list:
+    """None: nothing; a string: itself; another iterable (a list, a generator): its items, which
+    the caller checks."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Iterable) and not isinstance(value, (bytes, dict)):
+        return list(value)
+    raise ArgumentError(f"{what}: a name, a pattern, a path or a list of them, got {short_repr(value)}")
+
+
 def select_targets(models: Optional[Iterable[str]] = None,
                    family: Optional[Union[str, Sequence[str]]] = None) -> list[Target]:
     """Expand names, fnmatch patterns, spec files and ``timm:`` / ``tv:`` names into an ordered
     list; no models and no family means the whole zoo. Unknown names raise one ResfamError with
     close matches, before anything is built."""
-    families = [family] if isinstance(family, str) else list(family or [])
-    models = [models] if isinstance(models, str) else list(models or [])
+    families, models = _strings(family, "family"), _strings(models, "models")
     bad = [m for m in [*models, *families] if not isinstance(m, str)]
     if bad:
         raise ArgumentError(f"model names, patterns, paths and families are strings, got "

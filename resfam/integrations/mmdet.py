@@ -50,10 +50,13 @@ def _error(msg: str, arch, key: str, hint: str = "") -> BuildArgumentError:
     return BuildArgumentError(msg, variant=str(arch), key=key, hint=hint)
 
 
-def _spec_for(arch, style: str, deep_stem: bool, avg_down: bool, strides, dilations, conv_cfg):
+def _spec_for(arch, style: str, deep_stem: bool, avg_down: bool, strides, dilations, conv_cfg,
+              num_stages: int):
     """The arch's spec with mmdet's structural switches applied."""
     spec = get_spec(arch)
     n = len(spec.stages)
+    if isinstance(num_stages, bool) or not isinstance(num_stages, int) or not 1 <= num_stages <= n:
+        raise _error(f"is {num_stages!r}; {spec.name} has {n} stages", arch, "num_stages")
     if style == "caffe":
         kinds = {p.block.type for p in spec.stages}
         if kinds != {"bottleneck"}:
@@ -64,8 +67,8 @@ def _spec_for(arch, style: str, deep_stem: bool, avg_down: bool, strides, dilati
     stages = {}
     for key, given in (("stride", strides), ("dilation", dilations)):
         if given is not None:
-            if not 1 <= len(given) <= n:
-                raise _error(f"has {len(given)} entries; {spec.name} has {n} stages", arch,
+            if len(given) != num_stages:  # mmdet's ResNet asserts the same
+                raise _error(f"has {len(given)} entries for num_stages={num_stages}", arch,
                              key + "s", "one entry per built stage (num_stages)")
             stages[key] = given
     if conv_cfg is not None and conv_cfg.get("type") not in ("Conv", "Conv2d"):
@@ -130,14 +133,12 @@ class ResFamBackbone(ResFamNet):
         if init_cfg and pretrained:
             raise _error("init_cfg and pretrained cannot both be set", arch, "pretrained",
                          "use init_cfg=dict(type='Pretrained', checkpoint=...)")
-        spec = _spec_for(arch, style, deep_stem, avg_down, strides, dilations, conv_cfg)
-        n = len(spec.stages)
-        num_stages = n if num_stages is None else num_stages
-        if not 1 <= num_stages <= n:
-            raise _error(f"is {num_stages}; {spec.name} has {n} stages", arch, "num_stages")
-        if not out_indices or max(out_indices) >= num_stages:
-            raise _error(f"{tuple(out_indices)} must name stages below num_stages={num_stages}",
-                         arch, "out_indices", "0 is layer1")
+        num_stages = len(get_spec(arch).stages) if num_stages is None else num_stages
+        spec = _spec_for(arch, style, deep_stem, avg_down, strides, dilations, conv_cfg, num_stages)
+        if not out_indices or min(out_indices) < 0 or max(out_indices) >= num_stages:
+            raise _error(f"{tuple(out_indices)} must name stages 0 to num_stages - 1 = "
+                         f"{num_stages - 1}", arch, "out_indices", "mmdet counts stages from "
+                         "0: 0 is layer1; the stem is not an output")
         ignored = {"depth": (depth, _nominal_depth(arch)), "base_channels": (base_channels, 64),
                    "stem_channels": (stem_channels, spec.stem.width)}
         for key, (given, own) in ignored.items():

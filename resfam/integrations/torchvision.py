@@ -61,6 +61,9 @@ def torchvision_fpn_backbone(ref: SpecRef, trainable_layers: Optional[int] = Non
         raise BuildArgumentError(f"trainable_layers must be in [0, {stages + 1}], got "
                                  f"{trainable_layers!r}", variant=spec.name,
                                  key="trainable_layers")
+    if isinstance(out_channels, bool) or not isinstance(out_channels, int) or out_channels < 1:
+        raise BuildArgumentError(f"out_channels must be a whole number >= 1 (the FPN's width), got "
+                                 f"{out_channels!r}", variant=spec.name, key="out_channels")
     returned = list(returned_layers or range(1, stages + 1))
     if not all(isinstance(i, int) and 1 <= i <= stages for i in returned):
         raise BuildArgumentError(f"returned_layers must be stage numbers in 1..{stages}, got "

@@ -18,6 +18,8 @@ import copy
 import torch
 from torch import nn
 
+from ..errors import ArgumentError, short_repr
+
 
 class _ChannelsLast(nn.Module):
     def __init__(self, inner: nn.Module):
@@ -62,6 +64,12 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
 def optimize_for_inference(model: nn.Module, *, fold_bn: bool = True, channels_last: bool = True,
                            compile: bool = False, **compile_kwargs) -> nn.Module:
     """A copy of ``model`` for inference (the original is left as it is)."""
+    if not isinstance(model, nn.Module):
+        raise ArgumentError(f"optimize_for_inference expects an nn.Module (resfam.build), got "
+                            f"{type(model).__name__}")
+    for key, value in (("fold_bn", fold_bn), ("channels_last", channels_last), ("compile", compile)):
+        if not isinstance(value, bool):
+            raise ArgumentError(f"{key} must be True or False, got {short_repr(value)}")
     out = standardize_once(copy.deepcopy(model).eval())
     if fold_bn:
         out = fold_batch_norm(out)

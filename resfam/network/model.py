@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
 from ..primitives import layers, norms
@@ -155,15 +156,20 @@ class ResFamNet(nn.Module):
 
     def _flat_size(self, input_size: int) -> int:
         """Positions of the last feature map for a flatten head: one dry forward of the stem
-        and stages on a zero image (eval mode; on the meta device when sizing a spec)."""
-        device = next(self.parameters()).device
-        x = torch.zeros(1, self.in_chans, input_size, input_size, device=device)
+        and stages in eval mode on the meta device, with meta stand-ins for their parameters and
+        buffers (shapes only: nothing is allocated, whatever ``input_size`` asks for)."""
+        x = torch.empty(1, self.in_chans, input_size, input_size, device="meta")
         was_training = self.training
         nn.Module.train(self, False)
-        with torch.no_grad():
-            for name in self.stem_names + self.stage_names:
-                x = getattr(self, name)(x)
-        nn.Module.train(self, was_training)
+        try:
+            with torch.no_grad():
+                for name in self.stem_names + self.stage_names:
+                    part = getattr(self, name)
+                    tensors = {**dict(part.named_parameters()), **dict(part.named_buffers())}
+                    x = functional_call(part, {k: torch.empty_like(v, device="meta")
+                                               for k, v in tensors.items()}, (x,))
+        finally:
+            nn.Module.train(self, was_training)
         return x.shape[-2] * x.shape[-1]
 
     @property

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from ..errors import ArgumentError
 
+# one float32 input batch; a larger one is refused before it is made (activations are larger still)
+MAX_INPUT_BYTES = 2 * 2 ** 30
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's defaults
 
 

@@ -86,6 +86,8 @@ def check_size(spec: "Spec", args: "BuildArgs", skeleton: "Skeleton") -> int:
         key = f"stages.width[{i}]={spec.stages[i].width}, stages.depth[{i}]={spec.stages[i].depth}"
     elif name == "fc":
         key = f"num_classes={args.num_classes if args.num_classes is not None else spec.model.head.num_classes}"
+        if spec.model.head.pool == "flatten":  # the classifier sees every position
+            key += f", input_size={spec.model.input_size} with head.pool flatten"
     else:
         key = f"stem.width={spec.model.stem.width}, in_chans={args.in_chans or spec.model.in_chans}"
     raise BuildArgumentError(

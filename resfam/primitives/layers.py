@@ -3,11 +3,24 @@ from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from torch import nn
+
+def int_choice(*values: int):
+    """A schema type for one of ``values``, taking ints only: pydantic's ``Literal[1, 2]`` takes
+    ``True`` for 1 and ``16.0`` for 16 even in strict mode (a stride of ``true`` would be 1)."""
+
+    def whole(value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"should be {' or '.join(map(str, values))}, a whole number, not a "
+                             f"{type(value).__name__}")
+        return value
+
+    return Annotated[Literal[values], BeforeValidator(whole)]
+
 
 ACTS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU,
         "identity": nn.Identity}  # identity: the norm applies its own (norms.NormAct)

@@ -26,7 +26,7 @@ class MergeParams(BaseModel):
     type: Literal[MERGE_TYPES] = Field("add", description="how the branch and shortcut join")
     bias_init: float = Field(-2.0, le=0.0, description="gate: initial transform-gate bias b_T "
                                                         "(negative: start by carrying)")
-    kernel_size: Literal[1, 3] = Field(1, description="gate: kernel of the conv computing T(x)")
+    kernel_size: layers.int_choice(1, 3) = Field(1, description="gate: kernel of the conv computing T(x)")
 
 
 class HighwayGate(nn.Module):

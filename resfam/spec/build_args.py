@@ -13,6 +13,7 @@ from typing import Any, Literal, Optional, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import BuildArgumentError, did_you_mean, short_repr
+from ..primitives.layers import int_choice
 from ..primitives.norms import NORMS
 
 DEFAULT_MAX_PARAM_BYTES = 4 * 2 ** 30  # 4 GiB: 1.07e9 float32 parameters (wide_resnet101_2: 0.51 GiB)
@@ -33,7 +34,7 @@ class BuildArgs(BaseModel):
                                   "last block, rising linearly from 0 (Huang et al. 2016)")
     zero_init_last: bool = Field(False, description="zero the last norm (or conv) of every "
                                  "residual branch (Goyal et al. 2017)")
-    output_stride: Literal[8, 16, 32] = Field(32, description="later strides become dilations")
+    output_stride: int_choice(8, 16, 32) = Field(32, description="later strides become dilations")
     features_only: bool = Field(False, description="return feature maps, build no classifier")
     out_indices: Optional[Sequence[int]] = Field(None, description="levels to return: 0 = stem, "
                                                  "1..N = stages; negative counts from the end")
@@ -64,7 +65,7 @@ def _error(err: ValidationError, variant: str) -> BuildArgumentError:
     if e["type"] == "extra_forbidden":
         hint = did_you_mean(key, ARG_NAMES) or f"accepted: {', '.join(ARG_NAMES)}"
         return BuildArgumentError("unknown argument", variant=variant, key=key, hint=hint)
-    msg = e["msg"].replace("Input should be", "should be")
+    msg = e["msg"].replace("Input should be", "should be").removeprefix("Value error, ")
     return BuildArgumentError(f"{msg}, got {short_repr(e.get('input'))}", variant=variant,
                               key=key, hint=_TYPE_HINTS.get(e["type"], ""))
 

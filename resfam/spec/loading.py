@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError
 
 from ..errors import SpecError, short_repr
 
@@ -23,8 +24,8 @@ MAX_VALUES = 100_000  # values in a file, each alias counted as often as it is u
 MAX_NESTING = 32
 
 
-def _read_text(path: Path) -> str:
-    """The file's text: a regular file of at most MAX_FILE_BYTES, in UTF-8. The file is opened
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes: a regular file of at most MAX_FILE_BYTES. The file is opened
     non-blocking and checked before reading, so a FIFO, a device (``/dev/zero``) or a directory
     is refused instead of blocking or never ending."""
     try:
@@ -49,10 +50,14 @@ def _read_text(path: Path) -> str:
     if len(data) > MAX_FILE_BYTES:
         raise SpecError(f"spec file is larger than {MAX_FILE_BYTES} bytes", file=str(path),
                         hint="a spec is a few hundred bytes; is this the right file?")
+    return data
+
+
+def _decode(data: bytes, path: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise SpecError(f"spec file is not UTF-8 text (byte {e.start})", file=str(path),
+        raise SpecError(f"spec file is not UTF-8 text (byte {e.start})", file=path,
                         hint="save it as UTF-8") from None
 
 
@@ -88,44 +93,79 @@ def _shallow(text: str) -> bool:
     return indent + deepest < MAX_NESTING
 
 
-def load_yaml(path: Path) -> Any:
-    """Read a YAML file with the safe loader (libyaml's, 10x faster, where the text cannot nest
+class _StrictConstruction:
+    """What resfam asks of YAML beyond the safe loader: a key given twice in one mapping is an
+    error (PyYAML keeps the last silently), and a value the safe constructor cannot convert
+    (``!!int abc``, ``2001-02-30``, a 5,000-digit integer) is a YAMLError at its node, not a
+    ValueError / KeyError / IndexError / AttributeError from inside PyYAML."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base`` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: the constructor says so below
+                continue
+            if first is not key_node.start_mark:
+                raise ConstructorError("while constructing a mapping", node.start_mark,
+                                       f"duplicate key {short_repr(key)} (first at line "
+                                       f"{first.line + 1}); give each key once", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise ConstructorError(None, None, f"cannot read {short_repr(node.value)} as {kind}",
+                                   node.start_mark) from None
+
+
+class _SafeLoader(_StrictConstruction, yaml.SafeLoader):
+    pass
+
+
+class _CSafeLoader(_StrictConstruction, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    pass
+
+
+def parse_yaml(text: str, file: str) -> Any:
+    """Parse spec text with the safe loader (libyaml's, 10x faster, where the text cannot nest
     deeply enough to exhaust its recursive composer; the pure-Python one otherwise, which fails
-    cleanly); syntax errors name the file and line."""
-    text = _read_text(path)
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if _shallow(text) else yaml.SafeLoader
+    cleanly); every problem is a SpecError naming the file and line."""
+    loader = _CSafeLoader if _shallow(text) else _SafeLoader
     try:
         doc = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader either way
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError(f"malformed YAML{where}: {problem}", file=str(path)) from None
+        raise SpecError(f"malformed YAML{where}: {problem}", file=file) from None
     except RecursionError:
-        raise SpecError(f"the spec is nested more than {MAX_NESTING} levels deep",
-                        file=str(path)) from None
-    check_size_and_depth(doc, str(path))
+        raise SpecError(f"the spec is nested more than {MAX_NESTING} levels deep", file=file) from None
+    check_size_and_depth(doc, file)
     return doc
 
 
 def file_variants(path: Path) -> dict[str, dict]:
     """The variants a spec file defines, by name (raw, before ``extends`` resolution). Parsed
-    once per version of the file (its size and modification time): a sweep over a file of a
-    thousand variants reads it once, not once per variant. Read-only: callers copy what they keep."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):  # missing, unreadable, a NUL in the name ...
-        return _file_variants(path)  # load_yaml says what is wrong with the path
-    return _cached_variants(os.path.realpath(path), st.st_mtime_ns, st.st_size)
+    once per content of the file: a sweep over a file of a thousand variants parses it once, not
+    once per variant, and a file overwritten in place (same size, same modification time) is
+    parsed again. Read-only: callers copy what they keep."""
+    return _cached_variants(str(path), _read_bytes(path))
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_variants(path: str, mtime_ns: int, size: int) -> dict[str, dict]:
-    return _file_variants(Path(path))
+def _cached_variants(path: str, data: bytes) -> dict[str, dict]:
+    return _variants(parse_yaml(_decode(data, path), path), path)
 
 
-def _file_variants(path: Path) -> dict[str, dict]:
-    doc = load_yaml(path)
+def _variants(doc: Any, path: str) -> dict[str, dict]:
     if not isinstance(doc, dict):
         raise SpecError(f"a spec file must hold a mapping, got {type(doc).__name__}", file=str(path))
     if "variants" not in doc:

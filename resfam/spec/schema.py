@@ -18,7 +18,7 @@ from ..errors import SpecError, did_you_mean, short_repr, short_str
 from ..primitives.attention import AttnParams
 from ..primitives.blocks import BLOCKS, BlockParams
 from ..primitives.blocks.base import KeyProblem
-from ..primitives.layers import ACTS, ConvParams
+from ..primitives.layers import ACTS, ConvParams, int_choice
 from ..primitives.merges import MergeParams
 from ..primitives.norms import NORMS
 from ..primitives.orders import ORDERS
@@ -33,7 +33,7 @@ class _Model(BaseModel):
 class StagesParams(_Model):
     depth: list[int] = Field(min_length=1, description="blocks per stage")
     width: list[int] = Field(min_length=1, description="output channels per stage")
-    stride: list[Literal[1, 2]] = Field(min_length=1, description="stride of each stage's "
+    stride: list[int_choice(1, 2)] = Field(min_length=1, description="stride of each stage's "
                                                                   "first block")
     dilation: Optional[list[Annotated[int, Field(ge=1)]]] = Field(
         None, description="dilation of every 3x3 conv in each stage, its first block included "
@@ -229,7 +229,8 @@ def _from_validation(err: ValidationError, model: type[BaseModel], prefix: str =
         return SpecError("unknown key", key=key, hint=hint)
     if e["type"] == "missing":
         return SpecError("required key is missing", key=key)
-    return SpecError(f"{e['msg']} (got {short_repr(e.get('input'))})", key=key)
+    msg = e["msg"].removeprefix("Value error, ")
+    return SpecError(f"{msg} (got {short_repr(e.get('input'))})", key=key)
 
 
 def _stage_classes(section: str, kind: Any, n: int, classes: dict[str, type[BaseModel]]

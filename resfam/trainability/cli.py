@@ -11,6 +11,8 @@ from ..comparison import report
 from ..comparison.cli import _int_at_least, _Parser, check_outputs
 from ..comparison.timing import usable_device
 from ..errors import ResfamError
+from ..files import write_text_atomically
+from .probe import MIN_IMG_SIZE
 
 FORMATS = ["table", "csv", "json", "markdown"]
 BLOCK_COLUMNS = [("model", "model"), ("block", "block"), ("stage", "stage"),
@@ -34,7 +36,7 @@ def _fmt(key, value):
 
 def _common(p) -> None:
     p.add_argument("models", nargs="+", help="names, fnmatch patterns ('plain*') or spec files")
-    p.add_argument("--img-size", type=_int_at_least(8), default=None,
+    p.add_argument("--img-size", type=_int_at_least(MIN_IMG_SIZE), default=None,
                    help="input side (default: each model's native size)")
     p.add_argument("--norm", default=None, help="override every model's norm: bn, gn, none, ...")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: cuda if present)")
@@ -94,8 +96,7 @@ def probe_main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _emit(text: str, output: Optional[str], prog: str, what: str) -> None:
     if output:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_text_atomically(output, text)
         print(f"{prog}: wrote {what} to {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -170,8 +171,8 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     columns = [(f, f) for f in EPOCH_FIELDS]
     for name, rows, cols in (("epochs", study.epochs, columns), ("summary", study.summary, SUMMARY_COLUMNS)):
         for fmt in ("csv", "json"):
-            with open(os.path.join(args.out, f"{name}.{fmt}"), "w", encoding="utf-8") as f:
-                f.write(report.render_rows(rows, cols, fmt, study.meta, []))
+            write_text_atomically(os.path.join(args.out, f"{name}.{fmt}"),
+                                  report.render_rows(rows, cols, fmt, study.meta, []))
     if not args.no_plot:
         from .plot import plot_curves
 

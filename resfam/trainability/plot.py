@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..comparison.plot import require_matplotlib
+from ..files import replace_atomically
 
 PROBE_PANELS = (("avg_sq_mean", "average channel squared mean"), ("avg_var", "average channel variance"),
                 ("branch_var", "residual branch variance"))
@@ -28,7 +29,7 @@ def plot_probe(blocks: list[dict], grads: list[dict], path: str) -> None:
     axes[3].tick_params(axis="x", rotation=45)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
 
 
@@ -53,5 +54,5 @@ def plot_curves(epochs: list[dict], path: str, title: str = "") -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)

@@ -27,12 +27,14 @@ from torch import nn
 from ..errors import ArgumentError, short_repr
 from ..factory import build
 from ..network.model import ResFamNet
+from ..network.preprocessing import MAX_INPUT_BYTES
 from ..primitives.blocks import ResidualBlock
 from ..spec.registry import get_spec
 from ..spec.schema import Spec
 
 BLOCK_FIELDS = ("model", "block", "stage", "name", "avg_sq_mean", "avg_var", "branch_var", "gate_mean")
 GRAD_FIELDS = ("model", "part", "grad_norm", "grad_rms")
+MIN_IMG_SIZE = 8  # resfam-probe's --img-size floor too
 
 
 @dataclass
@@ -140,12 +142,23 @@ def probe(models: Union[str, nn.Module, Iterable[Union[str, nn.Module]]], *, bat
     from ..comparison.sweep import select
 
     single = (str, dict, Spec, nn.Module)
+    if not isinstance(models, (*single, list, tuple)):
+        raise ArgumentError(f"probe() takes a model name, spec, module or a list of them, got "
+                            f"{short_repr(models)}")
     items = [models] if isinstance(models, single) else list(models)
     if not items:
         raise ArgumentError("probe() needs at least one model")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 2:
         raise ArgumentError(f"batch_size must be a whole number >= 2 (variances over the batch), "
                             f"got {short_repr(batch_size)}")
+    if img_size is not None and (not isinstance(img_size, int) or isinstance(img_size, bool)
+                                 or img_size < MIN_IMG_SIZE):
+        raise ArgumentError(f"img_size must be a whole number >= {MIN_IMG_SIZE} (or None: each "
+                            f"spec's own), got {short_repr(img_size)}")
+    if batch_size * 3 * (img_size or 224) ** 2 * 4 > MAX_INPUT_BYTES:
+        raise ArgumentError(f"batch_size {batch_size} x img_size {img_size or 224}: the input batch "
+                            f"alone would take more than {MAX_INPUT_BYTES // 2 ** 30} GiB; use a "
+                            "smaller batch or input")
     todo: list = []  # names and patterns expanded, every spec resolved before the first build
     for item in items:
         if isinstance(item, str):

@@ -18,6 +18,8 @@ whole runs out to the ranks.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import re
@@ -33,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ArgumentError, CheckpointError, ResfamError, short_repr
 from ..factory import build
+from ..files import check_output, replace_atomically
 from ..spec.registry import get_spec
 from ..spec.schema import Spec
 from . import data as datasets
@@ -116,8 +119,17 @@ class _World:
         return t.tolist()
 
 
-def _run_path(out: str, name: str, seed: int) -> str:
-    return os.path.join(out, "runs", f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-seed{seed}.pt")
+def spec_digest(spec: Spec) -> str:
+    """A short hash of the resolved spec's content: two networks that differ (a user spec that
+    redefines a bundled name, or two names that clean to the same file name) never share a run
+    file."""
+    text = json.dumps(spec.raw, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _run_path(out: str, spec: Spec, seed: int) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name)
+    return os.path.join(out, "runs", f"{name}-{spec_digest(spec)}-seed{seed}.pt")
 
 
 def _load_run(path: str, cfg: TrainConfig) -> Optional[dict]:
@@ -150,7 +162,7 @@ def train_run(name: Union[str, Spec], seed: int, raw: datasets.Data, cfg: TrainC
     side = cfg.img_size or spec.input_size
     d = datasets.prepare(raw, side)
     ddp = world.size > 1 and cfg.distribute == "ddp"
-    path = _run_path(out, spec.name, seed)
+    path = _run_path(out, spec, seed)
     state = _load_run(path, cfg) if resume else None
     torch.manual_seed(seed)
     kwargs = {"norm_layer": cfg.norm_layer} if cfg.norm_layer else {}
@@ -210,11 +222,10 @@ def train_run(name: Union[str, Spec], seed: int, raw: datasets.Data, cfg: TrainC
                          images_per_s=seen / seconds))
         if not ddp or world.rank == 0:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = path + ".tmp"
-            torch.save(dict(config=cfg.model_dump(), model=spec.name, seed=seed, rows=rows,
-                            params=sum(p.numel() for p in model.parameters()),
-                            model_state=model.state_dict(), optim_state=opt.state_dict()), tmp)
-            os.replace(tmp, path)  # never a half-written checkpoint
+            record = dict(config=cfg.model_dump(), model=spec.name, seed=seed, rows=rows,
+                          params=sum(p.numel() for p in model.parameters()),
+                          model_state=model.state_dict(), optim_state=opt.state_dict())
+            replace_atomically(path, lambda tmp: torch.save(record, tmp))  # never half-written
         if on_epoch is not None:
             on_epoch(rows[-1])
     if ddp:
@@ -276,6 +287,28 @@ def summarise(rows: list[dict], params: dict[str, int]) -> list[dict]:
     return out
 
 
+STUDY_FILES = ("epochs.csv", "epochs.json", "summary.csv", "summary.json", "curves.png")
+
+
+def check_study_folder(out) -> None:
+    """``out`` checked before any training: a folder (made here if missing) where the study's
+    files can be written; ``runs`` a folder; its result files regular files, if they exist."""
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
+        raise ArgumentError(f"out must be a folder path, got {short_repr(out)}")
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ResfamError(f"--out {out}: is a file, not a folder; give a folder for the study")
+    try:
+        os.makedirs(os.path.join(out, "runs"), exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ResfamError(f"--out {out}: {os.path.join(out, 'runs')} is a file, not a folder; "
+                          "move it, or give another --out") from None
+    except OSError as e:
+        raise ResfamError(f"--out {out}: cannot make the study's folders ({e.strerror})") from None
+    for name in STUDY_FILES:
+        check_output(os.path.join(out, name), "--out")
+
+
 def _init_from_env(device: torch.device) -> bool:
     """Join the process group torchrun describes (WORLD_SIZE > 1); True when this call did."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
@@ -297,13 +330,28 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
     from ..comparison.timing import usable_device
 
     cfg = make_config(**options)
-    names = select([models] if isinstance(models, str) else list(models))
-    if not names:
+    requested = [models] if isinstance(models, str) else list(models)
+    if not requested:  # select([]) means every bundled model: a study names its own
         raise ArgumentError("train() needs at least one model")
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    if not seed_list or any(not isinstance(s, int) or s < 0 for s in seed_list):
+    names = select(requested)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) and not isinstance(seeds, bool) else list(seeds)
+    if not seed_list or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seed_list):
         raise ArgumentError(f"seeds: a count >= 1 or a list of whole numbers >= 0, got {short_repr(seeds)}")
+    if len(set(seed_list)) != len(seed_list):
+        raise ArgumentError(f"seeds: {short_repr(seeds)} names a seed twice; each run is one "
+                            "(model, seed) pair")
     specs = [get_spec(n) for n in names]  # every spec error before training starts
+    by_name: dict[str, Spec] = {}
+    for spec in specs:  # rows and the summary are keyed by name: one network per name
+        other = by_name.setdefault(spec.name, spec)
+        if other is not spec:
+            same = spec_digest(other) == spec_digest(spec)
+            raise ArgumentError(f"two models of this study are both named {spec.name!r} ("
+                                f"{other.file} and {spec.file})" + (
+                                    ": the same network twice; list it once" if same else
+                                    ", and they differ; give one of them another name: its "
+                                    "spec's 'name:'"))
+    check_study_folder(out)
     runs_dir = os.path.join(out, "runs")
     if not resume and os.path.isdir(runs_dir) and any(f.endswith(".pt") for f in os.listdir(runs_dir)):
         raise ResfamError(f"{out} already holds a study's runs; pass resume=True (--resume) to "
@@ -324,7 +372,7 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
             dist.barrier()
         rows, params = [], {}
         for spec, seed in runs:  # every run's record, whichever process trained it
-            state = _load_run(_run_path(out, spec.name, seed), cfg)
+            state = _load_run(_run_path(out, spec, seed), cfg)
             rows += state["rows"]
             params[spec.name] = state["params"]
     finally:

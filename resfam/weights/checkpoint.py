@@ -11,6 +11,7 @@ checked before any tensor is copied, so a file that does not fit leaves the mode
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -28,7 +29,9 @@ HEAD_PREFIXES = ("fc.", "norm.")  # the classifier, and pre-activation nets' fin
 class LoadReport:
     """What a load did: ``missing`` keys kept their initial values, ``unexpected`` ones were
     ignored, ``dropped`` were left out on purpose (a classifier of another size), ``adapted``
-    were converted (an RGB stem conv for another number of input channels)."""
+    were converted (an RGB stem conv for another number of input channels), ``suspicious`` were
+    loaded but hold values no trained network has (NaN, Inf, a negative running variance; each
+    also a warning)."""
 
     path: str
     loaded: int
@@ -36,10 +39,11 @@ class LoadReport:
     unexpected: list = field(default_factory=list)
     dropped: list = field(default_factory=list)
     adapted: list = field(default_factory=list)  # stem conv adapted to another in_chans
+    suspicious: list = field(default_factory=list)  # loaded, but NaN / Inf / a negative variance
 
     def __str__(self) -> str:
         parts = [f"{self.path}: loaded {self.loaded} tensors"]
-        for name in ("missing", "unexpected", "dropped", "adapted"):
+        for name in ("missing", "unexpected", "dropped", "adapted", "suspicious"):
             keys = getattr(self, name)
             if keys:
                 shown = ", ".join(keys[:6]) + (f" ... (+{len(keys) - 6})" if len(keys) > 6 else "")
@@ -89,6 +93,26 @@ def _unfit(key: str, value: torch.Tensor, own: torch.Tensor) -> str:
     return ""
 
 
+def _other_classes(value: torch.Tensor, own: torch.Tensor) -> bool:
+    """A classifier tensor for another number of classes: the same shape but for dim 0 (the
+    classes). A tensor of any other shape is not a classifier of this network's."""
+    return value.ndim == own.ndim and value.ndim >= 1 and value.shape[1:] == own.shape[1:] \
+        and value.shape[0] != own.shape[0]
+
+
+def _suspicious(state: dict) -> list[str]:
+    """Keys holding values no trained network has: NaN / Inf, or a negative running variance."""
+    out = []
+    for key, value in state.items():
+        if not value.is_floating_point():
+            continue
+        if not bool(torch.isfinite(value).all()):
+            out.append(f"{key} (NaN or Inf)")
+        elif key.endswith("running_var") and bool((value < 0).any()):
+            out.append(f"{key} (negative variance)")
+    return out
+
+
 def _resfam_spec(model) -> Spec:
     spec = getattr(model, "spec", None) if isinstance(model, nn.Module) else None
     if not isinstance(spec, Spec):
@@ -104,10 +128,11 @@ def _adapt_input_conv(state: dict, own: dict) -> list[str]:
     from timm.models import adapt_input_conv
 
     key = next((k for k, v in own.items() if v.ndim == 4), None)  # the stem's first conv
-    if key is None or key not in state:
+    if key is None or key not in state or state[key].ndim != 4:
         return []
     have, want = state[key].shape, own[key].shape
-    if have == want or have[0] != want[0] or have[2:] != want[2:] or state[key].ndim != 4:
+    # an RGB conv only (timm's rule; another channel count stays a shape mismatch)
+    if have == want or have[1] != 3 or have[0] != want[0] or have[2:] != want[2:]:
         return []
     state[key] = adapt_input_conv(want[1], state[key].float()).to(state[key].dtype)
     return [key]
@@ -124,9 +149,8 @@ def load_state(model: nn.Module, state: dict, label: str, strict: bool = True) -
     adapted = _adapt_input_conv(state, own)
     # stages a feature extractor does not build (past its last returned level)
     unbuilt = tuple(f"layer{i}." for i in range(len(model.stage_names) + 1, len(spec.stages) + 1))
-    dropped = [k for k in state if (k.startswith(HEAD_PREFIXES) and (k not in own or own[k].shape
-                                                                    != state[k].shape))
-               or k.startswith(unbuilt)]
+    dropped = [k for k in state if k.startswith(unbuilt) or (k.startswith(HEAD_PREFIXES) and (
+        k not in own or (k.startswith("fc.") and _other_classes(state[k], own[k]))))]
     for key in dropped:
         del state[key]
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")
@@ -145,16 +169,22 @@ def load_state(model: nn.Module, state: dict, label: str, strict: bool = True) -
         raise CheckpointError(f"{report} -- the checkpoint is not {spec.name}'s; pass "
                               "strict=False to load the keys that match")
     state = {k: v for k, v in state.items() if k in own}
+    suspicious = _suspicious(state)
     backup = {k: own[k].detach().clone() for k in state}
     try:
         model.load_state_dict(state, strict=False)
-    except Exception as e:  # noqa: BLE001 - restore, then report as a checkpoint problem
+    except BaseException as e:  # Ctrl-C too: restore whatever was copied, then report or re-raise
         with torch.no_grad():
             for k, v in backup.items():
                 own[k].copy_(v)
+        if not isinstance(e, Exception):
+            raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{label}: loading failed ({first}); the model is unchanged") from None
-    return LoadReport(label, len(state), missing, unexpected, dropped, adapted)
+    if suspicious:
+        warnings.warn(f"{label}: loaded {len(suspicious)} tensors with values no trained network "
+                      f"has: {', '.join(suspicious[:4])}", stacklevel=3)
+    return LoadReport(label, len(state), missing, unexpected, dropped, adapted, suspicious)
 
 
 def load_pretrained(model: nn.Module, path: Union[str, os.PathLike], strict: bool = True) -> LoadReport:

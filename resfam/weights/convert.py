@@ -111,8 +111,9 @@ def _legacy_senet(state: dict) -> dict:
         m = re.match(r"^layer0\.(conv|bn)(\d)\.(.*)$", key)
         if m:
             kind, index, rest = m.groups()
-            key = _deep_stem_key(kind, index, rest) if deep else \
+            renamed = _deep_stem_key(kind, index, rest) if deep else \
                 f"{SINGLE_STEM['norm' if kind == 'bn' else kind]}.{rest}"
+            key = renamed or key  # a stem key with no resfam counterpart stays (unexpected)
         key = re.sub(r"\.se_module\.", ".se.", key)
         key = re.sub(r"^last_linear\.", "fc.", key)
         out[key] = value
@@ -146,7 +147,7 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
         if spec.order == "iresnet" and m and int(m.group(2)) == last.get(m.group(1)) \
                 and int(m.group(3)) == spec.stages[int(m.group(1)[5:]) - 1].block.n_units:
             key = f"{m.group(1)}.{m.group(2)}.bn_out.{m.group(4)}"
-        if key == "fc.weight" and value.ndim == 4:  # timm v2's classifier is a 1x1 conv
+        if key == "fc.weight" and value.ndim == 4 and value.shape[2:] == (1, 1):  # timm v2's 1x1 conv
             value = value.flatten(1)
         out[key] = value
     return out

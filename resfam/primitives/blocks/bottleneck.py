@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 from pydantic import Field
+from torch import nn
 
 from .. import layers
 from ..antialias import AAType
-from torch import nn
-
 from ..selective_kernel import SKParams
 from ..split_attention import SplatParams, SplitAttention
 from .base import (BlockParams, KeyProblem, Unit, check_sk, exact_div, planes, register_block,
@@ -109,6 +108,18 @@ class Bottleneck(BlockParams):
         if first % self.groups:
             raise KeyProblem("reduce_first", f"the first 1x1's width {first} is not divisible by "
                              f"groups={self.groups}", "lower reduce_first or groups")
+        if self.splat is not None:  # SplitAttention's grouped convs (Zhang et al. 2020, Fig. 2)
+            cardinal = self.groups * self.splat.radix
+            if first % cardinal:
+                raise KeyProblem("splat.radix", f"the split-attention conv's input width {first} "
+                                 f"is not divisible by groups x radix = {cardinal}",
+                                 "raise base_width, or lower groups or radix")
+            p = self.splat
+            attn = layers.reduced_channels(first * p.radix, p.rd_ratio, p.rd_divisor, p.min_width)
+            if attn % self.groups:
+                raise KeyProblem("splat.rd_ratio", f"the attention width {attn} is not divisible "
+                                 f"by groups={self.groups}", "change rd_ratio, rd_divisor or "
+                                 "min_width")
 
     def units(self, in_ch, out_ch, stride, dilation, first_dilation, norm, act):
         first, mid = self.inner_widths(out_ch)
