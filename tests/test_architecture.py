@@ -17,7 +17,7 @@ DOC = PACKAGE.parent / "docs" / "architecture.md"
 
 # lowest first; a module's layer is that of the longest prefix listed here
 LAYERS = {
-    "resfam._version": 0, "resfam.errors": 0, "resfam.files": 0,
+    "resfam._version": 0, "resfam.errors": 0, "resfam.files": 0, "resfam.distributed": 0,
     "resfam.primitives": 1,
     "resfam.spec": 2,
     "resfam.network": 3,

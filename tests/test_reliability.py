@@ -330,3 +330,74 @@ def test_mmdet_out_indices_and_per_stage_lists_follow_mmdet():
             ResFamBackbone("resnet18", **kwargs)
     assert len(ResFamBackbone("resnet18", num_stages=3, strides=(1, 2, 2), out_indices=(0, 1, 2))(
         torch.randn(1, 3, 64, 64))) == 3
+
+
+# --- leftover torchrun variables and a peer that never comes ----------------------------------
+
+@pytest.mark.parametrize("env, match", [
+    ({"RANK": "1"}, "RANK=1 .* WORLD_SIZE=1.*leftover torchrun variables"),
+    ({"WORLD_SIZE": "0"}, "WORLD_SIZE=0"),
+    ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' is not a whole number"),
+    ({"WORLD_SIZE": "2", "RANK": "0"}, "MASTER_ADDR and MASTER_PORT unset"),
+    ({"WORLD_SIZE": "2", "RANK": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}, "RANK=2"),
+])
+def test_leftover_torchrun_variables_are_refused_by_both_clis(monkeypatch, capsys, tmp_path, env, match):
+    from resfam.trainability.cli import train_main
+
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["resnet18", "resnet34", "--no-progress"]) == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert train_main(["resnet20", "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "s"),
+                       "--no-plot"]) == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_peer_that_never_comes_is_an_error_after_the_rendezvous_timeout(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, WORLD_SIZE="2", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=str(port), RESFAM_RENDEZVOUS_TIMEOUT="2")
+    proc = subprocess.run([sys.executable, "-m", "resfam.comparison", "resnet18", "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "rank 0 of 2: no rendezvous with the other processes" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- bounds on the work a flag or an argument can ask for --------------------------------------
+
+@pytest.mark.parametrize("argv, match", [
+    (["--threads", str(2 ** 63)], "--threads: must be from 1 to 1024"),
+    (["--runs", "1000000000"], "--runs: must be from 1 to 10000"),
+    (["--warmup", "1000000000"], "--warmup: must be from 0 to 10000"),
+])
+def test_resfam_compare_bounds_its_flags(capsys, argv, match):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["resnet18", *argv])
+    assert e.value.code == 2 and match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: resfam.compare("resnet18", latency=True, runs=10 ** 9), "runs must be an int from 1 to 10000"),
+    (lambda: resfam.probe("resnet20", seed=2 ** 64), "seed must be a whole number"),
+    (lambda: resfam.train("resnet20", seeds=[2 ** 64]), "seeds: a count"),
+    (lambda: resfam.train("resnet20", seeds=10 ** 9), "seeds: a count"),
+])
+def test_python_arguments_are_bounded(call, match):
+    with pytest.raises(resfam.ResfamError, match=match):
+        call()
+
+
+def test_a_data_set_too_large_once_resized_is_refused_before_it_is_resized(tmp_path):
+    with pytest.raises(resfam.ResfamError, match="digits resized to 1024x1024 would take"):
+        datasets.check_prepared_size(datasets.load("digits"), 1024)
+    datasets.check_prepared_size(datasets.load("digits"), 64)

@@ -13,11 +13,12 @@ import time
 from typing import Optional, Sequence
 
 from .._version import __version__
-from ..errors import ResfamError, did_you_mean
+from .. import distributed
+from ..errors import ResfamError, did_you_mean, short_repr
 from ..files import AppendLog, check_output, write_text_atomically
 from ..network.preprocessing import MAX_INPUT_BYTES
 from . import report
-from .sweep import COUNTERS, DTYPES, OPTION_MINIMA, environment, run_targets
+from .sweep import COUNTERS, DTYPES, MAX_THREADS, MAX_WORKERS, OPTION_MAXIMA, OPTION_MINIMA, environment, run_targets
 from .targets import select_targets
 from .timing import usable_device
 
@@ -33,14 +34,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}{' (' + hint + ')' if hint else ''}\n")
 
 
-def _int_at_least(low: int):
+def _int_at_least(low: int, high: Optional[int] = None):
+    """An argparse type: a whole number >= ``low`` and, where given, <= ``high`` (a bound on the
+    work a flag can ask for: ``--runs 1e9`` would run for ever without a word)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {short_repr(value)}")
         return value
 
     parse.__name__ = f"int >= {low}"
@@ -104,13 +108,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", help="the table's columns, comma-separated keys (csv / json carry all)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
-    p.add_argument("--batch-size", type=_int_at_least(OPTION_MINIMA["batch_size"]), default=1)
+    p.add_argument("--batch-size", type=_int_at_least(OPTION_MINIMA["batch_size"], OPTION_MAXIMA["batch_size"]), default=1)
     p.add_argument("--img-size", type=_int_at_least(OPTION_MINIMA["img_size"]), default=None, help="input side (default: each "
                    "model's native size, 224 or 32 for CIFAR nets)")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
-    p.add_argument("--warmup", type=_int_at_least(OPTION_MINIMA["warmup"]), default=3)
-    p.add_argument("--runs", type=_int_at_least(OPTION_MINIMA["runs"]), default=10)
+    p.add_argument("--threads", type=_int_at_least(1, MAX_THREADS), default=None, help="torch CPU threads")
+    p.add_argument("--warmup", type=_int_at_least(OPTION_MINIMA["warmup"], OPTION_MAXIMA["warmup"]), default=3)
+    p.add_argument("--runs", type=_int_at_least(OPTION_MINIMA["runs"], OPTION_MAXIMA["runs"]), default=10)
     p.add_argument("--format", default=None, choices=report.OUTPUT_FORMATS, help="default: from --output's suffix "
                    "(.csv .json .jsonl .md .tex), else table")
     p.add_argument("--output", help="write the report to this file instead of stdout; a .jsonl file "
@@ -121,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write a plot of GMACs vs latency (implies --flops --latency), and "
                    "beside it one of the papers' top-1 vs GMACs: .png, .pdf or .svg; a folder gets "
                    "resfam-compare.png")
-    p.add_argument("--workers", type=_int_at_least(1), default=1, help="measure in N worker processes "
+    p.add_argument("--workers", type=_int_at_least(1, MAX_WORKERS), default=1, help="measure in N worker processes "
                    "(counting sweeps; timings contend for the same cores)")
     p.add_argument("--isolate", action="store_true", help="every model in a fresh process (clean "
                    "timings and memory)")
@@ -176,12 +180,6 @@ def _done_rows(path: str) -> list[dict]:
     return rows
 
 
-def _distributed():
-    """(rank, world size) under torchrun (RANK / WORLD_SIZE set), else (0, 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), world
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the CPU memory profiler is chatty
     args = parser().parse_args(_argv(argv))
@@ -191,8 +189,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         torch.set_num_threads(args.threads)
     if args.plot:
         args.flops = args.latency = True
-    rank, world = _distributed()
     try:  # every usage error before the first model is built
+        ranks = distributed.from_env()
+        rank, world = ranks.rank, ranks.world
         _check(args, report.FIELDS)
         targets = select_targets(args.models, args.family)
         if args.list:
@@ -200,9 +199,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 0
         device = usable_device(args.device)
         if world > 1 and device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+            device = torch.device("cuda", ranks.local_rank % torch.cuda.device_count())
         if rank == 0:
             check_outputs(args)
+        if world > 1:  # every process here before any measures: a missing one is found now
+            distributed.join(ranks, "gloo")
     except (ResfamError, RuntimeError) as e:
         print(f"resfam-compare: error: {e}", file=sys.stderr)
         return 2
@@ -296,8 +297,6 @@ def _gather(groups: list[list[dict]], rank: int, world: int, n: int) -> list[lis
     was the (i // world)-th that rank i % world measured (an interrupted rank has fewer)."""
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
     parts = [None] * world if rank == 0 else None
     dist.gather_object(groups, parts, dst=0)
     dist.destroy_process_group()

@@ -220,6 +220,9 @@ def measure_one(ref, **options) -> dict:
 
 # the smallest value each numeric option takes (the CLI's argparse types read the same table)
 OPTION_MINIMA = {"batch_size": 1, "runs": 1, "warmup": 0, "img_size": 1}
+# bounds on the work one option can ask for (10,000 timed runs of a 0.1 s model: 17 minutes)
+OPTION_MAXIMA = {"batch_size": 65_536, "runs": 10_000, "warmup": 10_000, "img_size": 16_384}
+MAX_THREADS, MAX_WORKERS = 1024, 256
 FLAGS = ("params", "flops", "acts", "latency", "throughput", "memory", "train", "channels_last")
 
 
@@ -233,9 +236,10 @@ def check_options(options: dict) -> None:
         if key in FLAGS and not isinstance(value, bool):
             raise ArgumentError(f"compare(): {key} must be True or False, got {short_repr(value)}")
         if key in OPTION_MINIMA and not (value is None and key == "img_size"):
-            if isinstance(value, bool) or not isinstance(value, int) or value < OPTION_MINIMA[key]:
-                raise ArgumentError(f"compare(): {key} must be an int >= {OPTION_MINIMA[key]}, "
-                                    f"got {short_repr(value)}")
+            if isinstance(value, bool) or not isinstance(value, int) or \
+                    not OPTION_MINIMA[key] <= value <= OPTION_MAXIMA[key]:
+                raise ArgumentError(f"compare(): {key} must be an int from {OPTION_MINIMA[key]} to "
+                                    f"{OPTION_MAXIMA[key]}, got {short_repr(value)}")
         if key == "dtype" and value not in DTYPES:
             raise ArgumentError(f"compare(): dtype must be one of {', '.join(DTYPES)}, got "
                                 f"{short_repr(value)}")
@@ -292,8 +296,9 @@ def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bo
     largest single model.
     """
     check_options(options)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ArgumentError(f"workers must be a whole number >= 1, got {short_repr(workers)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise ArgumentError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got "
+                            f"{short_repr(workers)}")
     targets = select_targets(models, family)
     dev = timing.device_of(device)
     bar = None

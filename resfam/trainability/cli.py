@@ -9,10 +9,13 @@ from typing import Optional, Sequence
 
 from ..comparison import report
 from ..comparison.cli import _int_at_least, _Parser, check_outputs
+from ..comparison.sweep import MAX_THREADS
 from ..comparison.timing import usable_device
+from .. import distributed
 from ..errors import ResfamError
 from ..files import write_text_atomically
-from .probe import MIN_IMG_SIZE
+from .probe import MAX_SEED, MIN_IMG_SIZE
+from .train import MAX_EPOCHS, MAX_SEEDS
 
 FORMATS = ["table", "csv", "json", "markdown"]
 BLOCK_COLUMNS = [("model", "model"), ("block", "block"), ("stage", "stage"),
@@ -49,7 +52,7 @@ def probe_parser() -> _Parser:
                 "2021) and per-stage gradient norms, for a standard-normal batch.")
     _common(p)
     p.add_argument("--batch-size", type=_int_at_least(2), default=64)
-    p.add_argument("--seed", type=_int_at_least(0), default=0)
+    p.add_argument("--seed", type=_int_at_least(0, MAX_SEED), default=0)
     p.add_argument("--zero-init-last", action="store_true", help="zero each branch's last norm")
     p.add_argument("--output", help="write the report to this file instead of stdout")
     p.add_argument("--plot", help="signal propagation plots: .png, .pdf or .svg")
@@ -109,8 +112,8 @@ def train_parser() -> _Parser:
     _common(p)
     p.add_argument("--data", default="mnist5k", help="mnist5k, digits, cifar10:ROOT, cifar100:ROOT, "
                    "folder:ROOT (default: mnist5k)")
-    p.add_argument("--epochs", type=_int_at_least(1), default=10)
-    p.add_argument("--seeds", type=_int_at_least(1), default=1, help="runs per model, seeds 0..N-1")
+    p.add_argument("--epochs", type=_int_at_least(1, MAX_EPOCHS), default=10)
+    p.add_argument("--seeds", type=_int_at_least(1, MAX_SEEDS), default=1, help="runs per model, seeds 0..N-1")
     p.add_argument("--batch-size", type=_int_at_least(1), default=128, help="global batch")
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--momentum", type=float, default=0.9)
@@ -125,7 +128,7 @@ def train_parser() -> _Parser:
                    "DDP for every run, or whole runs dealt out to the processes")
     p.add_argument("--out", default="resfam-train", help="folder for checkpoints and results")
     p.add_argument("--resume", action="store_true", help="continue the study in --out")
-    p.add_argument("--threads", type=_int_at_least(1), default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=_int_at_least(1, MAX_THREADS), default=None, help="torch CPU threads")
     p.add_argument("--no-plot", action="store_true", help="skip curves.png")
     return p
 
@@ -138,7 +141,11 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     args = train_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rank = int(os.environ.get("RANK", "0"))
+    try:
+        rank = distributed.from_env().rank
+    except ResfamError as e:
+        print(f"resfam-train: error: {e}", file=sys.stderr)
+        return 2
 
     def progress(row: dict) -> None:
         if rank == 0 or args.distribute == "runs":

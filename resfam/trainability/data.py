@@ -129,6 +129,20 @@ def fit(x: torch.Tensor, side: int) -> torch.Tensor:
     return F.interpolate(x, size=(side, side), mode="bilinear", antialias=have > side, align_corners=False)
 
 
+MAX_PREPARED_BYTES = 4 * 2 ** 30  # the resized splits, held in memory while a run trains
+
+
+def check_prepared_size(data: Data, side: int) -> None:
+    """Refuse an input side whose resized data set would not fit comfortably in memory
+    (``--img-size 1024`` on mnist5k: about 21 GB), before anything is resized."""
+    images = len(data.x_train) + len(data.x_test)
+    size = images * data.x_train.shape[1] * side * side * 4
+    if size > MAX_PREPARED_BYTES:
+        raise ResfamError(f"--img-size {side}: the {images} images of {data.name} resized to "
+                          f"{side}x{side} would take {size / 2 ** 30:.1f} GiB in memory, more than "
+                          f"{MAX_PREPARED_BYTES // 2 ** 30} GiB; use a smaller --img-size")
+
+
 def prepare(data: Data, side: int) -> Data:
     """Sized to ``side`` and normalised with the training split's channel statistics."""
     xtr, xte = fit(data.x_train, side), fit(data.x_test, side)

@@ -33,6 +33,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import distributed
 from ..errors import ArgumentError, CheckpointError, ResfamError, short_repr
 from ..factory import build
 from ..files import check_output, replace_atomically
@@ -44,13 +45,17 @@ EPOCH_FIELDS = ("model", "seed", "epoch", "lr", "train_loss", "train_err", "test
                 "seconds", "images_per_s")
 
 
+MAX_EPOCHS, MAX_SEEDS = 10_000, 1_000
+MAX_SEED = 2 ** 32 - 1  # each epoch seeds torch with seed * 1,000,003 + epoch: it stays in range
+
+
 class TrainConfig(BaseModel):
     """The recipe, shared by every run of a study (and checked again on resume)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     data: str = Field("mnist5k", description="data set (resfam.trainability.data)")
-    epochs: int = Field(10, ge=1, le=10_000)
+    epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(128, ge=1, le=65_536, description="global batch, over all processes")
     lr: float = Field(0.1, gt=0.0, le=10.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
@@ -310,13 +315,14 @@ def check_study_folder(out) -> None:
 
 
 def _init_from_env(device: torch.device) -> bool:
-    """Join the process group torchrun describes (WORLD_SIZE > 1); True when this call did."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+    """Join the process group torchrun describes (WORLD_SIZE > 1, checked by
+    :func:`resfam.distributed.from_env`); True when this call did."""
+    ranks = distributed.from_env()
+    if ranks.world <= 1 or (dist.is_available() and dist.is_initialized()):
         return False
-    backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend)
+        torch.cuda.set_device(ranks.local_rank)
+    distributed.join(ranks, "nccl" if device.type == "cuda" else "gloo")
     return True
 
 
@@ -334,9 +340,14 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
     if not requested:  # select([]) means every bundled model: a study names its own
         raise ArgumentError("train() needs at least one model")
     names = select(requested)
-    seed_list = list(range(seeds)) if isinstance(seeds, int) and not isinstance(seeds, bool) else list(seeds)
-    if not seed_list or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seed_list):
-        raise ArgumentError(f"seeds: a count >= 1 or a list of whole numbers >= 0, got {short_repr(seeds)}")
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seed_list = list(range(seeds)) if seeds <= MAX_SEEDS else []
+    else:
+        seed_list = list(seeds) if isinstance(seeds, Iterable) and not isinstance(seeds, (str, bytes, dict)) else []
+    if not seed_list or len(seed_list) > MAX_SEEDS or any(
+            not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED for s in seed_list):
+        raise ArgumentError(f"seeds: a count from 1 to {MAX_SEEDS}, or a list of at most {MAX_SEEDS} "
+                            f"whole numbers from 0 to 2**32 - 1, got {short_repr(seeds)}")
     if len(set(seed_list)) != len(seed_list):
         raise ArgumentError(f"seeds: {short_repr(seeds)} names a seed twice; each run is one "
                             "(model, seed) pair")
@@ -351,6 +362,7 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
                                     ": the same network twice; list it once" if same else
                                     ", and they differ; give one of them another name: its "
                                     "spec's 'name:'"))
+    distributed.from_env()  # leftover torchrun variables, before anything is written
     check_study_folder(out)
     runs_dir = os.path.join(out, "runs")
     if not resume and os.path.isdir(runs_dir) and any(f.endswith(".pt") for f in os.listdir(runs_dir)):
@@ -358,6 +370,8 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
                           "continue it, or choose another out directory")
     device = usable_device(str(device))
     raw = datasets.load(cfg.data)
+    for spec in specs:  # the data set is resized in memory at once, for each input side
+        datasets.check_prepared_size(raw, cfg.img_size or spec.input_size)
     joined = _init_from_env(device)
     world = _World.current()
     if device.type == "cuda" and world.size > 1:
