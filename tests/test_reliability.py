@@ -401,3 +401,65 @@ def test_a_data_set_too_large_once_resized_is_refused_before_it_is_resized(tmp_p
     with pytest.raises(resfam.ResfamError, match="digits resized to 1024x1024 would take"):
         datasets.check_prepared_size(datasets.load("digits"), 1024)
     datasets.check_prepared_size(datasets.load("digits"), 64)
+
+
+# --- damaged files to resume from, and data folders that cannot be read -------------------------
+
+COMPARE_RESUME_DAMAGE = [b"\x00\x01\x02garbage", b"\xff\xfe\xfa not utf-8\n", b"5\n", b"[]\n",
+                         b'{"no model": 1}\n', b'{"model": 5}\n', b'{"model": "resnet18"' + b" " * 100_000,
+                         b"\n\n\n", b'{"model": "resnet18", "params": 1}\n{"mod', b""]
+
+
+@pytest.mark.parametrize("damage", COMPARE_RESUME_DAMAGE)
+def test_resfam_compare_resumes_from_any_damaged_jsonl(tmp_path, capsys, damage):
+    out = tmp_path / "rows.jsonl"
+    out.write_bytes(damage)
+    assert cli.main(["resnet18", "resnet20", "--output", str(out), "--resume", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    import json
+    models = [json.loads(line)["model"] for line in out.read_text(errors="replace").splitlines()
+              if line.startswith('{"model": "res') and line.endswith("}")]
+    assert "resnet20" in models and models.count("resnet18") == 1
+
+
+def _run_record(tmp_path):
+    """A one-epoch study of resnet20 on digits, and the path of its run record."""
+    out = tmp_path / "study"
+    resfam.train("resnet20", data="digits", epochs=1, out=str(out), img_size=8)
+    (path,) = (out / "runs").glob("resnet20-*-seed0.pt")
+    return out, path
+
+
+def test_resfam_train_refuses_every_damaged_run_record_with_one_error(tmp_path):
+    out, path = _run_record(tmp_path)
+    good = torch.load(path, weights_only=True)
+    state = {k: v for k, v in good["model_state"].items()}
+    damages = {
+        "truncated": lambda: path.write_bytes(path.read_bytes()[:100]),
+        "empty": lambda: path.write_bytes(b""),
+        "a list": lambda: torch.save([1, 2], path),
+        "no rows": lambda: torch.save({k: v for k, v in good.items() if k != "rows"}, path),
+        "rows of strings": lambda: torch.save(dict(good, rows=["x"]), path),
+        "params a string": lambda: torch.save(dict(good, params="many"), path),
+        "another model": lambda: torch.save(dict(good, model="resnet32"), path),
+        "wrong shapes": lambda: torch.save(dict(good, rows=[], model_state={k: v.flatten()[:1]
+                                                                            for k, v in state.items()}), path),
+    }
+    for what, damage in damages.items():
+        damage()
+        with pytest.raises(resfam.CheckpointError, match="delete it to start that run again"):
+            resfam.train("resnet20", data="digits", epochs=1, out=str(out), img_size=8, resume=True)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda root: None, "holds no images|cannot read"),
+    (lambda root: (root / "train" / "a" / "x.png").write_bytes(b"not a png"), "cannot read"),
+])
+def test_a_data_folder_with_no_or_corrupt_images_is_one_error(tmp_path, make, match):
+    root = tmp_path / "data"
+    for split in ("train", "val"):
+        (root / split / "a").mkdir(parents=True)
+    make(root)
+    with pytest.raises(resfam.ResfamError, match=match):
+        datasets.load(f"folder:{root}")

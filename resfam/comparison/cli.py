@@ -169,7 +169,7 @@ def _done_rows(path: str) -> list[dict]:
     """Rows already in a JSON-lines file (``--resume``); a torn last line is dropped."""
     rows = []
     if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:  # a damaged line is skipped
             for line in f:
                 try:
                     row = json.loads(line)

@@ -70,8 +70,20 @@ def _folder(root: str, split: str, size: int) -> tuple[torch.Tensor, torch.Tenso
     from torchvision import datasets, transforms
 
     tf = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()])
-    ds = datasets.ImageFolder(os.path.join(root, split), transform=tf)
-    xs, ys = zip(*(ds[i] for i in range(len(ds))))
+    folder = os.path.join(root, split)
+    try:
+        ds = datasets.ImageFolder(folder, transform=tf)
+        xs, ys, i = [], [], 0
+        for i in range(len(ds)):
+            x, y = ds[i]
+            xs.append(x if x.shape[0] == 3 else x.expand(3, -1, -1)[:3])
+            ys.append(y)
+    except (OSError, ValueError, RuntimeError) as e:  # PIL's UnidentifiedImageError is an OSError
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        where = f" (image {ds.samples[i][0]})" if "ds" in locals() and ds.samples else ""
+        raise ResfamError(f"--data folder:{root}: cannot read {folder}{where}: {first[:200]}") from None
+    if not xs:
+        raise ResfamError(f"--data folder:{root}: {folder} holds no images")
     return torch.stack(xs), torch.tensor(ys), len(ds.classes)
 
 

@@ -137,6 +137,22 @@ def _run_path(out: str, spec: Spec, seed: int) -> str:
     return os.path.join(out, "runs", f"{name}-{spec_digest(spec)}-seed{seed}.pt")
 
 
+def _record_problem(state) -> str:
+    """What is wrong with a run record read back ('' when nothing): a damaged or foreign file
+    must not reach load_state_dict or the summary."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}"
+    kinds = dict(config=dict, model=str, seed=int, rows=list, params=int, model_state=dict,
+                 optim_state=dict)
+    for key, kind in kinds.items():
+        if not isinstance(state.get(key), kind):
+            return f"'{key}' is missing or not a {kind.__name__}"
+    for row in state["rows"]:
+        if not isinstance(row, dict) or any(k not in row for k in EPOCH_FIELDS):
+            return "a row of its epochs lacks a field"
+    return ""
+
+
 def _load_run(path: str, cfg: TrainConfig) -> Optional[dict]:
     if not os.path.exists(path):
         return None
@@ -145,6 +161,10 @@ def _load_run(path: str, cfg: TrainConfig) -> Optional[dict]:
     except Exception as e:  # noqa: BLE001 - a damaged file is the user's to remove
         raise CheckpointError(f"{path}: cannot be read ({type(e).__name__}: {e}); delete it to "
                               "start that run again") from None
+    problem = _record_problem(state)
+    if problem:
+        raise CheckpointError(f"{path}: not a resfam-train run record ({problem}); delete it to "
+                              "start that run again")
     if state.get("config") != cfg.model_dump():
         saved = state.get("config") or {}
         diff = sorted(k for k in cfg.model_dump() if saved.get(k) != getattr(cfg, k))
@@ -177,8 +197,16 @@ def train_run(name: Union[str, Spec], seed: int, raw: datasets.Data, cfg: TrainC
                           weight_decay=cfg.weight_decay)
     rows: list[dict] = []
     if state is not None:
-        model.load_state_dict(state["model_state"])
-        opt.load_state_dict(state["optim_state"])
+        if (state["model"], state["seed"]) != (spec.name, seed):
+            raise CheckpointError(f"{path}: holds {state['model']} seed {state['seed']}, not "
+                                  f"{spec.name} seed {seed}; delete it to start that run again")
+        try:
+            model.load_state_dict(state["model_state"])
+            opt.load_state_dict(state["optim_state"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"{path}: does not fit {spec.name} ({first[:200]}); delete it "
+                                  "to start that run again") from None
         rows = list(state["rows"])
     if len(rows) >= cfg.epochs:
         return rows
