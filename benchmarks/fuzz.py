@@ -9,8 +9,13 @@ cases one after another under ``RLIMIT_AS`` (the address space after imports plu
 ``--memory-gib``, default 4); a case that has not answered after
 ``--timeout`` seconds (default 30) is a hang: the worker is killed and replaced. Outcomes:
 
-- built: the input was valid and worked;
+- built: the input was valid and worked, and the oracle found it built what was asked;
 - resfam error: a ResfamError (the promised outcome for bad input);
+- silent: accepted, but not what was asked (a coercion, a key given twice, a tensor that did not
+  load as the file holds it, a report missing rows): a bug;
+- half-load: a failed or interrupted checkpoint load left the model neither as it was nor fully
+  loaded: a bug;
+- damaged: an output interrupted at a random moment is neither old nor complete: a bug;
 - escaped: any other exception (a bug), printed with the seed to reproduce it;
 - hang: no answer within the time limit (a bug);
 - crashed: the worker died (a bug, or the memory limit hit outside Python).
@@ -32,7 +37,8 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-OUTCOMES = ("built", "resfam error", "escaped", "hang", "crashed")
+OUTCOMES = ("built", "resfam error", "silent", "half-load", "damaged", "escaped", "hang", "crashed")
+BAD = OUTCOMES[2:]
 
 
 def worker(memory_bytes: int) -> None:
@@ -46,7 +52,7 @@ def worker(memory_bytes: int) -> None:
     import timm  # noqa: F401 - imported before the limit: the limit is for the cases
     import torchvision  # noqa: F401
 
-    from fuzz_cases import make_case, run_case
+    from fuzz_cases import DamagedFile, HalfLoaded, SilentAcceptance, make_case, run_case
     from resfam.comparison import cli  # noqa: F401
 
     limit = _address_space() + memory_bytes  # torch's CUDA build maps ~3.7 GiB on import alone
@@ -62,7 +68,9 @@ def worker(memory_bytes: int) -> None:
         except BaseException as e:  # noqa: BLE001 - every other exception is what we look for
             frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
             where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
-            outcome, error = "escaped", f"{type(e).__name__}{where}: {str(e)[:300]}"
+            outcome = {SilentAcceptance: "silent", HalfLoaded: "half-load",
+                       DamagedFile: "damaged"}.get(type(e), "escaped")
+            error = f"{type(e).__name__}{where}: {str(e)[:300]}"
         out.write(json.dumps({"outcome": outcome, "error": error,
                               "seconds": time.perf_counter() - start}) + "\n")
         out.flush()
@@ -120,7 +128,8 @@ class Worker:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=3000, help="cases in all, split evenly over kinds")
-    p.add_argument("--kinds", nargs="*", default=None, help="spec yaml args checkpoint cli")
+    p.add_argument("--kinds", nargs="*", default=None, help="spec yaml args checkpoint cli output "
+                   "api probe_cli train_cli")
     p.add_argument("--seed", type=int, default=0, help="first seed of each kind")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--timeout", type=float, default=30.0, help="seconds before a case is a hang")
@@ -181,7 +190,7 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump([{"kind": k, "seed": s, **a} for k, s, a in results], f, indent=1)
-    bad = sum(counts[(k, o)] for k in kinds for o in ("escaped", "hang", "crashed"))
+    bad = sum(counts[(k, o)] for k in kinds for o in BAD)
     return 1 if bad else 0
 
 

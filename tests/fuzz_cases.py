@@ -3,8 +3,17 @@ hypothesis drives the ``random.Random``) and the long subprocess run (benchmarks
 
 A case is ``(kind, payload)`` where the payload is plain data (JSON-able except the checkpoint
 recipes' tensors, which :func:`run_case` makes), so a case can be sent to a worker process and
-printed when it fails. :func:`run_case` returns ``"built"`` or ``"resfam error"`` and lets any
-other exception escape: that is the bug the fuzzers look for.
+printed when it fails. :func:`run_case` returns ``"built"`` or ``"resfam error"``; every other
+outcome is an exception, and the oracle tells five kinds of failure apart:
+
+- :class:`SilentAcceptance`: a case that "built" but not what was asked (a bool or a float taken
+  as a whole number, a YAML key given twice, a checkpoint tensor that did not load as it was, a
+  report missing rows);
+- :class:`HalfLoaded`: a checkpoint load, failed or interrupted at a random moment (Ctrl-C),
+  that left the model neither as it was nor fully loaded;
+- :class:`DamagedFile`: an output interrupted at a random moment that is neither its old content
+  nor a complete new file (or a temporary file left behind);
+- a hang (the caller's time limit) and any other exception (an escape).
 """
 from __future__ import annotations
 
@@ -13,7 +22,19 @@ import os
 import random
 import tempfile
 
-KINDS = ("spec", "yaml", "args", "checkpoint", "cli")
+KINDS = ("spec", "yaml", "args", "checkpoint", "cli", "output", "api", "probe_cli", "train_cli")
+
+
+class SilentAcceptance(AssertionError):
+    """Accepted, but not what was asked."""
+
+
+class HalfLoaded(AssertionError):
+    """A model neither as it was nor fully loaded."""
+
+
+class DamagedFile(AssertionError):
+    """An output neither old nor complete."""
 
 # small and mid-sized variants of every family; builds in the fuzzers are capped at FUZZ_BYTES
 SEED_SPECS = ("resnet20", "plain20", "highway20", "preact_resnet164", "wrn_16_8", "resnet18",
@@ -152,7 +173,8 @@ def checkpoint_case(rng: random.Random) -> dict:
             "source": rng.choice(["resfam", "torchvision", "timm"]),
             "edits": [(rng.choice(CHECKPOINT_EDITS), rng.random()) for _ in range(rng.randint(0, 3))],
             "strict": rng.choice([True, False, True, "yes"]),
-            "suffix": rng.choice([".pth", ".pth", ".safetensors", ".bin"])}
+            "suffix": rng.choice([".pth", ".pth", ".safetensors", ".bin"]),
+            "interrupt_ms": rng.choice([None, None, rng.uniform(0, 40)])}
 
 
 CLI_FLAGS = [["--batch-size", "0"], ["--batch-size", "-3"], ["--batch-size", "x"], ["--runs", "0"],
@@ -265,14 +287,99 @@ def _run_checkpoint(case: dict, folder: str) -> str:
             f.write(b"\x80\x02junk")
     model = resfam.build(case["model"])
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    if case.get("interrupt_ms") is not None:
+        return _interrupted_load(model, before, path, case)
     try:
-        resfam.load_pretrained(model, path, strict=case["strict"])
+        report = resfam.load_pretrained(model, path, strict=case["strict"])
     except resfam.ResfamError:
         after = model.state_dict()
         changed = [k for k in before if not torch.equal(before[k], after[k])]
-        assert not changed, f"a failed load changed {len(changed)} tensors: {changed[:3]}"
+        if changed:
+            raise HalfLoaded(f"a failed load changed {len(changed)} tensors: {changed[:3]}") from None
         raise
+    _check_loaded(model, report, path)
     return "built"
+
+
+def _check_loaded(model, report, path: str) -> None:
+    """The oracle of a load that succeeded: every tensor it says it loaded holds the file's
+    (converted) value, what it dropped is a classifier of another number of classes, and values
+    no trained network has are reported."""
+    import torch
+
+    from resfam.weights.checkpoint import read_checkpoint
+    from resfam.weights.convert import convert_state_dict
+
+    state = convert_state_dict(read_checkpoint(path), model)
+    own = model.state_dict()
+    skip = set(report.missing) | set(report.dropped) | set(report.adapted) | set(report.unexpected)
+    for key, value in state.items():
+        if key in skip or key not in own:
+            continue
+        if not torch.equal(own[key], value.to(own[key].dtype)):
+            raise SilentAcceptance(f"{key} did not load as the file holds it")
+    for key in report.dropped:
+        if key in own and key in state and key.startswith("fc.") and (
+                state[key].shape[1:] != own[key].shape[1:] or state[key].ndim != own[key].ndim):
+            raise SilentAcceptance(f"{key} {tuple(state[key].shape)} was dropped as a classifier of "
+                                   f"another size; the model's is {tuple(own[key].shape)}")
+    odd = [k for k, v in state.items() if k in own and k not in skip and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    if odd and not report.suspicious:
+        raise SilentAcceptance(f"non-finite values loaded without a word: {odd[:3]}")
+
+
+def _interrupting(ms: float):
+    """A context in which Ctrl-C arrives after ``ms`` of this process's CPU time (SIGVTALRM: the
+    wall-clock SIGALRM is the callers' hang guard)."""
+    import contextlib
+    import signal
+
+    @contextlib.contextmanager
+    def ctx():
+        def interrupt(*_):
+            raise KeyboardInterrupt
+
+        old = signal.signal(signal.SIGVTALRM, interrupt)
+        signal.setitimer(signal.ITIMER_VIRTUAL, max(ms, 0.01) / 1000)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+            signal.signal(signal.SIGVTALRM, old)
+
+    return ctx()
+
+
+def _interrupted_load(model, before: dict, path: str, case: dict) -> str:
+    """Ctrl-C at a random moment of a load: the model is as it was, or as a load without
+    interruption leaves it; nothing in between."""
+    import torch
+
+    import resfam
+
+    outcome = "built"
+    try:
+        with _interrupting(case["interrupt_ms"]):
+            resfam.load_pretrained(model, path, strict=case["strict"])
+    except KeyboardInterrupt:
+        outcome = "resfam error"  # interrupted: the promise is about the model, checked below
+    except resfam.ResfamError:
+        outcome = "resfam error"
+    after = model.state_dict()
+    if all(torch.equal(before[k], after[k]) for k in before):
+        return outcome
+    full = resfam.build(case["model"])
+    full.load_state_dict(before)
+    try:
+        resfam.load_pretrained(full, path, strict=case["strict"])
+    except resfam.ResfamError:
+        raise HalfLoaded("an interrupted load changed a model that a full load leaves unchanged") from None
+    loaded = full.state_dict()
+    changed = [k for k in before if not torch.equal(after[k], loaded[k])]
+    if changed:
+        raise HalfLoaded(f"an interrupted load left {len(changed)} tensors half-way: {changed[:3]}")
+    return outcome
 
 
 def _encode(text: str, encoding: str) -> bytes:
@@ -291,21 +398,27 @@ def run_case(kind: str, case: dict) -> str:
     try:
         with tempfile.TemporaryDirectory() as folder:
             if kind == "spec":
-                resfam.build(case["spec"], max_param_bytes=FUZZ_BYTES, max_blocks=FUZZ_BLOCKS)
+                model = resfam.build(case["spec"], max_param_bytes=FUZZ_BYTES, max_blocks=FUZZ_BLOCKS)
+                _check_no_coercion(case["spec"], model.spec)
             elif kind == "yaml":
                 path = os.path.join(folder, "fuzzed.yaml")
+                data = _encode(case["text"], case["encoding"])
                 with open(path, "wb") as f:
-                    f.write(_encode(case["text"], case["encoding"]))
-                resfam.build(path, max_param_bytes=FUZZ_BYTES, max_blocks=FUZZ_BLOCKS)
+                    f.write(data)
+                model = resfam.build(path, max_param_bytes=FUZZ_BYTES, max_blocks=FUZZ_BLOCKS)
+                _check_yaml_build(data, model.spec)
             elif kind == "args":
                 kwargs = dict(case["kwargs"])
                 kwargs.setdefault("max_param_bytes", FUZZ_BYTES)
                 kwargs.setdefault("max_blocks", FUZZ_BLOCKS)
-                resfam.build(case["ref"], **kwargs)
+                model = resfam.build(case["ref"], **kwargs)
+                _check_args(case["kwargs"], model)
             elif kind == "checkpoint":
                 return _run_checkpoint(case, folder)
             elif kind == "cli":
                 return _run_cli(case, folder)
+            else:
+                return RUNNERS[kind](case, folder)
         return "built"
     except resfam.ResfamError:
         return "resfam error"
@@ -330,3 +443,350 @@ def _run_cli(case: dict, folder: str) -> str:
     assert rc in (0, 1, 2), f"exit code {rc}"
     assert "Traceback" not in text, text
     return "resfam error" if rc == 2 else "built"
+
+
+# --- the silent-acceptance oracle of builds ---------------------------------------------------
+
+_MISSING = object()
+SECTIONS = ("block", "shortcut", "merge", "attn")  # validated per stage: StagePlan's fields
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _leaves(v, path + (i,))
+    else:
+        yield path, value
+
+
+def _lookup(tree, path):
+    for p in path:
+        if isinstance(tree, dict) and p in tree:
+            tree = tree[p]
+        elif isinstance(tree, (list, tuple)) and isinstance(p, int) and 0 <= p < len(tree):
+            tree = tree[p]
+        else:
+            return _MISSING
+    return tree
+
+
+def _coerced(given, got) -> bool:
+    """``given`` became a value of another kind: a bool or a float taken as a whole number, a
+    number taken as a bool. A whole number taken as a float is widening, not coercion."""
+    if isinstance(given, bool):
+        return not isinstance(got, bool)
+    if isinstance(given, float):
+        return not isinstance(got, float)
+    if isinstance(given, int):
+        return isinstance(got, bool) or not isinstance(got, (int, float))
+    return False
+
+
+def _check_no_coercion(raw, spec) -> None:
+    """Every number and bool of the user's mapping is in the validated spec as the kind it was
+    given (pydantic's Literal[1, 2] took True for 1 and 2.0 for 2)."""
+    if not isinstance(raw, dict):
+        return
+    dump = spec.model.model_dump()
+    plans = [{s: getattr(p, s).model_dump() for s in SECTIONS if hasattr(getattr(p, s), "model_dump")}
+             for p in spec.stages]
+    for path, value in _leaves(raw):
+        if not path or value is None or isinstance(value, str) or path[0] in ("reported", "name"):
+            continue
+        if path[0] in SECTIONS:
+            rest = path[1:]
+            for i, plan in enumerate(plans):
+                got = _lookup(plan.get(path[0], {}), rest)
+                if got is _MISSING and len(rest) >= 2 and rest[1] == i:  # a per-stage list entry
+                    got = _lookup(plan.get(path[0], {}), rest[:1] + rest[2:])
+                if got is not _MISSING and _coerced(value, got):
+                    raise SilentAcceptance(f"{'.'.join(map(str, path))}: {value!r} became {got!r}")
+        else:
+            got = _lookup(dump, path)
+            if got is not _MISSING and _coerced(value, got):
+                raise SilentAcceptance(f"{'.'.join(map(str, path))}: {value!r} became {got!r}")
+
+
+def _yaml(read, text: str):
+    """``read`` (compose or load) with libyaml's safe loader, else PyYAML's: the two scanners
+    differ at the edges (libyaml takes a tab inside a plain scalar), and a text that built was
+    read by one of them."""
+    import yaml
+
+    try:
+        return read(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return read(text, Loader=yaml.SafeLoader)
+
+
+def _duplicate_keys(text: str) -> list:
+    """Keys given twice in one mapping, found on PyYAML's node tree (independent of resfam's
+    loader); a ``<<`` merge key does not count."""
+    import yaml
+
+    found, stack = [], [_yaml(yaml.compose, text)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            keys = [(k.tag, k.value) for k, _ in node.value
+                    if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge"]
+            found += [k for k in set(keys) if keys.count(k) > 1]
+            stack += [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+    return found
+
+
+def _check_yaml_build(data: bytes, spec) -> None:
+    import yaml
+
+    text = data.decode("utf-8")  # it built: resfam read it as UTF-8
+    twice = _duplicate_keys(text)
+    if twice:
+        raise SilentAcceptance(f"a YAML file with keys given twice built: {twice[:3]}")
+    doc = _yaml(yaml.load, text)
+    if isinstance(doc, dict) and isinstance(doc.get("variants"), dict) and len(doc["variants"]) == 1:
+        doc = next(iter(doc["variants"].values()))
+    _check_no_coercion(doc, spec)
+
+
+BOOL_ARGS = ("zero_init_last", "features_only", "as_dict", "norm_eval")
+INT_ARGS = ("num_classes", "in_chans", "output_stride", "frozen_stages", "max_param_bytes",
+            "max_blocks", "norm_groups")
+
+
+def _check_args(kwargs: dict, model) -> None:
+    """Build arguments taken as given: no bool for a number, no float for a whole number, no
+    number for a bool; and the model holds what was asked."""
+    for key, value in kwargs.items():
+        if value is None:
+            continue
+        if key in INT_ARGS and (isinstance(value, bool) or not isinstance(value, int)):
+            raise SilentAcceptance(f"{key}={value!r} accepted where a whole number is meant")
+        if key in BOOL_ARGS and not isinstance(value, bool):
+            raise SilentAcceptance(f"{key}={value!r} accepted where True or False is meant")
+    if kwargs.get("num_classes") is not None and not kwargs.get("features_only") \
+            and model.num_classes != kwargs["num_classes"]:
+        raise SilentAcceptance(f"num_classes={kwargs['num_classes']} built {model.num_classes}")
+    if kwargs.get("in_chans") is not None and model.in_chans != kwargs["in_chans"]:
+        raise SilentAcceptance(f"in_chans={kwargs['in_chans']} built {model.in_chans}")
+    if kwargs.get("features_only") and kwargs.get("out_indices") is not None:
+        levels = len(model.spec.stages) + 1
+        asked = sorted(i % levels for i in kwargs["out_indices"])
+        if list(model.feature_info.out_indices) != asked:
+            raise SilentAcceptance(f"out_indices={kwargs['out_indices']} returns levels "
+                                   f"{list(model.feature_info.out_indices)}")
+
+
+# --- outputs interrupted at a random moment ----------------------------------------------------
+
+OUTPUT_FORMATS = (".csv", ".json", ".jsonl", ".md", ".tex")
+
+
+def output_case(rng: random.Random) -> dict:
+    return {"models": rng.sample(["resnet20", "plain20", "resnet18", "highway20", "resnet32"],
+                                 rng.randint(1, 3)),
+            "suffix": rng.choice(OUTPUT_FORMATS), "old": rng.choice([None, "old report\n", ""]),
+            "resume": rng.random() < 0.3, "latency": rng.random() < 0.5,
+            "interrupt_ms": rng.choice([None, rng.uniform(0, 30), rng.uniform(0, 300)])}
+
+
+def _complete(text: str, suffix: str, models: list) -> bool:
+    """A whole report of ``suffix``'s format whose rows are some of ``models``."""
+    import csv
+    import io
+    import json
+
+    try:
+        if suffix == ".csv":
+            rows = list(csv.DictReader(io.StringIO(text)))
+            return text.endswith("\n") and all(r.get("model") in models for r in rows)
+        if suffix == ".json":
+            rows = json.loads(text)["rows"]
+            return all(r["model"] in models for r in rows)
+        if suffix == ".jsonl":
+            return text.endswith("\n") and all(json.loads(line)["model"] in models
+                                               for line in text.splitlines())
+    except (ValueError, KeyError, TypeError):
+        return False
+    return text.endswith("\n")  # .md / .tex: whole lines (an interrupted sweep may have no rows)
+
+
+def _run_output(case: dict, folder: str) -> str:
+    """resfam-compare writing a report, interrupted (Ctrl-C) at a random moment: the file is its
+    old content or a complete new one, and nothing else is left in the folder."""
+    import contextlib
+    import io
+
+    from resfam.comparison import cli
+
+    path = os.path.join(folder, "report" + case["suffix"])
+    if case["old"] is not None:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(case["old"])
+    resume = case["resume"] and case["suffix"] == ".jsonl"
+    argv = [*case["models"], "--params", "--no-progress", "--output", path,
+            *(["--resume"] if resume else []),
+            *(["--latency", "--runs", "2", "--warmup", "0"] if case["latency"] else [])]
+    rc = None
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            if case["interrupt_ms"] is None:
+                rc = cli.main(argv)
+            else:
+                with _interrupting(case["interrupt_ms"]):
+                    rc = cli.main(argv)
+        except KeyboardInterrupt:
+            rc = 130
+        finally:  # a Ctrl-C inside torch's own no_grad() __enter__ can leave grad mode off; the
+            import torch  # real process exits on Ctrl-C, this worker goes on to the next case
+
+            torch.set_grad_enabled(True)
+    left = sorted(n for n in os.listdir(folder) if n != os.path.basename(path))
+    if left:
+        raise DamagedFile(f"left behind: {left}")
+    if not os.path.exists(path):
+        if case["old"] is not None:
+            raise DamagedFile("the old report is gone and no new one was written")
+        return "resfam error" if rc else "built"
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    if case["old"] is not None and text == case["old"]:
+        return "resfam error" if rc else "built"
+    if resume and case["old"] is not None and text.startswith(case["old"]):
+        text = text[len(case["old"]):]  # appended after the old lines (not rows: skipped)
+    if not _complete(text, case["suffix"], case["models"]):
+        raise DamagedFile(f"{case['suffix']} report neither old nor complete: {text[:120]!r}")
+    if rc == 0 and case["suffix"] in (".csv", ".json", ".jsonl"):
+        for model in case["models"]:
+            if model not in text:
+                raise SilentAcceptance(f"exit 0 but {model} is not in the report")
+    return "built" if rc in (0, 1, 130) else "resfam error"
+
+
+# --- the Python API with odd arguments ----------------------------------------------------------
+
+API_VALUES = [None, 0, -1, 1, 2, 3, 8, 10 ** 12, 2 ** 64, 1.5, float("nan"), float("inf"), True,
+              "", "resnet20", "nothing", "digits", "digits:", "/dev/null", "x.yaml", [], ["resnet20"],
+              [None], {}, {"name": 3}, ("resnet20", "plain20")]
+API_CALLS = ("compare", "probe", "prepare_finetune", "optimize_for_inference", "get_spec",
+             "list_models", "convert_state_dict", "load_pretrained", "data_config", "train")
+
+
+def api_case(rng: random.Random) -> dict:
+    pick = lambda: copy.deepcopy(rng.choice(API_VALUES))  # noqa: E731
+    return {"call": rng.choice(API_CALLS), "a": pick(), "b": pick(), "c": pick(),
+            "valid": rng.random() < 0.3}
+
+
+def _run_api(case: dict, folder: str) -> str:
+    import torch
+
+    import resfam
+
+    a, b, c, call = case["a"], case["b"], case["c"], case["call"]
+    if call == "compare":
+        models = ["resnet20", "plain20"] if case["valid"] else a
+        rows = resfam.compare(models, batch_size=b if isinstance(b, int) and not case["valid"] else 1,
+                              workers=1 if case["valid"] else c)
+        asked = [models] if isinstance(models, str) else list(models)
+        if len(rows) != len(asked):
+            raise SilentAcceptance(f"compare({models!r}) gave {len(rows)} rows")
+    elif call == "probe":
+        result = resfam.probe("resnet20" if case["valid"] else a, batch_size=2 if case["valid"] else b,
+                              img_size=8 if case["valid"] else c)
+        if not result.blocks:
+            raise SilentAcceptance("a probe without blocks")
+    elif call == "prepare_finetune":
+        model = resfam.build("resnet20")
+        groups = resfam.prepare_finetune(model, "head" if case["valid"] else a,
+                                         num_classes=None if case["valid"] else b,
+                                         lr=0.1 if case["valid"] else c)
+        if not all(p.requires_grad for g in groups for p in g["params"]):
+            raise SilentAcceptance("a frozen tensor in a parameter group")
+    elif call == "optimize_for_inference":
+        model = resfam.build("resnet20") if case["valid"] else a
+        fast = resfam.optimize_for_inference(model, fold_bn=True if case["valid"] else bool(b) if b is None else b)
+        if case["valid"]:
+            x = torch.randn(1, 3, 32, 32)
+            if not torch.allclose(fast(x), model.eval()(x), atol=1e-4):
+                raise SilentAcceptance("the optimised model computes something else")
+    elif call == "get_spec":
+        resfam.get_spec(a)
+    elif call == "list_models":
+        resfam.list_models(a, family=b if isinstance(b, str) else None)
+    elif call == "convert_state_dict":
+        resfam.convert_state_dict(a if not case["valid"] else resfam.build("resnet20").state_dict(), b)
+    elif call == "load_pretrained":
+        resfam.load_pretrained(resfam.build("resnet20") if case["valid"] else a, b)
+    elif call == "data_config":
+        resfam.data_config(resfam.build("resnet20") if case["valid"] else a)
+    elif call == "train":  # bad arguments only: a valid study trains for seconds
+        resfam.train(a if a not in ("resnet20", ["resnet20"]) else [], seeds=b, epochs=c,
+                     data="digits:", out=os.path.join(folder, "study"))
+    return "built"
+
+
+# --- resfam-probe and resfam-train flags --------------------------------------------------------
+
+PROBE_FLAGS = [["--batch-size", "1"], ["--batch-size", "x"], ["--img-size", "4"], ["--img-size", "100000"],
+               ["--seed", "-1"], ["--seed", str(2 ** 64)], ["--norm", "nope"], ["--norm", "none"],
+               ["--device", "meta"], ["--format", "xml"], ["--format", "csv"], ["--output", "/no/dir/x.csv"],
+               ["--plot", "x.jpg"], ["--bogus"], ["--zero-init-last"], ["--batch-size", "2"], ["--img-size", "8"]]
+TRAIN_FLAGS = [["--epochs", "0"], ["--epochs", "100000"], ["--seeds", "0"], ["--data", "digits:"],
+               ["--data", "nope"], ["--data", "folder:/no/such"], ["--lr", "-1"], ["--lr", "nan"],
+               ["--batch-size", "0"], ["--img-size", "4"], ["--img-size", "4096"], ["--out", "/dev/null"],
+               ["--schedule", "x"], ["--threads", "0"], ["--norm", "nope"], ["--bogus"], ["--resume"],
+               ["--momentum", "1.5"], ["--warmup-epochs", "-1"]]
+
+
+def probe_cli_case(rng: random.Random) -> dict:
+    models = rng.sample(["resnet20", "plain20", "highway20", "nothing*", "x.yaml", "/dev/zero"], rng.randint(1, 2))
+    flags = [f for group in rng.sample(PROBE_FLAGS, rng.randint(0, 3)) for f in group]
+    return {"argv": models + ["--batch-size", "2", "--img-size", "8"] + flags}
+
+
+def train_cli_case(rng: random.Random) -> dict:
+    models = rng.sample(["resnet20", "plain20", "nothing*", "x.yaml"], rng.randint(1, 2))
+    flags = [f for group in rng.sample(TRAIN_FLAGS, rng.randint(1, 3)) for f in group]  # >= 1 odd flag
+    return {"argv": models + ["--data", "digits", "--epochs", "1", "--img-size", "8", "--no-plot"] + flags}
+
+
+def _run_main(main, argv: list, folder: str) -> str:
+    """A CLI in-process: usage errors exit 2 with one line, a run 0 or 1; never a traceback."""
+    import contextlib
+    import io
+
+    argv = [a.replace("x.csv", os.path.join(folder, "x.csv")) for a in argv]
+    if "--out" not in argv and main.__name__ == "train_main":
+        argv += ["--out", os.path.join(folder, "study")]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            rc = main(argv)
+        except SystemExit as e:  # argparse's own usage errors
+            rc = e.code
+    text = err.getvalue()
+    if rc not in (0, 1, 2) or "Traceback" in text:
+        raise AssertionError(f"exit {rc}: {text[-500:]}")
+    return "resfam error" if rc == 2 else "built"
+
+
+def _run_probe_cli(case: dict, folder: str) -> str:
+    from resfam.trainability.cli import probe_main
+
+    return _run_main(probe_main, case["argv"], folder)
+
+
+def _run_train_cli(case: dict, folder: str) -> str:
+    from resfam.trainability.cli import train_main
+
+    return _run_main(train_main, case["argv"], folder)
+
+
+GENERATORS.update(output=output_case, api=api_case, probe_cli=probe_cli_case, train_cli=train_cli_case)
+RUNNERS = {"output": _run_output, "api": _run_api, "probe_cli": _run_probe_cli,
+           "train_cli": _run_train_cli}

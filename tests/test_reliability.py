@@ -91,6 +91,8 @@ def test_output_stride_takes_no_bool_or_float(value):
     (lambda: resfam.probe("resnet20", img_size=100_000, batch_size=4), "more than 2 GiB"),
     (lambda: resfam.probe(None), "probe\\(\\) takes"),
     (lambda: resfam.compare(5), "models: a name"),
+    (lambda: resfam.compare([]), "no models; pass None"),
+    (lambda: resfam.train(5), "train\\(\\) takes a model name"),
     (lambda: resfam.compare(["resnet18", "resnet34"], workers=0), "workers must be"),
     (lambda: resfam.optimize_for_inference(None), "expects an nn.Module"),
     (lambda: resfam.prepare_finetune(resfam.build("resnet18"), lr=math.inf), "and finite"),
@@ -463,3 +465,11 @@ def test_a_data_folder_with_no_or_corrupt_images_is_one_error(tmp_path, make, ma
     make(root)
     with pytest.raises(resfam.ResfamError, match=match):
         datasets.load(f"folder:{root}")
+
+
+def test_probe_and_training_work_inside_a_callers_no_grad():
+    """A backward pass of its own, whatever grad mode the caller is in (found by the fuzzer: a
+    Ctrl-C inside torch's no_grad() left grad mode off, and resfam-probe then escaped)."""
+    with torch.no_grad():
+        result = resfam.probe("resnet20", batch_size=2, img_size=8)
+        assert result.grads and all(g["grad_norm"] > 0 for g in result.grads)

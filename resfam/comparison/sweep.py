@@ -15,7 +15,7 @@ from ..errors import ArgumentError, ResfamError, did_you_mean, short_repr
 from . import timing
 from .analytic import AnalyticCounter
 from .counting import FlopCounterModeCounter, FvcoreCounter, count_params, default_counter
-from .targets import LIBRARIES, Target, build_target, resolve, select_targets
+from .targets import LIBRARIES, Target, as_strings, build_target, resolve, select_targets
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 COUNTERS = ("analytic", "fvcore", "torch")
@@ -299,7 +299,11 @@ def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bo
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
         raise ArgumentError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got "
                             f"{short_repr(workers)}")
-    targets = select_targets(models, family)
+    asked = None if models is None else as_strings(models, "models")
+    if asked == [] and family is None:  # an empty list comes from a filter, not a wish for all
+        raise ArgumentError("compare([]): no models; pass None (or nothing) for the whole zoo, or "
+                            "name some")
+    targets = select_targets(asked, family)
     dev = timing.device_of(device)
     bar = None
     if progress:

@@ -65,7 +65,7 @@ def _spec_file(ref: str) -> list[Target]:
     return [Target("resfam", f"{path}:{v}") for v in chosen]
 
 
-def _strings(value, what: str) -> list:
+def as_strings(value, what: str) -> list:
     """None: nothing; a string: itself; another iterable (a list, a generator): its items, which
     the caller checks."""
     if value is None:
@@ -82,7 +82,7 @@ def select_targets(models: Optional[Iterable[str]] = None,
     """Expand names, fnmatch patterns, spec files and ``timm:`` / ``tv:`` names into an ordered
     list; no models and no family means the whole zoo. Unknown names raise one ResfamError with
     close matches, before anything is built."""
-    families, models = _strings(family, "family"), _strings(models, "models")
+    families, models = as_strings(family, "family"), as_strings(models, "models")
     bad = [m for m in [*models, *families] if not isinstance(m, str)]
     if bad:
         raise ArgumentError(f"model names, patterns, paths and families are strings, got "

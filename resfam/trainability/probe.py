@@ -76,6 +76,7 @@ def _parts(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
     return [(n, list(m.parameters())) for n, m in model.named_children()]
 
 
+@torch.enable_grad()  # a backward pass, whatever grad mode the caller is in
 def probe_model(model: nn.Module, *, name: str, x: torch.Tensor, num_classes: int,
                 generator: torch.Generator) -> Probe:
     """The statistics of one built model for the input batch ``x`` (see the module docstring)."""

@@ -178,6 +178,7 @@ def _batches(n: int, batch: int, world: int) -> int:
     return n // batch + (1 if n % batch >= world else 0)
 
 
+@torch.enable_grad()  # training, whatever grad mode the caller is in
 def train_run(name: Union[str, Spec], seed: int, raw: datasets.Data, cfg: TrainConfig, out: str, *,
               device: torch.device, world: _World, resume: bool = False,
               on_epoch: Optional[Callable[[dict], None]] = None) -> list[dict]:
@@ -364,6 +365,9 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
     from ..comparison.timing import usable_device
 
     cfg = make_config(**options)
+    if not isinstance(models, (str, list, tuple)):
+        raise ArgumentError(f"train() takes a model name, pattern or spec path, or a list of them, "
+                            f"got {short_repr(models)}")
     requested = [models] if isinstance(models, str) else list(models)
     if not requested:  # select([]) means every bundled model: a study names its own
         raise ArgumentError("train() needs at least one model")
