@@ -473,3 +473,33 @@ def test_probe_and_training_work_inside_a_callers_no_grad():
     with torch.no_grad():
         result = resfam.probe("resnet20", batch_size=2, img_size=8)
         assert result.grads and all(g["grad_norm"] > 0 for g in result.grads)
+
+
+def test_a_full_disk_is_found_by_the_real_write_before_any_work(tmp_path, monkeypatch):
+    import tempfile
+
+    class Full:
+        def __init__(self, *a, **kw):
+            pass
+
+        def __enter__(self):
+            raise OSError(28, "No space left on device")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", Full)
+    with pytest.raises(resfam.ResfamError, match="cannot write there .No space left on device"):
+        check_output(str(tmp_path / "report.csv"), "--output")
+
+
+def test_a_run_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    out, path = _run_record(tmp_path)
+    path.unlink()
+    os.mkfifo(path)
+    _guard()
+    try:
+        with pytest.raises(resfam.CheckpointError, match="not a regular file"):
+            resfam.train("resnet20", data="digits", epochs=1, out=str(out), img_size=8, resume=True)
+    finally:
+        signal.alarm(0)

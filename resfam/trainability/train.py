@@ -154,8 +154,10 @@ def _record_problem(state) -> str:
 
 
 def _load_run(path: str, cfg: TrainConfig) -> Optional[dict]:
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return None
+    if not os.path.isfile(path):  # a FIFO would block torch.load for ever
+        raise CheckpointError(f"{path}: not a regular file; delete it to start that run again")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a damaged file is the user's to remove
