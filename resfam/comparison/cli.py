@@ -43,7 +43,7 @@ def _int_at_least(low: int, high: Optional[int] = None):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < low or (high is not None and value > high):
-            bound = f">= {low}" if high is None else f"from {low} to {high}"
+            bound = f">= {low}" if high is None else f">= {low} and <= {high}"
             raise argparse.ArgumentTypeError(f"must be {bound}, got {short_repr(value)}")
         return value
 
@@ -232,64 +232,68 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ResfamError as e:
             print(f"resfam-compare: error: {e}", file=sys.stderr)
             return 2
-    mine = targets[rank::world]
-    progress = _Progress(len(mine), enabled=not args.no_progress and rank == 0)
-    groups: list[list[dict]] = []  # per model: its row (and its --vs reference's)
-    noisy_warned = False
+    try:  # the .jsonl's lock is released however the sweep ends
+        mine = targets[rank::world]
+        progress = _Progress(len(mine), enabled=not args.no_progress and rank == 0)
+        groups: list[list[dict]] = []  # per model: its row (and its --vs reference's)
+        noisy_warned = False
 
-    def on_rows(got: list[dict]) -> None:
-        nonlocal noisy_warned
-        groups.append(got)
-        progress.step(got[0]["model"])
-        if stream is not None and world == 1:
-            stream.write_lines([report.json_line(r, meta) for r in got])
-        if not noisy_warned and any(r.get("noisy") for r in got):
-            noisy_warned = True
-            progress.message("resfam-compare: warning: a timing varies by more than 10% between "
-                             "runs (marked *); the machine may be busy: re-measure with more --runs")
+        def on_rows(got: list[dict]) -> None:
+            nonlocal noisy_warned
+            groups.append(got)
+            progress.step(got[0]["model"])
+            if stream is not None and world == 1:
+                stream.write_lines([report.json_line(r, meta) for r in got])
+            if not noisy_warned and any(r.get("noisy") for r in got):
+                noisy_warned = True
+                progress.message("resfam-compare: warning: a timing varies by more than 10% between "
+                                 "runs (marked *); the machine may be busy: re-measure with more --runs")
 
-    interrupted = False
-    try:
-        run_targets(mine, device=device, options=options, workers=args.workers,
-                    isolate=args.isolate, on_rows=on_rows)
-    except KeyboardInterrupt:  # keep what was measured: a long sweep is not thrown away
-        interrupted = True
-        print(f"\nresfam-compare: interrupted after {progress.count} of {len(mine)} models; "
-              "reporting those", file=sys.stderr)
-    finally:
-        progress.close()
-    if world > 1:
-        groups = _gather(groups, rank, world, len(targets))
-        if rank != 0:
-            return 0
-    rows = [r for got in groups for r in got]
-    if stream is not None:
+        interrupted = False
+        try:
+            run_targets(mine, device=device, options=options, workers=args.workers,
+                        isolate=args.isolate, on_rows=on_rows)
+        except KeyboardInterrupt:  # keep what was measured: a long sweep is not thrown away
+            interrupted = True
+            print(f"\nresfam-compare: interrupted after {progress.count} of {len(mine)} models; "
+                  "reporting those", file=sys.stderr)
+        finally:
+            progress.close()
         if world > 1:
-            stream.write_lines([report.json_line(r, meta) for r in rows])
-        stream.close()
-    rows = report.sort_rows(done + rows, args.sort)
-    if args.format == "jsonl" and args.output:
-        print(f"resfam-compare: {args.output} holds {len(rows)} rows", file=sys.stderr)
-    else:
-        text = report.render(rows, args.format, meta, args.columns, args.paper)
-        if args.output:
-            write_text_atomically(args.output, text)
-            print(f"resfam-compare: wrote {len(rows)} rows to {args.output}", file=sys.stderr)
+            groups = _gather(groups, rank, world, len(targets))
+            if rank != 0:
+                return 0
+        rows = [r for got in groups for r in got]
+        if stream is not None:
+            if world > 1:
+                stream.write_lines([report.json_line(r, meta) for r in rows])
+            stream.close()  # before the summary line: the file is complete
+        rows = report.sort_rows(done + rows, args.sort)
+        if args.format == "jsonl" and args.output:
+            print(f"resfam-compare: {args.output} holds {len(rows)} rows", file=sys.stderr)
         else:
-            sys.stdout.write(text)
-    if args.plot and rows:
-        from .plot import plot
+            text = report.render(rows, args.format, meta, args.columns, args.paper)
+            if args.output:
+                write_text_atomically(args.output, text)
+                print(f"resfam-compare: wrote {len(rows)} rows to {args.output}", file=sys.stderr)
+            else:
+                sys.stdout.write(text)
+        if args.plot and rows:
+            from .plot import plot
 
-        written = plot(rows, args.plot, meta)
-        print(f"resfam-compare: wrote {', '.join(written)}", file=sys.stderr)
-    if interrupted:
-        return 130
-    failed = [r for r in rows if r.get("error")]
-    if failed:
-        print(f"resfam-compare: {len(failed)} of {len(rows)} rows failed: "
-              f"{', '.join(r['model'] for r in failed)}", file=sys.stderr)
-        return 1
-    return 0
+            written = plot(rows, args.plot, meta)
+            print(f"resfam-compare: wrote {', '.join(written)}", file=sys.stderr)
+        if interrupted:
+            return 130
+        failed = [r for r in rows if r.get("error")]
+        if failed:
+            print(f"resfam-compare: {len(failed)} of {len(rows)} rows failed: "
+                  f"{', '.join(r['model'] for r in failed)}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        if stream is not None:
+            stream.close()
 
 
 def _gather(groups: list[list[dict]], rank: int, world: int, n: int) -> list[list[dict]]:

@@ -238,7 +238,7 @@ def check_options(options: dict) -> None:
         if key in OPTION_MINIMA and not (value is None and key == "img_size"):
             if isinstance(value, bool) or not isinstance(value, int) or \
                     not OPTION_MINIMA[key] <= value <= OPTION_MAXIMA[key]:
-                raise ArgumentError(f"compare(): {key} must be an int from {OPTION_MINIMA[key]} to "
+                raise ArgumentError(f"compare(): {key} must be an int >= {OPTION_MINIMA[key]} and <= "
                                     f"{OPTION_MAXIMA[key]}, got {short_repr(value)}")
         if key == "dtype" and value not in DTYPES:
             raise ArgumentError(f"compare(): dtype must be one of {', '.join(DTYPES)}, got "
