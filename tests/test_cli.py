@@ -149,3 +149,24 @@ def test_python_api_returns_the_rows_the_cli_formats():
     rows = resfam.compare(["resnet20", "plain2*"], flops=True)
     assert [r["model"] for r in rows] == ["resnet20", "plain20"]
     assert rows[0]["params"] == n_params(resfam.build("resnet20")) and rows[0]["gmacs"] > 0
+
+
+def test_columns_may_be_named_by_the_header_the_table_shows(capsys):
+    """The table labels latency_ms 'ms' and gmacs 'GMACs'; --columns takes either name."""
+    from resfam.comparison import cli
+
+    assert cli.main(["resnet20", "--flops", "--columns", "model,GMACs,params", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("model"))
+    assert header.split() == ["model", "GMACs", "params"]
+    assert cli.main(["resnet20", "--columns", "model,nope", "--no-progress"]) == 2
+
+
+@pytest.mark.parametrize("parser, option, default", [
+    ("train_parser", "--epochs", "10"), ("train_parser", "--lr", "0.1"),
+    ("probe_parser", "--seed", "0"), ("probe_parser", "--batch-size", "64")])
+def test_help_shows_the_defaults(parser, option, default):
+    from resfam.trainability import cli as tcli
+
+    text = " ".join(getattr(tcli, parser)().format_help().split())
+    assert re.search(rf"{re.escape(option)} \S+ .*?\(default: {re.escape(default)}\)", text)

@@ -503,3 +503,32 @@ def test_a_run_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
             resfam.train("resnet20", data="digits", epochs=1, out=str(out), img_size=8, resume=True)
     finally:
         signal.alarm(0)
+
+
+def test_a_latex_table_is_ascii_that_pdflatex_reads(tmp_path, capsys):
+    """The paper table's headers (Delta params %) and any user model name reach a .tex file as
+    ASCII LaTeX: pdflatex without a Unicode package stops at a raw UTF-8 character."""
+    from resfam.comparison.report import latex_ascii
+
+    out = tmp_path / "t.tex"
+    assert cli.main(["resnet50", "--paper", "--flops", "--output", str(out), "--no-progress"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.isascii() and r"$\Delta$GMACs\%" in text
+    assert latex_ascii("Δ ± naïve") == r"$\Delta$ $\pm$ na?ve"
+
+
+@pytest.mark.skipif(__import__("shutil").which("pdflatex") is None,
+                    reason="pdflatex is not installed (apt-get install texlive-latex-base "
+                           "texlive-latex-recommended); the ASCII check above runs everywhere")
+def test_the_latex_table_compiles_with_pdflatex(tmp_path):
+    import subprocess
+
+    out = tmp_path / "t.tex"
+    assert cli.main(["resnet50", "resnest101e", "--paper", "--flops", "--output", str(out),
+                     "--no-progress"]) == 0
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n"
+                                      "\\begin{document}\n\\input{t.tex}\n\\end{document}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000

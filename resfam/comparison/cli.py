@@ -23,8 +23,32 @@ from .targets import select_targets
 from .timing import usable_device
 
 
+def _shows(default) -> bool:
+    """A default worth printing: not None, not a flag's False, not suppressed (0 is shown)."""
+    return default is not None and default is not False and default != argparse.SUPPRESS
+
+
+class _Defaults(argparse.HelpFormatter):
+    """--help shows each option's default (argparse's ArgumentDefaultsHelpFormatter does so only
+    for options with help text, and also for flags whose default is just 'off')."""
+
+    def _get_help_string(self, action):
+        text = (action.help or "").strip()
+        shown = _shows(action.default) and action.option_strings
+        return f"{text} (default: %(default)s)".strip() if shown and "default:" not in text else text
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line with close matches."""
+    """argparse, but usage errors are one line with close matches, and --help shows defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Defaults)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        if "help" not in kwargs and _shows(kwargs.get("default")) and args[0].startswith("-"):
+            kwargs["help"] = "(default: %(default)s)"  # argparse shows nothing without a help text
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401
         hint = ""
@@ -149,7 +173,9 @@ def _check(args, meta_fields: list[str]) -> None:
         hint = did_you_mean(args.sort.lstrip("-"), meta_fields) or f"one of: {', '.join(meta_fields)}"
         raise ResfamError(f"unknown sort column '{args.sort}' ({hint})")
     if args.columns:
-        args.columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        by_header = {h: k for k, h in report.HEADERS.items() if list(report.HEADERS.values()).count(h) == 1}
+        args.columns = [by_header.get(c, c) if c not in meta_fields else c  # 'ms' as the table says
+                        for c in (c.strip() for c in args.columns.split(",")) if c]
         for c in args.columns:
             if c not in meta_fields:
                 hint = did_you_mean(c, meta_fields) or f"one of: {', '.join(meta_fields)}"

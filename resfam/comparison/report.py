@@ -135,7 +135,7 @@ def render(rows: list[dict], fmt: str, meta: dict, columns: Optional[list[str]] 
         texts.append(tabulate(body, headers=headers, tablefmt=style, disable_numparse=True, colalign=align))
         keys_shown += [k for k in keys if k not in keys_shown]
     if fmt == "latex":
-        return "\n\n".join(texts) + "\n"
+        return latex_ascii("\n\n".join(texts) + "\n")
     notes = footnotes(papers) if paper else []
     tail = legend_lines(keys_shown) + (["paper notes:"] + notes if notes else [])
     lines = header_lines(meta)
@@ -143,6 +143,17 @@ def render(rows: list[dict], fmt: str, meta: dict, columns: Optional[list[str]] 
         lines, tail = [f"_{line}_" for line in lines], [f"_{line}_" for line in tail]
     return ("\n".join(lines) + "\n\n" + "\n\n".join(texts) + "\n"
             + ("\n" + "\n".join(tail) + "\n" if tail else ""))
+
+
+LATEX_SYMBOLS = {"Δ": r"$\Delta$", "±": r"$\pm$", "×": r"$\times$", "µ": r"$\mu$", "–": "--",
+                 "—": "---", "’": "'", "“": "``", "”": "''", "…": r"\ldots{}"}
+
+
+def latex_ascii(text: str) -> str:
+    """LaTeX that pdflatex reads without a Unicode package: the symbols resfam's tables use as
+    math or text commands; any other non-ASCII character as a question mark (a model name from
+    a user's spec file may hold one), never raw UTF-8."""
+    return "".join(LATEX_SYMBOLS.get(ch, ch if ord(ch) < 128 else "?") for ch in text)
 
 
 def json_line(row: dict, meta: dict) -> str:
