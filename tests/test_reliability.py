@@ -532,3 +532,37 @@ def test_the_latex_table_compiles_with_pdflatex(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def test_a_report_killed_at_random_moments_is_its_old_content_or_complete(tmp_path):
+    """SIGKILL (no cleanup of any kind) at a random moment after the sweep has started: the
+    report is the old file or a complete new one, never empty or cut."""
+    import csv
+    import random
+    import subprocess
+    import sys
+    import time
+
+    models = ["resnet20", "plain20", "resnet32", "resnet18"]
+    rng = random.Random(0)
+    seen = set()
+    for i, delay in enumerate([None] + [rng.uniform(0, 1.5) for _ in range(4)]):
+        out = tmp_path / f"report{i}.csv"
+        out.write_text("old\n")
+        proc = subprocess.Popen([sys.executable, "-m", "resfam.comparison", *models, "--latency",
+                                 "--runs", "2", "--warmup", "0", "--output", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if delay is not None:
+            while "resfam-compare" not in (proc.stderr.readline() or "resfam-compare"):
+                pass  # the header: imports done, the sweep begins
+            time.sleep(delay)
+            proc.kill()
+        proc.communicate(timeout=300)
+        text = out.read_text()
+        if text == "old\n":
+            seen.add("old")
+            continue
+        rows = list(csv.DictReader(text.splitlines()))
+        assert text.endswith("\n") and rows and all(r["model"] in models for r in rows), text[:200]
+        seen.add("new")
+    assert "new" in seen  # the run left alone wrote its report
