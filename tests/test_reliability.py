@@ -566,3 +566,23 @@ def test_a_report_killed_at_random_moments_is_its_old_content_or_complete(tmp_pa
         assert text.endswith("\n") and rows and all(r["model"] in models for r in rows), text[:200]
         seen.add("new")
     assert "new" in seen  # the run left alone wrote its report
+
+
+def test_a_disk_that_fills_during_the_sweep_is_one_line_and_the_old_report_stays(tmp_path, capsys,
+                                                                                 monkeypatch):
+    import resfam.files
+
+    out = tmp_path / "report.csv"
+    out.write_text("old\n")
+    real = resfam.files.replace_atomically
+
+    def full(path, write):  # the check before the sweep passed; the final write finds no space
+        def no_space(tmp):
+            raise OSError(28, "No space left on device")
+        return real(path, no_space)
+
+    monkeypatch.setattr(resfam.files, "replace_atomically", full)
+    assert cli.main(["resnet20", "--output", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "No space left on device" in err and "Traceback" not in err
+    assert out.read_text() == "old\n"

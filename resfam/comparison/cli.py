@@ -6,6 +6,7 @@ Exit codes: 0 all rows measured; 1 some row failed (its ``error`` column says wh
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -206,7 +207,27 @@ def _done_rows(path: str) -> list[dict]:
     return rows
 
 
+def one_line_errors(prog: str):
+    """A CLI's ``main``, printing a ResfamError that surfaces after its checks (writing the
+    results to a disk that filled meanwhile) as one line with exit status 1, not a traceback."""
+    def wrap(main):
+        @functools.wraps(main)
+        def run(argv: Optional[Sequence[str]] = None) -> int:
+            try:
+                return main(argv)
+            except ResfamError as e:
+                print(f"{prog}: error: {e}", file=sys.stderr)
+                return 1
+
+        return run
+
+    return wrap
+
+
+@one_line_errors("resfam-compare")
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """resfam-compare; its exit codes: 0 every row measured, 1 a row failed or the report could
+    not be written (a disk that filled during the sweep), 2 a usage error, 130 interrupted."""
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the CPU memory profiler is chatty
     args = parser().parse_args(_argv(argv))
     import torch

@@ -8,7 +8,7 @@ import sys
 from typing import Optional, Sequence
 
 from ..comparison import report
-from ..comparison.cli import _int_at_least, _Parser, check_outputs
+from ..comparison.cli import _int_at_least, _Parser, check_outputs, one_line_errors
 from ..comparison.sweep import MAX_THREADS
 from ..comparison.timing import usable_device
 from .. import distributed
@@ -59,6 +59,7 @@ def probe_parser() -> _Parser:
     return p
 
 
+@one_line_errors("resfam-probe")
 def probe_main(argv: Optional[Sequence[str]] = None) -> int:
     from .probe import probe
 
@@ -133,6 +134,7 @@ def train_parser() -> _Parser:
     return p
 
 
+@one_line_errors("resfam-train")
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
