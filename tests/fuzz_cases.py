@@ -451,15 +451,12 @@ _MISSING = object()
 SECTIONS = ("block", "shortcut", "merge", "attn")  # validated per stage: StagePlan's fields
 
 
-def _leaves(value, path=()):
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _leaves(v, path + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _leaves(v, path + (i,))
-    else:
-        yield path, value
+def _leaves(value):
+    """(path, value) of every scalar in nested dicts / lists (:func:`_paths`' leaves)."""
+    for path in _paths(value):
+        leaf = _get(value, path)
+        if not isinstance(leaf, (dict, list)):
+            yield path, leaf
 
 
 def _lookup(tree, path):
