@@ -34,10 +34,12 @@ def close_matches(word: str, candidates: Iterable[str], n: int = 5) -> list[str]
     if not isinstance(word, str) or len(word) > LONGEST_NAME:
         return []
     candidates = list(candidates)
-    found = difflib.get_close_matches(word, candidates, n=n, cutoff=0.6)
+    # names that continue the word first: 'res2net50' means res2net50_26w_4s more than res2next50
+    longer = sorted((c for c in candidates if c.startswith(word) and c != word), key=len)
+    found = list(dict.fromkeys(longer[:2] + difflib.get_close_matches(word, candidates, n=n, cutoff=0.6)))
     if not found:  # a prefix often says more than an edit distance ("resnet5" -> resnet50)
         found = [c for c in sorted(candidates) if c.startswith(word[:4])][:n]
-    return found
+    return found[:n]
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
@@ -67,12 +69,35 @@ class SpecError(ResfamError, ValueError):
                          key=self.key, hint=self.hint)
 
 
+def _name_hint(name, known: list) -> str:
+    """The registered name a near-miss means, where the miss is only its form: spaces around it,
+    capitals, another library's prefix (``timm:`` / ``tv:``) or a pretrained tag (``.a1_in1k``)."""
+    if not isinstance(name, str) or len(name) > LONGEST_NAME:
+        return ""
+    text = name.strip()
+    library, colon, rest = text.partition(":")
+    if colon and library.lower() in ("timm", "tv", "torchvision"):
+        if rest.lower() in known:
+            owner = "timm" if library.lower() == "timm" else "torchvision"
+            return (f"resfam's own name is {rest.lower()!r} (the '{library}:' prefix names "
+                    f"{owner}'s model in resfam-compare)")
+        text = rest
+    base, dot, tag = text.partition(".")
+    if dot and base.lower() in known:
+        return (f"a pretrained tag is not part of the name: build({base.lower()!r}, "
+                f"pretrained='timm:{tag}')")
+    if text.lower() in known:
+        return f"did you mean {text.lower()!r}? (names are lower case, without spaces)"
+    return ""
+
+
 class UnknownModelError(ResfamError, KeyError):
     """A model name that no spec defines; lists close matches."""
 
     def __init__(self, name: str, known: Iterable[str]):
         self.name = name
-        hint = did_you_mean(name, known) or "see resfam.list_models()"
+        known = list(known)
+        hint = _name_hint(name, known) or did_you_mean(name, known) or "see resfam.list_models()"
         self.message = f"unknown model {short_repr(name)}: {hint}"
         super().__init__(self.message)
 

@@ -130,3 +130,21 @@ def test_installed_wheel_finds_its_specs(tmp_path):
     assert out[0].startswith(str(target))
     assert int(out[1]) == len(resfam.list_models())
     assert out[2] == str(target / "resfam" / "specs")
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("resnet50.a1_in1k", "a pretrained tag is not part of the name: build('resnet50', pretrained='timm:a1_in1k')"),
+    ("timm:resnet50", "resfam's own name is 'resnet50' (the 'timm:' prefix names timm's model"),
+    ("tv:resnet50", "(the 'tv:' prefix names torchvision's model"),
+    ("ResNet50", "did you mean 'resnet50'? (names are lower case, without spaces)"),
+    ("seresnet50 ", "did you mean 'seresnet50'?"),
+])
+def test_a_near_miss_name_says_which_registered_name_it_means(name, hint):
+    with pytest.raises(resfam.UnknownModelError) as e:
+        resfam.build(name)
+    assert hint in str(e.value)
+
+
+def test_names_that_continue_the_word_come_first_in_suggestions():
+    with pytest.raises(resfam.UnknownModelError, match=r"did you mean 'res2net50d', 'res2net50_26w_4s'"):
+        resfam.get_spec("res2net50")
