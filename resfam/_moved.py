@@ -22,7 +22,6 @@ MOVED = {
     "resfam.finetune": "resfam.trainability.finetune",
     "resfam.compare": "resfam.comparison",
 }
-ALIASES = {"resfam.detection": "resfam.integrations.torchvision"}
 
 
 class MovedModuleError(ModuleNotFoundError):

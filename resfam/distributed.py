@@ -11,7 +11,7 @@ import datetime
 import os
 from dataclasses import dataclass
 
-from .errors import ResfamError
+from .errors import ResfamError, first_line
 
 RENDEZVOUS_ENV = "RESFAM_RENDEZVOUS_TIMEOUT"  # seconds; torch's own default is 30 minutes
 RENDEZVOUS_SECONDS = 300
@@ -77,7 +77,7 @@ def join(ranks: Ranks, backend: str) -> None:
     try:
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=seconds))
     except (RuntimeError, TimeoutError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         where = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
         raise ResfamError(f"rank {ranks.rank} of {ranks.world}: no rendezvous with the other "
                           f"processes at {where} within {seconds:g} s ({first[:200]}); are they "

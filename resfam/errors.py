@@ -42,6 +42,13 @@ def close_matches(word: str, candidates: Iterable[str], n: int = 5) -> list[str]
     return found[:n]
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message in one line (its type name when it has none), for one-line
+    errors that wrap another library's."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     found = close_matches(word, candidates)
     return f"did you mean {', '.join(repr(f) for f in found)}?" if found else ""

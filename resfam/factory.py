@@ -35,9 +35,9 @@ def build(ref: SpecRef, pretrained: Pretrained = False, **kwargs) -> ResFamNet:
     ``pretrained``: False (random init); True (the variant's default published weights: timm's,
     else torchvision's); a source (``"timm"``, ``"torchvision"``/``"tv"``); a tag
     (``"timm:resnet50.a1_in1k"``, ``"tv:IMAGENET1K_V2"``); or a local checkpoint path. Published
-    weights come through timm's / torchvision's own caches (:mod:`resfam.weights.hub`) and are loaded
-    strictly (a classifier of another ``num_classes`` is left out; an RGB stem adapts to another
-    ``in_chans``). The model's ``pretrained_cfg`` then says the weights' preprocessing
+    weights come through timm's / torchvision's own caches (:mod:`resfam.weights.hub`) and are
+    loaded strictly (a classifier of another ``num_classes`` is left out; an RGB stem adapts to
+    another ``in_chans``). The model's ``pretrained_cfg`` then says the weights' preprocessing
     (:func:`resfam.data_config`) and its ``load_report`` what was loaded.
 
     Keyword arguments are :class:`resfam.ResFamNet`'s: ``num_classes``, ``in_chans``,

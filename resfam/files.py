@@ -100,7 +100,7 @@ class AppendLog:
     """
 
     def __init__(self, path: str, resume: bool):
-        self.path, self.resume, self.started = path, resume, resume
+        self.path, self.started = path, resume
         self._lock = _hold_lock(path)
         if resume and os.path.exists(path):
             _cut_torn_tail(path)

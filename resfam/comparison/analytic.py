@@ -86,7 +86,8 @@ def act(t: Tally, kind: str, x: Shape) -> None:
 
 
 def norm(t: Tally, kind: str, x: Shape) -> None:
-    """resfam.primitives.norms: BatchNorm folds into the conv at inference (counted 0, as fvcore's handle)."""
+    """resfam.primitives.norms: BatchNorm folds into the conv at inference (counted 0, as
+    fvcore's handle)."""
     c, n = x.c, x.numel
     if kind in ("bn", "syncbn"):
         t.params += 2 * c
@@ -121,7 +122,8 @@ def pool(t: Tally, kind: str, x: Shape, k: int, stride: int, padding: int = 0,
 
 
 def blur(t: Tally, x: Shape, stride: int) -> Shape:
-    """resfam.primitives.antialias.BlurPool2d: reflect padding (no count), a depthwise 3x3 (a conv to fvcore)."""
+    """resfam.primitives.antialias.BlurPool2d: reflect padding (no count), a depthwise 3x3 (a
+    conv to fvcore)."""
     y = conv(t, x, x.c, 3, stride, groups=x.c, padding=1)
     t.params -= 9 * x.c  # the filter is a buffer
     return y
@@ -136,7 +138,8 @@ def antialias(t: Tally, kind: str, x: Shape, stride: int) -> Shape:
 # --- attention slot, selective kernel, split attention -----------------------------------------
 
 def attention(t: Tally, p, x: Shape) -> None:
-    """resfam.primitives.attention: SE (Hu et al. 2018, Eq. 2-4) or ECA (Wang et al. 2020, Eq. 12)."""
+    """resfam.primitives.attention: SE (Hu et al. 2018, Eq. 2-4) or ECA (Wang et al. 2020,
+    Eq. 12)."""
     if p.type == "none":
         return
     t.op("mean", x.numel)
@@ -196,7 +199,7 @@ def split_attention(t: Tally, p, x: Shape, out: int, stride: int, dilation: int,
     return u.at(out)
 
 
-# --- the residual branch: each block type's units, as resfam.primitives.blocks builds them -------------------
+# --- the residual branch: each block type's units, as resfam.primitives.blocks builds them ----
 
 @dataclass
 class BlockCtx:
@@ -304,8 +307,8 @@ def shortcut(t: Tally, p, x: Shape, out: int, stride: int, dilation: int, first_
 
 def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: int,
           first_dilation: int, where: Placement) -> Shape:
-    """resfam.primitives.blocks.residual.ResidualBlock (block keys ``bp``), in eval mode (dropout and
-    drop-path count 0)."""
+    """resfam.primitives.blocks.residual.ResidualBlock (block keys ``bp``), in eval mode (dropout
+    and drop-path count 0)."""
     out = plan.width
     if where.pre_norm:
         norm(t, m.norm, x)
@@ -317,7 +320,7 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
     attention(t, plan.attn, y)
     if plan.merge.type != "none":
         shortcut(t, plan.shortcut, x, out, stride, dilation, first_dilation, m.norm)
-        if plan.merge.type == "gate":  # resfam.primitives.merges.HighwayGate: T(x), then the two products
+        if plan.merge.type == "gate":  # merges.HighwayGate: T(x), then the two products
             conv(t, x, out, plan.merge.kernel_size, stride, bias=True)
             for op in ("sigmoid", "mul", "rsub", "mul", "add"):
                 t.op(op, y.numel)

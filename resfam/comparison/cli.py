@@ -17,38 +17,24 @@ from .._version import __version__
 from .. import distributed
 from ..errors import ResfamError, did_you_mean, short_repr
 from ..files import AppendLog, check_output, write_text_atomically
-from ..network.preprocessing import MAX_INPUT_BYTES
+from ..network.preprocessing import MAX_INPUT_BYTES, input_bytes
 from . import report
 from .sweep import COUNTERS, DTYPES, MAX_THREADS, MAX_WORKERS, OPTION_MAXIMA, OPTION_MINIMA, environment, run_targets
 from .targets import select_targets
 from .timing import usable_device
 
 
-def _shows(default) -> bool:
-    """A default worth printing: not None, not a flag's False, not suppressed (0 is shown)."""
-    return default is not None and default is not False and default != argparse.SUPPRESS
-
-
-class _Defaults(argparse.HelpFormatter):
-    """--help shows each option's default (argparse's ArgumentDefaultsHelpFormatter does so only
-    for options with help text, and also for flags whose default is just 'off')."""
-
-    def _get_help_string(self, action):
-        text = (action.help or "").strip()
-        shown = _shows(action.default) and action.option_strings
-        return f"{text} (default: %(default)s)".strip() if shown and "default:" not in text else text
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line with close matches, and --help shows defaults."""
 
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", _Defaults)
-        super().__init__(*args, **kwargs)
-
     def add_argument(self, *args, **kwargs):
-        if "help" not in kwargs and _shows(kwargs.get("default")) and args[0].startswith("-"):
-            kwargs["help"] = "(default: %(default)s)"  # argparse shows nothing without a help text
+        """Every option's help ends with its default (not None, not a flag's False, not
+        suppressed as --help's is) where the help does not state it already; argparse's
+        ArgumentDefaultsHelpFormatter skips options without help text."""
+        default, text = kwargs.get("default"), kwargs.get("help") or ""
+        if args[0].startswith("-") and default is not None and default is not False \
+                and argparse.SUPPRESS not in (default, text) and "default:" not in text:
+            kwargs["help"] = f"{text} (default: %(default)s)".strip()
         return super().add_argument(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401
@@ -186,7 +172,7 @@ def _check(args, meta_fields: list[str]) -> None:
         args.format = report.FORMATS_BY_SUFFIX.get(suffix, "table")
     if args.resume and not (args.output and args.format == "jsonl"):
         raise ResfamError("--resume continues a JSON-lines file: give --output rows.jsonl")
-    if args.batch_size * 3 * (args.img_size or 224) ** 2 * 4 > MAX_INPUT_BYTES:
+    if input_bytes(args.batch_size, args.img_size) > MAX_INPUT_BYTES:
         raise ResfamError(f"--batch-size {args.batch_size} --img-size {args.img_size or 224}: the "
                           f"input batch alone would take more than "
                           f"{MAX_INPUT_BYTES // 2 ** 30} GiB; use a smaller batch or input")

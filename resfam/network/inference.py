@@ -31,8 +31,8 @@ class _ChannelsLast(nn.Module):
 
 
 def standardize_once(model: nn.Module) -> nn.Module:
-    """Every :class:`~resfam.primitives.layers.StdConv2d` in ``model`` replaced, in place, by a plain
-    ``nn.Conv2d`` whose weight is the standardised one (Qiao et al. 2019, Eq. 5), as its
+    """Every :class:`~resfam.primitives.layers.StdConv2d` in ``model`` replaced, in place, by a
+    plain ``nn.Conv2d`` whose weight is the standardised one (Qiao et al. 2019, Eq. 5), as its
     forward computes it; the model is returned."""
     from ..primitives.layers import StdConv2d
 

@@ -7,6 +7,13 @@ from ..errors import ArgumentError
 
 # one float32 input batch; a larger one is refused before it is made (activations are larger still)
 MAX_INPUT_BYTES = 2 * 2 ** 30
+
+
+def input_bytes(batch_size: int, img_size: int | None, channels: int = 3) -> int:
+    """Bytes of one float32 input batch (``img_size`` None: the ImageNet nets' 224)."""
+    return batch_size * channels * (img_size or 224) ** 2 * 4
+
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's defaults
 
 

@@ -1,9 +1,9 @@
 """How many bytes a build's parameters and buffers take, known before anything is allocated.
 
-The network's parts are assembled on PyTorch's ``meta`` device by the ``skeleton`` function the
-caller passes (``ResFamNet.skeleton``: this module does not know the network class) (shapes, no storage) with every stage cut
-to at most four blocks (first, second, one repeated, last: iResNet's first middle block differs
-from the others); the blocks a stage repeats are identical, so the full count is the cut
+The network's parts are assembled on PyTorch's ``meta`` device (shapes, no storage) by the
+``skeleton`` function the caller passes (``ResFamNet.skeleton``: this module does not know the
+network class), with every stage cut to at most four blocks (first, second, one repeated, last:
+iResNet's first middle block differs from the others); the blocks a stage repeats are identical, so the full count is the cut
 network's plus ``depth - 4`` copies of each stage's third block (a stage with per-block keys,
 such as pruned widths, is built whole). Exact for every bundled variant, and milliseconds
 whatever the depth or width asked for.

@@ -1,4 +1,5 @@
-"""Small shared layers: convolutions, activations, stochastic depth (norms: :mod:`resfam.primitives.norms`)."""
+"""Small shared layers: convolutions, activations, stochastic depth (norms:
+:mod:`resfam.primitives.norms`)."""
 from __future__ import annotations
 
 import contextlib

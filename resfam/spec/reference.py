@@ -69,7 +69,8 @@ def reference_markdown() -> str:
              "",
              "## Top level", "", _table(SpecModel), "",
              "## `stem`", "", _table(StemParams), "",
-             "Stem types: " + ", ".join(f"`{k}`" for k in PRESETS) + " (see `resfam/primitives/stems.py`).", "",
+             "Stem types: " + ", ".join(f"`{k}`" for k in PRESETS)
+             + " (see `resfam/primitives/stems.py`).", "",
              "## `stages`", "", _table(StagesParams), "",
              "## `block`", ""]
     for name, cls in BLOCKS.items():

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import ArgumentError, ResfamError, did_you_mean
+from ..errors import ArgumentError, ResfamError, did_you_mean, first_line
 
 BUILTIN = ("mnist5k", "digits")
 ROOTED = ("cifar10", "cifar100", "folder")
@@ -79,7 +79,7 @@ def _folder(root: str, split: str, size: int) -> tuple[torch.Tensor, torch.Tenso
             xs.append(x if x.shape[0] == 3 else x.expand(3, -1, -1)[:3])
             ys.append(y)
     except (OSError, ValueError, RuntimeError) as e:  # PIL's UnidentifiedImageError is an OSError
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         where = f" (image {ds.samples[i][0]})" if "ds" in locals() and ds.samples else ""
         raise ResfamError(f"--data folder:{root}: cannot read {folder}{where}: {first[:200]}") from None
     if not xs:

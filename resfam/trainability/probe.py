@@ -27,7 +27,7 @@ from torch import nn
 from ..errors import ArgumentError, short_repr
 from ..factory import build
 from ..network.model import ResFamNet
-from ..network.preprocessing import MAX_INPUT_BYTES
+from ..network.preprocessing import MAX_INPUT_BYTES, input_bytes
 from ..primitives.blocks import ResidualBlock
 from ..spec.registry import get_spec
 from ..spec.schema import Spec
@@ -159,7 +159,7 @@ def probe(models: Union[str, nn.Module, Iterable[Union[str, nn.Module]]], *, bat
                                  or img_size < MIN_IMG_SIZE):
         raise ArgumentError(f"img_size must be a whole number >= {MIN_IMG_SIZE} (or None: each "
                             f"spec's own), got {short_repr(img_size)}")
-    if batch_size * 3 * (img_size or 224) ** 2 * 4 > MAX_INPUT_BYTES:
+    if input_bytes(batch_size, img_size) > MAX_INPUT_BYTES:
         raise ArgumentError(f"batch_size {batch_size} x img_size {img_size or 224}: the input batch "
                             f"alone would take more than {MAX_INPUT_BYTES // 2 ** 30} GiB; use a "
                             "smaller batch or input")

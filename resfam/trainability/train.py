@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import distributed
-from ..errors import ArgumentError, CheckpointError, ResfamError, short_repr
+from ..errors import ArgumentError, CheckpointError, ResfamError, first_line, short_repr
 from ..factory import build
 from ..files import check_output, replace_atomically
 from ..spec.registry import get_spec
@@ -207,7 +207,7 @@ def train_run(name: Union[str, Spec], seed: int, raw: datasets.Data, cfg: TrainC
             model.load_state_dict(state["model_state"])
             opt.load_state_dict(state["optim_state"])
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise CheckpointError(f"{path}: does not fit {spec.name} ({first[:200]}); delete it "
                                   "to start that run again") from None
         rows = list(state["rows"])
@@ -345,10 +345,10 @@ def check_study_folder(out) -> None:
         check_output(os.path.join(out, name), "--out")
 
 
-def _init_from_env(device: torch.device) -> bool:
-    """Join the process group torchrun describes (WORLD_SIZE > 1, checked by
-    :func:`resfam.distributed.from_env`); True when this call did."""
-    ranks = distributed.from_env()
+def _init_from_env(device: torch.device, ranks: distributed.Ranks) -> bool:
+    """Join the process group torchrun describes (``ranks``, checked by
+    :func:`resfam.distributed.from_env`) when it has more than one process; True when this call
+    did."""
     if ranks.world <= 1 or (dist.is_available() and dist.is_initialized()):
         return False
     if device.type == "cuda":
@@ -396,7 +396,7 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
                                     ": the same network twice; list it once" if same else
                                     ", and they differ; give one of them another name: its "
                                     "spec's 'name:'"))
-    distributed.from_env()  # leftover torchrun variables, before anything is written
+    ranks = distributed.from_env()  # leftover torchrun variables, before anything is written
     check_study_folder(out)
     runs_dir = os.path.join(out, "runs")
     if not resume and os.path.isdir(runs_dir) and any(f.endswith(".pt") for f in os.listdir(runs_dir)):
@@ -406,7 +406,7 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
     raw = datasets.load(cfg.data)
     for spec in specs:  # the data set is resized in memory at once, for each input side
         datasets.check_prepared_size(raw, cfg.img_size or spec.input_size)
-    joined = _init_from_env(device)
+    joined = _init_from_env(device, ranks)
     world = _World.current()
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", torch.cuda.current_device())

@@ -18,7 +18,7 @@ from typing import Union
 import torch
 from torch import nn
 
-from ..errors import ArgumentError, CheckpointError
+from ..errors import ArgumentError, CheckpointError, first_line
 from ..spec.schema import Spec
 from .convert import convert_state_dict
 
@@ -69,7 +69,7 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> dict:
             return load_file(path, device="cpu")
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every reader failure means the same to the user
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise CheckpointError(f"{path}: cannot read the checkpoint ({first}); resfam reads .pth "
                               "files saved with torch.save(state_dict) and .safetensors files") from None
     if not isinstance(state, dict):
@@ -179,7 +179,7 @@ def load_state(model: nn.Module, state: dict, label: str, strict: bool = True) -
                 own[k].copy_(v)
         if not isinstance(e, Exception):
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise CheckpointError(f"{label}: loading failed ({first}); the model is unchanged") from None
     if suspicious:
         warnings.warn(f"{label}: loaded {len(suspicious)} tensors with values no trained network "

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Optional
 
-from ..errors import CheckpointError, short_repr
+from ..errors import CheckpointError, first_line, short_repr
 from ..spec.registry import list_models, references
 
 SOURCES = ("timm", "torchvision")
@@ -181,7 +181,7 @@ def _fetch_timm(w: Weights) -> dict:
         except CheckpointError:
             raise
         except Exception as e:  # noqa: BLE001 - the hub's errors, reported together
-            errors.append(f"{name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            errors.append(f"{name}: {first_line(e)}")
     raise PretrainedError(f"{w}: download from the Hugging Face Hub failed ({'; '.join(errors)})")
 
 
@@ -208,7 +208,7 @@ def _fetch_url(w: Weights, url: Optional[str], load=None) -> dict:
         state = load() if load else torch.hub.load_state_dict_from_url(
             url, map_location="cpu", progress=False, weights_only=True)
     except Exception as e:  # noqa: BLE001 - unreadable or failed download: one resfam error
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise PretrainedError(f"{w}: cannot load {cached} ({first})") from None
     if not isinstance(state, dict):
         raise PretrainedError(f"{w}: {cached} holds a {type(state).__name__}, not a state dict")

@@ -3,8 +3,9 @@
 A block type is one pydantic model (the keys a spec's ``block:`` accepts) with two methods:
 ``check`` (width arithmetic, run before any tensor is allocated) and ``units`` (the convs of the
 residual branch F in Eq. (1) of He et al. 2016, ``y = F(x) + x``). Where norms and activations
-sit around those units is the stage's ``order`` (see :mod:`resfam.primitives.orders`); the shortcut and the
-merge are separate primitives. :class:`resfam.primitives.blocks.residual.ResidualBlock` assembles them.
+sit around those units is the stage's ``order`` (see :mod:`resfam.primitives.orders`); the
+shortcut and the merge are separate primitives.
+:class:`resfam.primitives.blocks.residual.ResidualBlock` assembles them.
 """
 from __future__ import annotations
 
@@ -106,8 +107,8 @@ def strided_conv(in_ch: int, out_ch: int, stride: int, dilation: int, first_dila
                  aa: str, groups: int = 1, sk=None, norm: str = "bn", act: str = "relu") -> Unit:
     """A block's strided 3x3 unit; with ``aa`` the conv runs at stride 1 and a filter subsamples
     after it (where timm puts one: a stride of 2, or the first block of a dilated stage); with
-    ``sk`` (:class:`resfam.primitives.selective_kernel.SKParams`) a selective kernel conv, which applies its
-    own norms and activations."""
+    ``sk`` (:class:`resfam.primitives.selective_kernel.SKParams`) a selective kernel conv, which
+    applies its own norms and activations."""
     from ..antialias import antialias
 
     if sk is not None:
