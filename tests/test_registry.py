@@ -25,11 +25,17 @@ def test_every_variant_of_the_table_is_listed():
 
 
 def test_patterns_and_families():
+    # a hybrid belongs to its parents' families too (its spec's also_in)
     assert resfam.list_models("res2net*", family="res2net") == sorted(
-        [n for n in ISSUE_TABLE if n.startswith("res2net")] + ["res2net101d", "res2net50d"])
-    assert "res2net50_iresnet" in resfam.list_models("res2net*")  # the hybrid matches the pattern too
+        [n for n in ISSUE_TABLE if n.startswith("res2net")] + ["res2net101d", "res2net50_iresnet",
+                                                               "res2net50d"])
     assert resfam.list_models(["iresnet5*", "resnet1?"]) == ["iresnet50", "resnet18"]
-    assert resfam.list_models(family="iresnet") == ["iresnet101", "iresnet152", "iresnet200", "iresnet50"]
+    assert resfam.list_models(family="iresnet") == ["iresnet101", "iresnet152", "iresnet200",
+                                                    "iresnet50", "res2net50_iresnet", "se_iresnet50"]
+    assert resfam.list_models(family="highway") == ["highway20", "highway56", "highway_resnet50",
+                                                    "highway_resnext50_32x4d"]
+    assert "highway_resnext50_32x4d" in resfam.list_models(family="hybrid")
+    assert resfam.get_spec("highway_resnext50_32x4d").family == "hybrid"  # its row's colour
     assert "highway" in resfam.list_families()
 
 

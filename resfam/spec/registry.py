@@ -176,7 +176,7 @@ def list_models(pattern: Union[str, Iterable[str]] = "*", family: Optional[str] 
                             f"{short_repr(pattern)}, {short_repr(family)}")
     names = [n for n in _catalog() if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     if family is not None:
-        names = [n for n in names if _registered_spec(n).family == family]
+        names = [n for n in names if family in _families(_registered_spec(n))]
     if reference is not None:
         if reference not in ("timm", "torchvision"):
             raise ArgumentError(f"reference must be 'timm' or 'torchvision', got {short_repr(reference)}")
@@ -190,5 +190,10 @@ def references(name: str) -> list[str]:
     return list(_registered_spec(name).model.reference) if name in _catalog() else []
 
 
+def _families(spec: Spec) -> list[str]:
+    """The variant's own family, then those it also belongs to (a hybrid's ``also_in``)."""
+    return [spec.family, *spec.model.also_in]
+
+
 def list_families() -> list[str]:
-    return sorted({_registered_spec(n).family for n in _catalog()})
+    return sorted({f for n in _catalog() for f in _families(_registered_spec(n))})

@@ -74,6 +74,9 @@ class SpecModel(_Model):
     name: str = Field(description="variant name")
     family: str = Field(description="family the variant belongs to (for selection and plots)")
     description: str = Field("", description="one line for listings")
+    also_in: list[str] = Field(default_factory=list, description="other families this variant "
+                               "belongs to (a hybrid's parents): selecting one of them by family "
+                               "selects it too")
     extends: Optional[str] = Field(None, description="parent variant whose keys this one "
                                                      "overrides (resolved before validation)")
     in_chans: int = Field(3, ge=1, description="input channels")
