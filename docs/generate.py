@@ -39,18 +39,21 @@ def _num(value, fmt: str) -> str:
 
 def family_table(rows: list[dict], family: str) -> str:
     """The variant table of one family page, from resfam.compare rows (the analytic counter)."""
-    lines = ["Counted by `resfam.compare(family=...)` at each variant's native input; regenerate "
-             "with `python docs/generate.py`. Paper top-1 is 100 - error where the paper prints "
-             "an error.", "",
+    lines = ["Counted by `resfam.compare(family=...)`, every ImageNet-scale variant at 224 and the "
+             "CIFAR ones at 32 (like with like; `--img-size native` counts each at its own side); "
+             "regenerate with `python docs/generate.py`. Paper GMACs are at the paper's side "
+             "(paper px: resfam's count there beside them); paper top-1 is 100 - error where the "
+             "paper prints an error.", "",
              "| variant | input | params (M) | GMACs | other ops (M) | paper params (M) | "
-             "paper GMACs | paper top-1 % | dataset, protocol | paper source |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "paper px | GMACs there | paper GMACs | paper top-1 % | dataset, protocol | paper source |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("family") != family:
             continue
         how = ", ".join(x for x in (r.get("paper_dataset"), r.get("paper_protocol")) if x)
         lines.append(f"| {r['model']} | {r['input']} | {r['params'] / 1e6:.3f} | {r['gmacs']:.3f} | "
                      f"{r['other_mops']:.1f} | {_num(r.get('paper_params_m'), 'g')} | "
+                     f"{_num(r.get('paper_input'), 'd')} | {_num(r.get('paper_input_gmacs'), '.3f')} | "
                      f"{_num(r.get('paper_gmacs'), 'g')} | {_num(r.get('paper_top1'), 'g')} | "
                      f"{how} | {r.get('paper_source') or ''} |")
     return "\n".join(lines) + "\n"
@@ -113,7 +116,8 @@ Command: `{shlex.join(COUNT_CMD)}`
 
 - **GMACs**: conv + linear multiply-accumulates per image at the network's native input (224, or
   32 for CIFAR nets), fvcore's unit and torchvision's `_ops` convention; BatchNorm is folded.
-  Counted from the specs by the analytic counter (equal to fvcore's counts, tests/test_analytic.py).
+  Counted from the specs by the analytic counter (equal to fvcore's conv + linear counts,
+  tests/test_analytic.py; fvcore's `.total()` adds norms and pooling: 0.5-3.4% more).
 - **other**: residual and split additions, Highway gates (sigmoid, two multiplies, `1 - T`),
   attention's squeezes, sigmoids and multiplies, activations and pooling, millions per image.
 - The second table puts resfam's counts beside the papers': their "FLOPs" are multiply-adds;

@@ -7,33 +7,35 @@
 
 The public API, gathered from the layers below it (docs/architecture.md): errors, primitives,
 spec, network, weights, ``factory`` (build), and the uses (comparison, trainability,
-integrations).
+integrations). Each loads on first use (:mod:`resfam._lazy`): ``import resfam`` alone imports
+neither torch nor timm.
 """
-import sys as _sys
-
 from . import _moved
+from ._lazy import lazy_exports
 from ._version import __version__
-from .comparison import compare
-from .errors import (ArgumentError, BuildArgumentError, CheckpointError, ResfamError, SpecError,
-                     UnknownModelError)
-from .factory import build, list_models
 from .integrations import timm_registry as _timm_registry
-from .integrations import torchvision as detection  # resfam.detection.torchvision_fpn_backbone
-from .network import ResFamNet
-from .network.inference import optimize_for_inference
-from .network.preprocessing import data_config
-from .primitives.norms import freeze_batch_norm
-from .spec import Spec, get_spec, list_families
-from .trainability.finetune import prepare_finetune
-from .trainability.probe import probe
-from .trainability.train import train
-from .weights.checkpoint import LoadReport, load_pretrained
-from .weights.convert import convert_state_dict
-from .weights.hub import list_pretrained
 
-_moved.install()  # an old module path fails with one line naming the new one
-_sys.modules.setdefault("resfam.detection", detection)  # `import resfam.detection` keeps working
-_timm_registry.register()  # timm.create_model("resfam_<variant>")
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "compare": ".comparison",
+    "ArgumentError": ".errors", "BuildArgumentError": ".errors", "CheckpointError": ".errors",
+    "ResfamError": ".errors", "SpecError": ".errors", "UnknownModelError": ".errors",
+    "build": ".factory", "list_models": ".factory",
+    "ResFamNet": ".network",
+    "optimize_for_inference": ".network.inference",
+    "data_config": ".network.preprocessing",
+    "freeze_batch_norm": ".primitives.norms",
+    "Spec": ".spec", "get_spec": ".spec", "list_families": ".spec",
+    "prepare_finetune": ".trainability.finetune",
+    "probe": ".trainability.probe",
+    "train": ".trainability.train",
+    "LoadReport": ".weights.checkpoint", "load_pretrained": ".weights.checkpoint",
+    "convert_state_dict": ".weights.convert",
+    "list_pretrained": ".weights.hub",
+}, modules={"detection": ".integrations.torchvision"})  # resfam.detection.torchvision_fpn_backbone
+
+_moved.install()  # an old module path fails with one line naming the new one; resfam.detection
+# (README's detectors) is resfam.integrations.torchvision
+_timm_registry.register_when_imported()  # timm.create_model("resfam_<variant>"), once timm is in
 
 __all__ = ["ArgumentError", "BuildArgumentError", "CheckpointError", "LoadReport", "ResFamNet",
            "ResfamError", "Spec", "SpecError", "UnknownModelError", "__version__", "build",

@@ -1,9 +1,11 @@
 """Module paths from before the layered layout (docs/architecture.md), each failing on import with
 one line that names where it went. ``resfam.detection``, the path README's detectors use, keeps
-working: :mod:`resfam` aliases it to :mod:`resfam.integrations.torchvision`."""
+working: it is :mod:`resfam.integrations.torchvision` under a second name (:data:`ALIASES`)."""
 from __future__ import annotations
 
+import importlib
 import importlib.abc
+import importlib.util
 import sys
 
 _PRIMITIVES = ("layers", "norms", "antialias", "stems", "shortcuts", "attention", "merges",
@@ -23,6 +25,8 @@ MOVED = {
     "resfam.compare": "resfam.comparison",
 }
 
+ALIASES = {"resfam.detection": "resfam.integrations.torchvision"}
+
 
 class MovedModuleError(ModuleNotFoundError):
     """An import of a module path that moved (a ModuleNotFoundError, so ``except ImportError``
@@ -41,6 +45,8 @@ class _MovedFinder(importlib.abc.MetaPathFinder):
     """Last on ``sys.meta_path``: consulted only for a resfam module no other finder found."""
 
     def find_spec(self, name, path=None, target=None):
+        if name in ALIASES:
+            return importlib.util.spec_from_loader(name, _AliasLoader(ALIASES[name]))
         new = new_path(name)
         if new is None:
             return None
@@ -48,6 +54,19 @@ class _MovedFinder(importlib.abc.MetaPathFinder):
                 f"resfam.comparison: import {new}" if name.startswith("resfam.compare")
                 else f"{name} moved to {new}")
         raise MovedModuleError(f"{what} (see docs/architecture.md)", name=name)
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Imports a module under a second name: both names give the same module object."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def create_module(self, spec):
+        return importlib.import_module(self.target)
+
+    def exec_module(self, module) -> None:  # the target's import ran its code
+        pass
 
 
 def install() -> None:

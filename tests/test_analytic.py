@@ -181,3 +181,21 @@ def test_user_specs(raw, size):
     except (RuntimeError, ValueError):  # too small an input for its strides; GroupNorm of one value
         return
     check(spec, size)
+
+
+@pytest.mark.parametrize("name, low, high", [("resnet50", 0.5, 0.6), ("resnetv2_50x1_bit", 3.3, 3.5)])
+def test_fvcore_total_exceeds_conv_plus_linear_by_what_the_docs_say(name, low, high):
+    """"Equal to fvcore" means conv + linear (what GMACs are); fvcore's ``.total()`` adds batch
+    norm, group norm and pooling, 0.5-3.4% more (README, docs/compare.md): BiT's weight
+    standardisation traces as batch_norm."""
+    from fvcore.nn import FlopCountAnalysis
+
+    spec = resfam.get_spec(name)
+    model = resfam.build(spec).eval()
+    analysis = FlopCountAnalysis(model, torch.randn(1, 3, 224, 224))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    by_op = analysis.by_operator()
+    conv_linear = by_op["conv"] + by_op["linear"]
+    assert conv_linear == pytest.approx(tally(spec, 224).macs)
+    assert low <= (analysis.total() / conv_linear - 1) * 100 <= high

@@ -5,6 +5,7 @@ cycle. Read from the source's import statements with ``ast`` (function-local imp
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import subprocess
 import sys
@@ -17,7 +18,7 @@ DOC = PACKAGE.parent / "docs" / "architecture.md"
 
 # lowest first; a module's layer is that of the longest prefix listed here
 LAYERS = {
-    "resfam._version": 0, "resfam.errors": 0, "resfam.files": 0, "resfam.distributed": 0,
+    "resfam._version": 0, "resfam._lazy": 0, "resfam.errors": 0, "resfam.files": 0, "resfam.distributed": 0,
     "resfam.primitives": 1,
     "resfam.spec": 2,
     "resfam.network": 3,
@@ -56,6 +57,13 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 module = node.module or ""
             targets = [f"{module}.{a.name}" if f"{module}.{a.name}" in known else module
                        for a in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "lazy_exports":
+            # a package's names that load on first use (resfam._lazy): imports all the same
+            package = name if is_package else name.rpartition(".")[0]
+            tables = [a for a in node.args[1:] if isinstance(a, ast.Dict)] + \
+                     [k.value for k in node.keywords if isinstance(k.value, ast.Dict)]
+            targets = [importlib.util.resolve_name(v.value, package) for t in tables for v in t.values
+                       if isinstance(v, ast.Constant) and isinstance(v.value, str)]
         for target in targets:
             while target and target not in known:
                 target = target.rpartition(".")[0]
@@ -140,16 +148,21 @@ def test_the_checks_see_cycles_and_upward_imports(tmp_path):
     (pkg / "spec").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "errors.py").write_text("def f():\n    from .spec import registry\n")
-    (pkg / "spec" / "__init__.py").write_text("")
+    (pkg / "spec" / "__init__.py").write_text(  # names loaded on first use are imports too
+        "from .._lazy import lazy_exports\n__getattr__, __dir__ = lazy_exports(__name__, "
+        "{'Spec': '.schema'}, modules={'build': '..factory'})\n")
     (pkg / "spec" / "registry.py").write_text("from ..errors import f\n")
     (pkg / "spec" / "schema.py").write_text("from . import registry\nfrom resfam.factory import x\n")
     (pkg / "factory.py").write_text("import typing\nif typing.TYPE_CHECKING:\n    from .spec import schema\n")
+    (pkg / "_lazy.py").write_text("")
     edges = graph(pkg)
+    assert edges["resfam.spec"] == {"resfam._lazy", "resfam.spec.schema", "resfam.factory"}
     assert edges["resfam.errors"] == {"resfam.spec.registry"}
     assert edges["resfam.spec.schema"] == {"resfam.spec.registry", "resfam.factory"}
     assert sorted(cycles(edges)) == [["resfam.errors", "resfam.spec.registry"],  # function-local
                                      ["resfam.factory", "resfam.spec.schema"]]  # TYPE_CHECKING
     assert upward(edges) == ["resfam.errors (base) imports resfam.spec.registry (spec)",
+                             "resfam.spec (spec) imports resfam.factory (build)",
                              "resfam.spec.schema (spec) imports resfam.factory (build)"]
 
 

@@ -19,9 +19,8 @@ from ..errors import ResfamError, did_you_mean, short_repr
 from ..files import AppendLog, check_output, write_text_atomically
 from ..network.preprocessing import MAX_INPUT_BYTES, input_bytes
 from . import report
-from .sweep import COUNTERS, DTYPES, MAX_THREADS, MAX_WORKERS, OPTION_MAXIMA, OPTION_MINIMA, environment, run_targets
+from .options import COMMON_SIDE, COUNTERS, DTYPE_NAMES, IMG_SIZES, MAX_THREADS, MAX_WORKERS, OPTION_MAXIMA, OPTION_MINIMA
 from .targets import select_targets
-from .timing import usable_device
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +59,19 @@ def _int_at_least(low: int, high: Optional[int] = None):
 
     parse.__name__ = f"int >= {low}"
     return parse
+
+
+def _img_size(text: str):
+    """--img-size: 'common', 'native' or a side in pixels."""
+    if text in IMG_SIZES:
+        return text
+    try:
+        return _int_at_least(OPTION_MINIMA["img_size"], OPTION_MAXIMA["img_size"])(text)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{e}; or one of: {', '.join(IMG_SIZES)}") from None
+
+
+_img_size.__name__ = "side"
 
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
@@ -118,10 +130,12 @@ def parser() -> argparse.ArgumentParser:
                    "dataset, protocol, notes")
     p.add_argument("--columns", help="the table's columns, comma-separated keys (csv / json carry all)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if present)")
-    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPE_NAMES))
     p.add_argument("--batch-size", type=_int_at_least(OPTION_MINIMA["batch_size"], OPTION_MAXIMA["batch_size"]), default=1)
-    p.add_argument("--img-size", type=_int_at_least(OPTION_MINIMA["img_size"]), default=None, help="input side (default: each "
-                   "model's native size, 224 or 32 for CIFAR nets)")
+    p.add_argument("--img-size", type=_img_size, default="common", help=f"input side: 'common' puts "
+                   f"every ImageNet-scale net at {COMMON_SIDE} (like with like, the side the papers' "
+                   "complexity tables use; nets for small images keep their 32 or 28), 'native' each "
+                   "net at its own (its pretrained config's: 160-480), a number every net at that side")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--threads", type=_int_at_least(1, MAX_THREADS), default=None, help="torch CPU threads")
     p.add_argument("--warmup", type=_int_at_least(OPTION_MINIMA["warmup"], OPTION_MAXIMA["warmup"]), default=3)
@@ -172,8 +186,9 @@ def _check(args, meta_fields: list[str]) -> None:
         args.format = report.FORMATS_BY_SUFFIX.get(suffix, "table")
     if args.resume and not (args.output and args.format == "jsonl"):
         raise ResfamError("--resume continues a JSON-lines file: give --output rows.jsonl")
-    if input_bytes(args.batch_size, args.img_size) > MAX_INPUT_BYTES:
-        raise ResfamError(f"--batch-size {args.batch_size} --img-size {args.img_size or 224}: the "
+    side = args.img_size if isinstance(args.img_size, int) else None
+    if input_bytes(args.batch_size, side) > MAX_INPUT_BYTES:
+        raise ResfamError(f"--batch-size {args.batch_size} --img-size {side or COMMON_SIDE}: the "
                           f"input batch alone would take more than "
                           f"{MAX_INPUT_BYTES // 2 ** 30} GiB; use a smaller batch or input")
 
@@ -216,10 +231,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     not be written (a disk that filled during the sweep), 2 a usage error, 130 interrupted."""
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the CPU memory profiler is chatty
     args = parser().parse_args(_argv(argv))
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.plot:
         args.flops = args.latency = True
     try:  # every usage error before the first model is built
@@ -227,9 +238,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rank, world = ranks.rank, ranks.world
         _check(args, report.FIELDS)
         targets = select_targets(args.models, args.family)
-        if args.list:
+        if args.list:  # names only: no model library imported
             print("\n".join(t.label for t in targets))
             return 0
+        import torch
+
+        from .sweep import environment, run_targets
+        from .timing import usable_device
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
         device = usable_device(args.device)
         if world > 1 and device.type == "cuda":
             device = torch.device("cuda", ranks.local_rank % torch.cuda.device_count())

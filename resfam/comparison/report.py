@@ -33,8 +33,11 @@ COLUMNS = [
     ("peak_mem_mb", "MiB", "MiB: peak memory torch allocated in one forward (not RSS)", ".1f"),
     ("train_peak_mem_mb", "train MiB", "train MiB: in one SGD step", ".1f"),
     ("speed_vs_ref", "vs ref", "vs ref: reference time / resfam time, median over alternating rounds (> 1: resfam faster)", ".3f"),
+    ("speed_vs_ref_iqr", "ratio IQR", "ratio IQR: interquartile range of those rounds' ratios", ".3f"),
     ("paper_params_m", "paper params", "paper params: M", "g"),
     ("params_vs_paper_pct", "Δparams%", "", "+.1f"),
+    ("paper_input", "paper px", "paper px: the side the paper counts at (ΔGMACs% compares there)", "d"),
+    ("paper_input_gmacs", "GMACs there", "GMACs there: resfam's count at paper px", ".3f"),
     ("paper_gmacs", "paper GMACs", "paper GMACs: the paper's multiply-adds", "g"),
     ("gmacs_vs_paper_pct", "ΔGMACs%", "Δ%: resfam vs paper", "+.1f"),
     ("paper_top1", "top-1%", "top-1%: the paper's (100 - error where it prints error)", "g"),
@@ -45,13 +48,14 @@ COLUMNS = [
 HEADERS = {k: h for k, h, _, _ in COLUMNS}
 FORMATS = {k: f for k, _, _, f in COLUMNS}
 LEGEND = {k: text for k, _, text, _ in COLUMNS if text}
-PAPER = ["paper_params_m", "params_vs_paper_pct", "paper_gmacs", "gmacs_vs_paper_pct",
+PAPER = ["paper_params_m", "params_vs_paper_pct", "paper_input", "paper_input_gmacs", "paper_gmacs", "gmacs_vs_paper_pct",
          "paper_top1", "paper_dataset", "paper_protocol"]
-PAPER_TABLE = ["model", "params", "paper_params_m", "params_vs_paper_pct", "gmacs", "paper_gmacs",
-               "gmacs_vs_paper_pct", "paper_top1", "paper_dataset", "paper_protocol"]
+PAPER_TABLE = ["model", "params", "paper_params_m", "params_vs_paper_pct", "paper_input", "paper_input_gmacs",
+               "paper_gmacs", "gmacs_vs_paper_pct", "paper_top1", "paper_dataset", "paper_protocol"]
+# (paper px and the count there only where a row was measured at another side than its paper's)
 TABLE_DEFAULT = [k for k, *_ in COLUMNS if k not in PAPER + ["family", "gflops", "batch"]]
 ENV_FIELDS = ["torch", "device", "threads", "dtype"]
-FIELDS = [k for k, *_ in COLUMNS] + ["target", "library", "ref_for", "params_trainable", "counter",
+FIELDS = [k for k, *_ in COLUMNS] + ["latency_q1_ms", "latency_q3_ms", "target", "library", "ref_for", "params_trainable", "counter",
                                      "unsupported", "noisy", "paper_source", "paper_note"]
 FORMATS_BY_SUFFIX = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".md": "markdown",
                      ".tex": "latex"}
@@ -125,7 +129,9 @@ def render(rows: list[dict], fmt: str, meta: dict, columns: Optional[list[str]] 
     tables = [(rows, table_keys(rows, columns, meta))]
     papers = [r for r in rows if r.get("paper_source")]
     if paper and papers and not columns:  # a second table: resfam's counts beside the papers'
-        tables.append((papers, [k for k in PAPER_TABLE if any(r.get(k) not in (None, "") for r in papers)]))
+        moved = any(r.get("paper_input") not in (None, r.get("input")) for r in papers)
+        tables.append((papers, [k for k in PAPER_TABLE if any(r.get(k) not in (None, "") for r in papers)
+                                and (moved or k not in ("paper_input", "paper_input_gmacs"))]))
     texts, keys_shown = [], []
     for sub, keys in tables:
         body = [[cell(k, r) for k in keys] for r in sub]

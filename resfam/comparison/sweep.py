@@ -7,7 +7,7 @@ import platform
 import statistics
 import sys
 import warnings
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Union
 
 import torch
 
@@ -15,10 +15,11 @@ from ..errors import ArgumentError, ResfamError, did_you_mean, short_repr
 from . import timing
 from .analytic import AnalyticCounter
 from .counting import FlopCounterModeCounter, FvcoreCounter, count_params, default_counter
+from .options import (COUNTERS, DTYPE_NAMES, FLAGS, IMG_SIZES, MAX_THREADS, MAX_WORKERS, OPTION_MAXIMA,
+                      OPTION_MINIMA, describe_input, input_side)
 from .targets import LIBRARIES, Target, as_strings, build_target, resolve, select_targets
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-COUNTERS = ("analytic", "fvcore", "torch")
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def make_counter(name: str):
@@ -39,9 +40,8 @@ def select(models=None, family=None) -> list[str]:
     return [t.ref for t in targets]
 
 
-def environment(device: torch.device, dtype: str, batch_size: int, img_size: Optional[int],
-                channels_last: bool) -> dict:
-    size = f"{img_size}x{img_size}" if img_size else "native (224, CIFAR nets 32)"
+def environment(device: torch.device, dtype: str, batch_size: int, img_size, channels_last: bool) -> dict:
+    size = describe_input(img_size)
     return {"torch": torch.__version__, "device": str(device),
             "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                             else platform.processor() or platform.machine()),
@@ -57,7 +57,8 @@ def _pct(value: Optional[float], reference: Optional[float]) -> Optional[float]:
 
 def paper_columns(row: dict, spec, size: int) -> None:
     """The paper's figures, one accuracy convention (top-1 %, from the error where the paper
-    prints that), and how resfam's counts differ from them."""
+    prints that), and how resfam's counts differ from them: GMACs at the input the paper counts
+    at (``paper_input``; analytic, where the row was measured at another)."""
     rep = spec.reported
     if rep is None:
         return
@@ -67,8 +68,14 @@ def paper_columns(row: dict, spec, size: int) -> None:
                paper_note=rep.note)
     if "params" in row:
         row["params_vs_paper_pct"] = _pct(row["params"] / 1e6, rep.params_m)
-    if "gmacs" in row and size == spec.input_size:
-        row["gmacs_vs_paper_pct"] = _pct(row["gmacs"], rep.gflops)
+    paper_size = rep.gflops_at or spec.input_size
+    if rep.gflops is not None:
+        row["paper_input"] = paper_size
+    if "gmacs" in row and rep.gflops is not None:
+        gmacs = row["gmacs"] if size == paper_size else \
+            AnalyticCounter().count_spec(spec, paper_size, 1)[0].macs / 1e9
+        row["paper_input_gmacs"] = round(gmacs, 4)
+        row["gmacs_vs_paper_pct"] = _pct(row["paper_input_gmacs"], rep.gflops)
 
 
 def _count(row: dict, spec, built, size: int, batch: int, counter, flops: bool, acts: bool,
@@ -121,7 +128,10 @@ def _timed(row: dict, built, size: int, batch: int, device, dtype: str, channels
                 else:
                     t, t_other = timing.alternate_latency(model, other, x, warmup, runs)
                     out_other = timing.timing_columns(t_other, batch)
-                    out["speed_vs_ref"] = round(statistics.median(timing.round_ratios(t_other, t)), 3)
+                    ratios = timing.round_ratios(t_other, t)
+                    q1, q3 = timing.quartiles(ratios)
+                    out["speed_vs_ref"] = round(statistics.median(ratios), 3)
+                    out["speed_vs_ref_iqr"] = round(q3 - q1, 3)
                 out.update(timing.timing_columns(t, batch))
                 if train:
                     tt = timing.train_latency(model, x, built.num_classes, max(1, warmup // 2), max(2, runs // 2))
@@ -144,15 +154,17 @@ def _timed(row: dict, built, size: int, batch: int, device, dtype: str, channels
 def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = False,
                 latency: bool = False, throughput: bool = False, memory: bool = False,
                 train: bool = False, device: Optional[torch.device] = None, dtype: str = "float32",
-                batch_size: int = 1, img_size: Optional[int] = None, channels_last: bool = False,
+                batch_size: int = 1, img_size: Union[int, str, None] = "common", channels_last: bool = False,
                 warmup: int = 3, runs: int = 10, counter=None, vs: Optional[str] = None,
                 _built=None) -> list[dict]:
     """The rows of one target: its own, and with ``vs`` ('timm' / 'torchvision') the same-name
     reference's right after it (timed alternately with it; ``speed_vs_ref``: the median over
     rounds of the reference's time / resfam's time in the same round,
     :func:`timing.round_ratios`). Errors become a row's ``error`` (the caller's sweep goes on).
-    ``_built``: the target already built (the reference of a ``vs`` pair, built once for its row and its
-    timing)."""
+    ``img_size``: a side, ``"common"`` (the default: 224 for every ImageNet-scale net, like with
+    like; nets made for small images keep their 32 or 28) or ``"native"`` (each net's own side,
+    as its pretrained config gives it: 160-480). ``_built``: the target already built (the
+    reference of a ``vs`` pair, built once for its row and its timing)."""
     target = ref if isinstance(ref, Target) else Target("resfam", ref)
     device = device or timing.device_of(None)
     counter = counter if counter is not None else make_counter("analytic")
@@ -169,14 +181,13 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
                 row["target"] = target.label  # (--resume recognises the row by it)
             if vs and vs in spec.reference:
                 ref_target = Target(vs, spec.name)
-        size = img_size or (spec.input_size if spec is not None else None)
         needs_model = timed or spec is None or counter.name != "analytic"
         if needs_model:
             built = built or build_target(target, spec)
-            size = size or built.input_size
             row.setdefault("family", built.family)
             if params:
                 row["params"], row["params_trainable"] = count_params(built.model)
+        size = input_side(spec.input_size if spec is not None else built.input_size, img_size)
         row["input"] = size
         if flops or acts or (params and not needs_model):
             _count(row, spec, built, size, batch_size, counter, flops, acts, params)
@@ -218,13 +229,6 @@ def measure_one(ref, **options) -> dict:
     return measure_rows(ref, **{**options, "vs": None})[0]
 
 
-# the smallest value each numeric option takes (the CLI's argparse types read the same table)
-OPTION_MINIMA = {"batch_size": 1, "runs": 1, "warmup": 0, "img_size": 1}
-# bounds on the work one option can ask for (10,000 timed runs of a 0.1 s model: 17 minutes)
-OPTION_MAXIMA = {"batch_size": 65_536, "runs": 10_000, "warmup": 10_000, "img_size": 16_384}
-MAX_THREADS, MAX_WORKERS = 1024, 256
-FLAGS = ("params", "flops", "acts", "latency", "throughput", "memory", "train", "channels_last")
-
 
 def check_options(options: dict) -> None:
     """ArgumentError for an option :func:`measure_one` does not take, or a value it cannot use."""
@@ -235,11 +239,14 @@ def check_options(options: dict) -> None:
             raise ArgumentError(f"compare(): unknown option '{key}' ({hint})")
         if key in FLAGS and not isinstance(value, bool):
             raise ArgumentError(f"compare(): {key} must be True or False, got {short_repr(value)}")
-        if key in OPTION_MINIMA and not (value is None and key == "img_size"):
+        if key == "img_size" and (value is None or value in IMG_SIZES):
+            continue
+        if key in OPTION_MINIMA:
             if isinstance(value, bool) or not isinstance(value, int) or \
                     not OPTION_MINIMA[key] <= value <= OPTION_MAXIMA[key]:
+                named = f" or one of {', '.join(map(repr, IMG_SIZES))}" if key == "img_size" else ""
                 raise ArgumentError(f"compare(): {key} must be an int >= {OPTION_MINIMA[key]} and <= "
-                                    f"{OPTION_MAXIMA[key]}, got {short_repr(value)}")
+                                    f"{OPTION_MAXIMA[key]}{named}, got {short_repr(value)}")
         if key == "dtype" and value not in DTYPES:
             raise ArgumentError(f"compare(): dtype must be one of {', '.join(DTYPES)}, got "
                                 f"{short_repr(value)}")

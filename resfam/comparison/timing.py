@@ -81,7 +81,9 @@ NOISY_IQR = 0.10  # IQR / median above which a timing is flagged
 
 def timing_columns(t: Timing, batch: int) -> dict:
     """A timing's row columns; ``noisy`` where the IQR is large against the median."""
+    q1, q3 = quartiles(t.samples) if t.samples else (t.median_ms, t.median_ms)
     return {"latency_ms": round(t.median_ms, 3), "latency_iqr_ms": round(t.iqr_ms, 3),
+            "latency_q1_ms": round(q1, 3), "latency_q3_ms": round(q3, 3),
             "throughput": round(t.throughput(batch), 2),
             "noisy": t.iqr_ms > NOISY_IQR * t.median_ms}
 
@@ -114,9 +116,15 @@ def round_ratios(a: Timing, b: Timing) -> list[float]:
     return [ta / tb for ta, tb in zip(a.samples, b.samples, strict=True)]
 
 
+def quartiles(values) -> tuple[float, float]:
+    """First and third quartile (statistics.quantiles' default method); one value is both."""
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return q[0], q[2]
+
+
 def _summary(times: list[float]) -> Timing:
-    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return Timing(statistics.median(times), q[2] - q[0], min(times), len(times), tuple(times))
+    q1, q3 = quartiles(times)
+    return Timing(statistics.median(times), q3 - q1, min(times), len(times), tuple(times))
 
 
 def inference_latency(model: nn.Module, x: torch.Tensor, warmup: int = 3, runs: int = 10) -> Timing:

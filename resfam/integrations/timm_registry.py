@@ -1,6 +1,7 @@
 """resfam's bundled variants in timm's model registry, as ``resfam_<variant>``.
 
-``import resfam`` registers them, so timm's own tools build them by name:
+``import resfam`` registers them (at once if timm is imported already, else as soon as timm is:
+importing resfam does not import timm), so timm's own tools build them by name:
 
     >>> import resfam, timm
     >>> m = timm.create_model("resfam_iresnet50", num_classes=10, drop_path_rate=0.1)
@@ -20,6 +21,8 @@ them through resfam so the names exist::
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import runpy
 import sys
 
@@ -65,6 +68,34 @@ def register() -> list[str]:
             register_model(fn)
         names.append(fn.__name__)
     return names
+
+
+class _RegisterAfterTimm(importlib.abc.MetaPathFinder):
+    """First on ``sys.meta_path`` until timm is imported: it finds timm as the other finders
+    would, and has timm's loader call :func:`register` once timm's own code has run."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "timm":
+            return None
+        sys.meta_path.remove(self)  # once, and not for the look-up below
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                register()
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+def register_when_imported() -> None:
+    """:func:`register` now if timm is imported, else when it is (``import resfam``)."""
+    if "timm" in sys.modules:
+        register()
+    elif not any(isinstance(f, _RegisterAfterTimm) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterAfterTimm())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,8 @@
 
 It imports the spec and primitive layers; never the weights or the uses above it.
 """
-from .model import ResFamNet
+from .._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {"ResFamNet": ".model"})  # preprocessing needs no torch
 
 __all__ = ["ResFamNet"]

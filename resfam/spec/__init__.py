@@ -9,7 +9,10 @@
 
 It imports the primitives (for their parameter schemas) and nothing above them.
 """
-from .registry import SpecRef, get_spec, list_families, list_models
-from .schema import Spec
+from .._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {  # the schema imports the primitives, and torch
+    "SpecRef": ".registry", "get_spec": ".registry", "list_families": ".registry",
+    "list_models": ".registry", "Spec": ".schema"})
 
 __all__ = ["Spec", "SpecRef", "get_spec", "list_families", "list_models"]

@@ -12,11 +12,13 @@ import fnmatch
 import functools
 import os
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from ..errors import ArgumentError, SpecError, UnknownModelError, did_you_mean, short_repr
 from .loading import check_size_and_depth, file_variants
-from .schema import Spec, validate_spec
+
+if TYPE_CHECKING:  # the schema imports the primitives, and torch: only where a spec is validated
+    from .schema import Spec
 
 _HERE = Path(__file__).resolve().parent.parent
 # installed wheels carry the specs inside the package; a source checkout keeps them beside it
@@ -24,7 +26,7 @@ SPECS_DIR = next((p for p in (_HERE / "specs", _HERE.parent / "specs") if p.is_d
 NOT_INHERITED = ("reported", "reference", "name", "extends")
 MAX_EXTENDS = 32
 
-SpecRef = Union[str, os.PathLike, dict, Spec]
+SpecRef = Union[str, os.PathLike, dict, "Spec"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -86,6 +88,8 @@ def _resolve(name: str, file: str, raw: dict, local: dict[str, dict], chain: tup
 
 
 def _build_spec(name: str, file: str, raw: dict, local: dict[str, dict]) -> Spec:
+    from .schema import Spec, validate_spec
+
     try:
         resolved = _resolve(name, file, raw, local)
         model, stages = validate_spec(resolved)
@@ -97,10 +101,14 @@ def _build_spec(name: str, file: str, raw: dict, local: dict[str, dict]) -> Spec
 
 @functools.lru_cache(maxsize=None)
 def _registered_spec(name: str) -> Spec:
+    return _build_spec(name, *_bundled(name))
+
+
+def _bundled(name: str) -> tuple[str, dict, dict[str, dict]]:
+    """A bundled variant's file, its raw YAML and the other variants of its file."""
     catalog = _catalog()
     file, raw = catalog[name]
-    local = {n: r for n, (f, r) in catalog.items() if f == file}
-    return _build_spec(name, file, raw, local)
+    return file, raw, {n: r for n, (f, r) in catalog.items() if f == file}
 
 
 def _split_path(ref: str) -> tuple[str, str]:
@@ -126,6 +134,8 @@ def get_spec(ref: SpecRef) -> Spec:
     What it returns is the caller's own: editing it (``spec.raw``, ``spec.model.block``)
     changes no later build.
     """
+    from .schema import Spec
+
     if isinstance(ref, Spec):
         return ref
     if isinstance(ref, dict):
@@ -176,7 +186,7 @@ def list_models(pattern: Union[str, Iterable[str]] = "*", family: Optional[str] 
                             f"{short_repr(pattern)}, {short_repr(family)}")
     names = [n for n in _catalog() if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     if family is not None:
-        names = [n for n in names if family in _families(_registered_spec(n))]
+        names = [n for n in names if family in _families(n)]
     if reference is not None:
         if reference not in ("timm", "torchvision"):
             raise ArgumentError(f"reference must be 'timm' or 'torchvision', got {short_repr(reference)}")
@@ -190,10 +200,14 @@ def references(name: str) -> list[str]:
     return list(_registered_spec(name).model.reference) if name in _catalog() else []
 
 
-def _families(spec: Spec) -> list[str]:
-    """The variant's own family, then those it also belongs to (a hybrid's ``also_in``)."""
-    return [spec.family, *spec.model.also_in]
+@functools.lru_cache(maxsize=None)
+def _families(name: str) -> tuple[str, ...]:
+    """A bundled variant's own family, then those it also belongs to (a hybrid's ``also_in``),
+    from its resolved YAML: listing by family validates nothing, so imports no torch (the tests
+    build every bundled variant)."""
+    resolved = _resolve(name, *_bundled(name))
+    return (resolved["family"], *resolved.get("also_in", ()))
 
 
 def list_families() -> list[str]:
-    return sorted({f for n in _catalog() for f in _families(_registered_spec(n))})
+    return sorted({f for n in _catalog() for f in _families(n)})

@@ -65,6 +65,9 @@ class Reported(_Model):
     params_m: Optional[float] = Field(None, description="parameters, millions")
     gflops: Optional[float] = Field(None, description="GFLOPs as printed (papers mean "
                                                       "multiply-adds)")
+    gflops_at: Optional[int] = Field(None, ge=8, description="the input side the paper counts "
+                                     "its GFLOPs at, where not the variant's input_size "
+                                     "(resfam-compare --paper compares at it)")
     top1: Optional[float] = Field(None, description="top-1 accuracy, %")
     error: Optional[float] = Field(None, description="top-1 error, % (CIFAR papers)")
     note: Optional[str] = Field(None, description="anything needed to read the figures")
@@ -80,8 +83,9 @@ class SpecModel(_Model):
     extends: Optional[str] = Field(None, description="parent variant whose keys this one "
                                                      "overrides (resolved before validation)")
     in_chans: int = Field(3, ge=1, description="input channels")
-    input_size: int = Field(224, ge=8, description="native input resolution (the paper's); "
-                                                   "resfam-compare uses it unless --img-size is given")
+    input_size: int = Field(224, ge=8, description="native input resolution (the paper's or "
+                                                   "the pretrained weights'): resfam-compare "
+                                                   "--img-size native, build's default_cfg")
     stem: StemParams
     stages: StagesParams
     block: dict[str, Any] = Field(description="block type and its keys (see the block types)")

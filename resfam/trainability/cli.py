@@ -9,13 +9,11 @@ from typing import Optional, Sequence
 
 from ..comparison import report
 from ..comparison.cli import _int_at_least, _Parser, check_outputs, one_line_errors
-from ..comparison.sweep import MAX_THREADS
-from ..comparison.timing import usable_device
+from ..comparison.options import MAX_THREADS
 from .. import distributed
 from ..errors import ResfamError
 from ..files import write_text_atomically
-from .probe import MAX_SEED, MIN_IMG_SIZE
-from .train import MAX_EPOCHS, MAX_SEEDS
+from .options import MAX_EPOCHS, MAX_SEEDS, MIN_IMG_SIZE, PROBE_MAX_SEED
 
 FORMATS = ["table", "csv", "json", "markdown"]
 BLOCK_COLUMNS = [("model", "model"), ("block", "block"), ("stage", "stage"),
@@ -52,7 +50,7 @@ def probe_parser() -> _Parser:
                 "2021) and per-stage gradient norms, for a standard-normal batch.")
     _common(p)
     p.add_argument("--batch-size", type=_int_at_least(2), default=64)
-    p.add_argument("--seed", type=_int_at_least(0, MAX_SEED), default=0)
+    p.add_argument("--seed", type=_int_at_least(0, PROBE_MAX_SEED), default=0)
     p.add_argument("--zero-init-last", action="store_true", help="zero each branch's last norm")
     p.add_argument("--output", help="write the report to this file instead of stdout")
     p.add_argument("--plot", help="signal propagation plots: .png, .pdf or .svg")
@@ -61,9 +59,10 @@ def probe_parser() -> _Parser:
 
 @one_line_errors("resfam-probe")
 def probe_main(argv: Optional[Sequence[str]] = None) -> int:
+    args = probe_parser().parse_args(argv)
+    from ..comparison.timing import usable_device
     from .probe import probe
 
-    args = probe_parser().parse_args(argv)
     try:
         kwargs = {"norm_layer": args.norm} if args.norm else {}
         if args.zero_init_last:
@@ -136,11 +135,11 @@ def train_parser() -> _Parser:
 
 @one_line_errors("resfam-train")
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
+    args = train_parser().parse_args(argv)
     import torch
 
     from .train import EPOCH_FIELDS, train
 
-    args = train_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

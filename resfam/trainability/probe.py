@@ -31,11 +31,11 @@ from ..network.preprocessing import MAX_INPUT_BYTES, input_bytes
 from ..primitives.blocks import ResidualBlock
 from ..spec.registry import get_spec
 from ..spec.schema import Spec
+from .options import MIN_IMG_SIZE, PROBE_MAX_SEED
 
 BLOCK_FIELDS = ("model", "block", "stage", "name", "avg_sq_mean", "avg_var", "branch_var", "gate_mean")
 GRAD_FIELDS = ("model", "part", "grad_norm", "grad_rms")
-MIN_IMG_SIZE = 8  # resfam-probe's --img-size floor too
-MAX_SEED = 2 ** 63 - 1  # torch.manual_seed's range
+MAX_SEED = PROBE_MAX_SEED
 
 
 @dataclass

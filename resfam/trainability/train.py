@@ -37,6 +37,7 @@ from .. import distributed
 from ..errors import ArgumentError, CheckpointError, ResfamError, first_line, short_repr
 from ..factory import build
 from ..files import check_output, replace_atomically
+from .options import MAX_EPOCHS, MAX_SEEDS, TRAIN_MAX_SEED
 from ..spec.registry import get_spec
 from ..spec.schema import Spec
 from . import data as datasets
@@ -45,8 +46,7 @@ EPOCH_FIELDS = ("model", "seed", "epoch", "lr", "train_loss", "train_err", "test
                 "seconds", "images_per_s")
 
 
-MAX_EPOCHS, MAX_SEEDS = 10_000, 1_000
-MAX_SEED = 2 ** 32 - 1  # each epoch seeds torch with seed * 1,000,003 + epoch: it stays in range
+MAX_SEED = TRAIN_MAX_SEED
 
 
 class TrainConfig(BaseModel):
