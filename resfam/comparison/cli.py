@@ -141,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_int_at_least(OPTION_MINIMA["warmup"], OPTION_MAXIMA["warmup"]), default=3)
     p.add_argument("--runs", type=_int_at_least(OPTION_MINIMA["runs"], OPTION_MAXIMA["runs"]), default=10)
     p.add_argument("--format", default=None, choices=report.OUTPUT_FORMATS, help="default: from --output's suffix "
-                   "(.csv .json .jsonl .md .tex), else table")
+                   "(.csv .json .jsonl .md .tex .html), else table")
     p.add_argument("--output", help="write the report to this file instead of stdout; a .jsonl file "
                    "gets each row as it is measured")
     p.add_argument("--resume", action="store_true", help="with --output x.jsonl: skip the models "

@@ -58,8 +58,8 @@ ENV_FIELDS = ["torch", "device", "threads", "dtype"]
 FIELDS = [k for k, *_ in COLUMNS] + ["latency_q1_ms", "latency_q3_ms", "target", "library", "ref_for", "params_trainable", "counter",
                                      "unsupported", "noisy", "paper_source", "paper_note"]
 FORMATS_BY_SUFFIX = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".md": "markdown",
-                     ".tex": "latex"}
-OUTPUT_FORMATS = ["table", *FORMATS_BY_SUFFIX.values()]
+                     ".tex": "latex", ".html": "html", ".htm": "html"}
+OUTPUT_FORMATS = ["table", *dict.fromkeys(FORMATS_BY_SUFFIX.values())]
 
 
 def sort_rows(rows: list[dict], key: Optional[str]) -> list[dict]:
@@ -132,17 +132,22 @@ def render(rows: list[dict], fmt: str, meta: dict, columns: Optional[list[str]] 
         moved = any(r.get("paper_input") not in (None, r.get("input")) for r in papers)
         tables.append((papers, [k for k in PAPER_TABLE if any(r.get(k) not in (None, "") for r in papers)
                                 and (moved or k not in ("paper_input", "paper_input_gmacs"))]))
-    texts, keys_shown = [], []
+    keys_shown = list(dict.fromkeys(k for _, keys in tables for k in keys))
+    notes = footnotes(papers) if paper else []
+    if fmt == "html":
+        from .html_report import render_html
+
+        return render_html(tables, meta, header_lines(meta), legend_lines(keys_shown), notes,
+                           HEADERS, FORMATS, cell, rows)
+    texts = []
     for sub, keys in tables:
         body = [[cell(k, r) for k in keys] for r in sub]
         headers = [HEADERS.get(k, k) for k in keys]
         align = ["left" if FORMATS.get(k) is None else "right" for k in keys]
         style = {"latex": "latex_booktabs", "markdown": "github"}.get(fmt, "simple")
         texts.append(tabulate(body, headers=headers, tablefmt=style, disable_numparse=True, colalign=align))
-        keys_shown += [k for k in keys if k not in keys_shown]
     if fmt == "latex":
         return latex_ascii("\n\n".join(texts) + "\n")
-    notes = footnotes(papers) if paper else []
     tail = legend_lines(keys_shown) + (["paper notes:"] + notes if notes else [])
     lines = header_lines(meta)
     if fmt == "markdown":
