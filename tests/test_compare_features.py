@@ -80,7 +80,27 @@ def test_speed_vs_ref_is_the_median_of_each_rounds_time_ratio(monkeypatch):
     rows = sweep.measure_rows("resnet18", latency=True, vs="timm", runs=3, warmup=0)
     assert [r["model"] for r in rows] == ["resnet18", "timm:resnet18"]
     assert rows[0]["speed_vs_ref"] == 1.2
+    assert rows[0]["speed_vs_ref_iqr"] == 0.6  # quartiles of three rounds: 0.9 and 1.5
     assert (rows[0]["latency_ms"], rows[1]["latency_ms"]) == (20.0, 30.0)
+    assert (rows[0]["latency_q1_ms"], rows[0]["latency_q3_ms"]) == (10.0, 40.0)
+
+
+def test_several_batch_sizes_give_a_row_each_and_parse_back(main, tmp_path):
+    out = tmp_path / "b.csv"
+    main("resnet20", "plain20", "--latency", "--flops", "--batch-size", "1,3", "--runs", "2",
+         "--warmup", "0", "--output", str(out), "--no-progress")
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["model"], r["batch"]) for r in rows] == [("resnet20", "1"), ("resnet20", "3"),
+                                                       ("plain20", "1"), ("plain20", "3")]
+    assert rows[0]["gmacs"] == rows[1]["gmacs"]  # per image, whatever the batch
+    table = main("resnet20", "--latency", "--batch-size", "2,1", "--runs", "1", "--warmup", "0",
+                 "--no-progress").stdout
+    assert "batch 2,1" in table.splitlines()[0] and " batch " in table
+    counts = resfam.compare(["resnet20"], batch_size=[1, 4], flops=True)  # untimed: one row
+    assert len(counts) == 1
+    assert "repeated" in main("resnet20", "--batch-size", "1,1", check_rc=2).stderr
+    with pytest.raises(resfam.ArgumentError, match="batch_size"):
+        resfam.compare(["resnet20"], batch_size=[1, 0])
 
 
 @pytest.mark.parametrize("ref,fragment", [

@@ -61,6 +61,18 @@ def _int_at_least(low: int, high: Optional[int] = None):
     return parse
 
 
+def _batch_sizes(text: str):
+    """--batch-size: one size, or several comma-separated (``1,8,32``: a row per size)."""
+    parse = _int_at_least(OPTION_MINIMA["batch_size"], OPTION_MAXIMA["batch_size"])
+    sizes = [parse(part.strip()) for part in text.split(",")]
+    if len(set(sizes)) != len(sizes):
+        raise argparse.ArgumentTypeError(f"a batch size is repeated in {text!r}")
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+_batch_sizes.__name__ = "sizes"
+
+
 def _img_size(text: str):
     """--img-size: 'common', 'native' or a side in pixels."""
     if text in IMG_SIZES:
@@ -131,7 +143,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", help="the table's columns, comma-separated keys (csv / json carry all)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPE_NAMES))
-    p.add_argument("--batch-size", type=_int_at_least(OPTION_MINIMA["batch_size"], OPTION_MAXIMA["batch_size"]), default=1)
+    p.add_argument("--batch-size", type=_batch_sizes, default=1, help="images per forward; several, "
+                   "comma-separated (1,8,32), give a row per size for timed models")
     p.add_argument("--img-size", type=_img_size, default="common", help=f"input side: 'common' puts "
                    f"every ImageNet-scale net at {COMMON_SIDE} (like with like, the side the papers' "
                    "complexity tables use; nets for small images keep their 32 or 28), 'native' each "
@@ -187,8 +200,9 @@ def _check(args, meta_fields: list[str]) -> None:
     if args.resume and not (args.output and args.format == "jsonl"):
         raise ResfamError("--resume continues a JSON-lines file: give --output rows.jsonl")
     side = args.img_size if isinstance(args.img_size, int) else None
-    if input_bytes(args.batch_size, side) > MAX_INPUT_BYTES:
-        raise ResfamError(f"--batch-size {args.batch_size} --img-size {side or COMMON_SIDE}: the "
+    largest = max(args.batch_size) if isinstance(args.batch_size, list) else args.batch_size
+    if input_bytes(largest, side) > MAX_INPUT_BYTES:
+        raise ResfamError(f"--batch-size {largest} --img-size {side or COMMON_SIDE}: the "
                           f"input batch alone would take more than "
                           f"{MAX_INPUT_BYTES // 2 ** 30} GiB; use a smaller batch or input")
 
@@ -258,7 +272,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ResfamError, RuntimeError) as e:
         print(f"resfam-compare: error: {e}", file=sys.stderr)
         return 2
-    meta = environment(device, args.dtype, args.batch_size, args.img_size, args.channels_last)
+    meta = environment(device, args.dtype, ",".join(map(str, args.batch_size))
+                       if isinstance(args.batch_size, list) else args.batch_size, args.img_size, args.channels_last)
     if world > 1:
         meta["ranks"] = world
     options = dict(params=True, flops=args.flops, acts=args.acts,

@@ -141,6 +141,8 @@ def figures(rows: list[dict], meta: dict, size=(11, 7), dpi=100) -> list[tuple[s
     plt = require_matplotlib()
     out = []
     timed = [r for r in rows if r.get("latency_ms") and r.get("gmacs")]
+    first = next((r["batch"] for r in timed if r.get("batch") is not None), None)
+    timed = [r for r in timed if r.get("batch") in (None, first)]  # several batch sizes: the first
     if timed:
         out.append(("", _latency_figure(timed, rows, meta, plt, size, dpi)))
     papers = [r for r in rows if r.get("paper_top1") is not None and r.get("gmacs")]
@@ -155,7 +157,8 @@ def _latency_figure(timed, rows, meta, plt, size, dpi):
              yerr=("latency_q1_ms", "latency_q3_ms"),
              front=(False, True))
     ax.set_xlabel("GMACs per image (conv + linear)")
-    ax.set_ylabel(f"latency per batch of {meta['batch_size']}, ms (median; bars: quartiles)")
+    batch = timed[0].get("batch") or meta["batch_size"]
+    ax.set_ylabel(f"latency per batch of {batch}, ms (median; bars: quartiles)")
     ax.set_title(f"torch {meta['torch']}, {meta['device']}, {meta['threads']} threads, "
                  f"{meta['dtype']}; marker area grows with sqrt(parameters); dashed: the Pareto front "
                  "(no net has more GMACs in less time)", fontsize=9)

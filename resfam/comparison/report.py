@@ -20,7 +20,7 @@ COLUMNS = [
     ("model", "model", "", None),
     ("family", "family", "", None),
     ("input", "px", "px: input side", "d"),
-    ("batch", "batch", "batch: measured (halved after running out of memory)", "d"),
+    ("batch", "batch", "batch: images per forward (halved after running out of memory)", "d"),
     ("params", "params", "params: M", "params"),
     ("gmacs", "GMACs", "GMACs: conv+linear multiply-accumulates/image (BN folded)", ".3f"),
     ("other_mops", "other", "other: M adds, muls, sigmoids, activations, pools/image", ".1f"),

@@ -241,6 +241,10 @@ def check_options(options: dict) -> None:
             raise ArgumentError(f"compare(): {key} must be True or False, got {short_repr(value)}")
         if key == "img_size" and (value is None or value in IMG_SIZES):
             continue
+        if key == "batch_size" and isinstance(value, (list, tuple)) and value:  # several sizes
+            for size in value:
+                check_options({"batch_size": size})
+            continue
         if key in OPTION_MINIMA:
             if isinstance(value, bool) or not isinstance(value, int) or \
                     not OPTION_MINIMA[key] <= value <= OPTION_MAXIMA[key]:
@@ -257,13 +261,29 @@ def check_options(options: dict) -> None:
             raise ArgumentError(f"compare(): vs must be 'timm' or 'torchvision', got {short_repr(value)}")
 
 
+def batch_sizes(batch_size) -> list[int]:
+    """``batch_size`` as a list: one size, or several (``--batch-size 1,8,32``)."""
+    return list(batch_size) if isinstance(batch_size, (list, tuple)) else [batch_size]
+
+
+def measure_batches(target, *, device, counter, **options) -> list[dict]:
+    """A target's rows at each of its batch sizes where it is timed (latency, throughput or
+    memory depend on the batch; counts are per image, so measured once)."""
+    sizes = batch_sizes(options.pop("batch_size", 1))
+    timed = any(options.get(k) for k in ("latency", "throughput", "memory"))
+    rows: list[dict] = []
+    for size in sizes if timed else sizes[:1]:
+        rows += measure_rows(target, device=device, counter=counter, batch_size=size, **options)
+    return rows
+
+
 def _task(args) -> list[dict]:
     """One target in a worker process (``--workers`` / ``--isolate``)."""
     target, options, device = args
     torch.set_num_threads(options.pop("_threads"))
     warnings.simplefilter("ignore")
     counter = make_counter(options.pop("counter", "analytic"))
-    return measure_rows(target, device=torch.device(device), counter=counter, **options)
+    return measure_batches(target, device=torch.device(device), counter=counter, **options)
 
 
 def run_targets(targets: list[Target], *, device: torch.device, options: dict,
@@ -282,7 +302,7 @@ def run_targets(targets: list[Target], *, device: torch.device, options: dict,
     if workers == 1 and not isolate:
         counter = make_counter(options.get("counter", "analytic"))
         opts = {k: v for k, v in options.items() if k != "counter"}
-        return collect(measure_rows(t, device=device, counter=counter, **opts) for t in targets)
+        return collect(measure_batches(t, device=device, counter=counter, **opts) for t in targets)
     import multiprocessing as mp
 
     threads = max(1, torch.get_num_threads() // workers)
@@ -296,7 +316,7 @@ def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bo
             workers: int = 1, isolate: bool = False, **options) -> list[dict]:
     """Count and measure every selected build on one backend; see :func:`measure_one` for the
     options (``params``, ``flops``, ``acts``, ``latency``, ``throughput``, ``memory``, ``train``,
-    ``dtype``, ``batch_size``, ``img_size``, ``channels_last``, ``warmup``, ``runs``,
+    ``dtype``, ``batch_size`` (one, or a list: a row per size for timed models), ``img_size``, ``channels_last``, ``warmup``, ``runs``,
     ``counter`` = analytic / fvcore / torch, ``vs`` = timm / torchvision).
 
     Models are built, measured and freed one at a time, so peak memory stays near that of the
