@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Optional, Sequence
 
 from ..comparison import report
@@ -16,14 +17,20 @@ from ..files import write_text_atomically
 from .options import MAX_EPOCHS, MAX_SEEDS, MIN_IMG_SIZE, PROBE_MAX_SEED
 
 FORMATS = ["table", "csv", "json", "markdown"]
+PROGRESS_S = 10.0  # resfam-train: a progress line within an epoch at most this often
 BLOCK_COLUMNS = [("model", "model"), ("block", "block"), ("stage", "stage"),
                  ("avg_sq_mean", "avg ch sq mean"), ("avg_var", "avg ch var"),
                  ("branch_var", "branch var"), ("gate_mean", "gate mean")]
 GRAD_COLUMNS = [("model", "model"), ("part", "part"), ("grad_norm", "grad norm"), ("grad_rms", "grad RMS")]
 SUMMARY_COLUMNS = [("model", "model"), ("params", "params"), ("seeds", "seeds"), ("epochs", "epochs"),
-                   ("train_err", "train err %"), ("train_err_sd", "±"), ("test_err", "test err %"),
-                   ("test_err_sd", "±"), ("best_test_err", "best test err %"),
-                   ("seconds", "s per run"), ("images_per_s", "img/s")]
+                   ("train_err", "train err %"), ("train_err_ci95", "±95%"),
+                   ("train_eval_err", "eval train err %"), ("train_eval_err_ci95", "±95%"),
+                   ("test_err", "test err %"), ("test_err_ci95", "±95%"),
+                   ("best_test_err", "best test err %"), ("seconds", "s per run"), ("images_per_s", "img/s")]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _fmt(key, value):
@@ -128,7 +135,20 @@ def train_parser() -> _Parser:
                    "DDP for every run, or whole runs dealt out to the processes")
     p.add_argument("--out", default="resfam-train", help="folder for checkpoints and results")
     p.add_argument("--resume", action="store_true", help="continue the study in --out")
-    p.add_argument("--threads", type=_int_at_least(1, MAX_THREADS), default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=_int_at_least(1, MAX_THREADS), default=None, help="torch CPU "
+                   "threads (recorded: a resume under another count is refused, the numbers would differ)")
+    p.add_argument("--log-every", type=_int_at_least(0), default=0, help="also log the running "
+                   "training error every N iterations (iterations.csv; curves.png per iteration)")
+    p.add_argument("--pretrained", default=None, help="start from weights: 'true' (the default "
+                   "published ones), a tag (timm:a1_in1k) or a checkpoint file")
+    p.add_argument("--finetune", choices=["full", "last", "head"], default=None, help="with "
+                   "--pretrained: retrain everything (the backbone at --backbone-lr-scale), the last "
+                   "--finetune-stages stages and the head, or the head only")
+    p.add_argument("--finetune-stages", type=_int_at_least(1, 64), default=1)
+    p.add_argument("--backbone-lr-scale", type=float, default=0.1)
+    p.add_argument("--test", action="append", default=[], metavar="A,B", help="test model A against "
+                   "B on the final test and eval-mode training errors: paired by seed, else Welch's t "
+                   "(repeatable)")
     p.add_argument("--no-plot", action="store_true", help="skip curves.png")
     return p
 
@@ -138,7 +158,7 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     args = train_parser().parse_args(argv)
     import torch
 
-    from .train import EPOCH_FIELDS, train
+    from .train import train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -148,11 +168,30 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"resfam-train: error: {e}", file=sys.stderr)
         return 2
 
+    speaks = rank == 0 or args.distribute == "runs"
+    last_line = [time.monotonic()]
+
     def progress(row: dict) -> None:
-        if rank == 0 or args.distribute == "runs":
+        if speaks:
             print(f"resfam-train: {row['model']} seed {row['seed']} epoch {row['epoch']}: train err "
                   f"{row['train_err']:.2f}% loss {row['train_loss']:.4f}, test err {row['test_err']:.2f}% "
                   f"({row['seconds']:.1f} s)", file=sys.stderr, flush=True)
+            last_line[0] = time.monotonic()
+
+    def step(s: dict) -> None:  # within an epoch: a line at most every PROGRESS_S seconds
+        if speaks and s["step"] < s["steps"] and time.monotonic() - last_line[0] >= PROGRESS_S:
+            print(f"resfam-train: {s['model']} seed {s['seed']} epoch {s['epoch']}: batch "
+                  f"{s['step']}/{s['steps']}", file=sys.stderr, flush=True)
+            last_line[0] = time.monotonic()
+
+    pairs = []
+    for text in args.test:
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 2 or not all(parts):
+            print(f"resfam-train: error: --test {text}: name two models, A,B", file=sys.stderr)
+            return 2
+        pairs.append(tuple(parts))
+    pretrained = {"true": True, "false": False}.get((args.pretrained or "false").lower(), args.pretrained)
 
     try:
         if not args.no_plot:
@@ -160,7 +199,10 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
 
             require_matplotlib()
         study = train(args.models, seeds=args.seeds, out=args.out, resume=args.resume,
-                      device=args.device, on_epoch=progress, data=args.data,
+                      device=args.device, on_epoch=progress, on_step=step, pairs=pairs,
+                      data=args.data, log_every=args.log_every, pretrained=pretrained,
+                      finetune=args.finetune, finetune_stages=args.finetune_stages,
+                      backbone_lr_scale=args.backbone_lr_scale,
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       momentum=args.momentum, weight_decay=args.weight_decay,
                       schedule=args.schedule, warmup_epochs=args.warmup_epochs,
@@ -176,23 +218,27 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     if rank != 0:
         return 0
-    columns = [(f, f) for f in EPOCH_FIELDS]
-    for name, rows, cols in (("epochs", study.epochs, columns), ("summary", study.summary, SUMMARY_COLUMNS)):
-        for fmt in ("csv", "json"):
-            write_text_atomically(os.path.join(args.out, f"{name}.{fmt}"),
-                                  report.render_rows(rows, cols, fmt, study.meta, []))
     if not args.no_plot:
         from .plot import plot_curves
 
         plot_curves(study.epochs, os.path.join(args.out, "curves.png"),
-                    f"{study.meta['data']}, {study.meta['epochs']} epochs, {len(study.meta['seeds'])} seed(s)")
+                    f"{study.meta['data']}, {_count(study.meta['epochs'], 'epoch')}, "
+                    f"{_count(len(study.meta['seeds']), 'seed')}, {study.meta['threads']} threads",
+                    iterations=study.iterations)
     m = study.meta
-    head = [f"resfam-train | torch {m['torch']} | {m['device']} x {m['processes']} | {m['data']} | "
-            f"{m['epochs']} epochs | batch {m['batch_size']} | lr {m['lr']} {m['schedule']} | "
-            f"seeds {len(m['seeds'])}", "errors: final epoch, mean ± standard deviation over seeds"]
+    head = [f"resfam-train | torch {m['torch']} | {m['device']} x {m['processes']} | {m['threads']} "
+            f"threads | {m['data']} | {_count(m['epochs'], 'epoch')} | batch {m['batch_size']} | lr {m['lr']} "
+            f"{m['schedule']} | seeds {len(m['seeds'])}",
+            "errors: final epoch, mean over seeds ± the half-width of its 95% confidence interval "
+            "(Student t); train err: running, in training mode; (eval): the final weights, eval mode"]
     text = report.render_rows(study.summary, SUMMARY_COLUMNS, args.format, m, head, cell=_fmt)
+    if study.tests and args.format in ("table", "markdown"):
+        from .stats import describe
+
+        text += "\n" + "\n".join(describe(t) for t in study.tests) + "\n"
     sys.stdout.write(text)
-    print(f"resfam-train: wrote epochs.csv/json, summary.csv/json{'' if args.no_plot else ', curves.png'} "
+    print(f"resfam-train: wrote epochs.csv/json, summary.csv/json"
+          f"{', iterations.csv' if study.iterations else ''}{'' if args.no_plot else ', curves.png'} "
           f"to {args.out}", file=sys.stderr)
     return 0
 

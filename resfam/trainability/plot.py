@@ -33,26 +33,62 @@ def plot_probe(blocks: list[dict], grads: list[dict], path: str) -> None:
     plt.close(fig)
 
 
-def plot_curves(epochs: list[dict], path: str, title: str = "") -> None:
-    """He et al. 2016, Fig. 6 style: error % per epoch, training error bold, test error thin, one
-    colour per model; the mean over seeds with the seeds' range shaded."""
+def _mean_and_range(rows: list[dict], x: str, key: str):
+    """xs, the mean over seeds of ``key`` at each x, and the seeds' min and max there."""
+    xs = sorted({r[x] for r in rows if r.get(key) is not None})
+    per = [[r[key] for r in rows if r[x] == v and r.get(key) is not None] for v in xs]
+    return xs, [sum(v) / len(v) for v in per], [min(v) for v in per], [max(v) for v in per], \
+        any(len(v) > 1 for v in per)
+
+
+def plot_curves(epochs: list[dict], path: str, title: str = "", iterations: list[dict] = ()) -> None:
+    """Write :func:`curves_figure` to ``path``."""
     plt = require_matplotlib()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = curves_figure(epochs, title, iterations)
+    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100))
+    plt.close(fig)
+
+
+def curves_figure(epochs: list[dict], title: str = "", iterations: list[dict] = ()):
+    """He et al. 2016, Fig. 6 style: error % (log axis: nets that end below 10% stay apart) by
+    epoch, training error bold and test error thin (the legend says which), one colour per
+    model, the mean over seeds with the seeds' range shaded, every point marked (one epoch is
+    one point, still visible). With ``iterations`` (``log_every``) the training error is drawn
+    per logged iteration, the test error at the end of each epoch, on an epoch axis."""
+    plt = require_matplotlib()
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, model in enumerate(_models(epochs)):
         color = colors[i % len(colors)]
         rows = [r for r in epochs if r["model"] == model]
-        xs = sorted({r["epoch"] for r in rows})
-        for key, width, label in (("train_err", 2.6, model), ("test_err", 1.0, None)):
-            per = [[r[key] for r in rows if r["epoch"] == e] for e in xs]
-            mean = [sum(v) / len(v) for v in per]
-            ax.plot(xs, mean, color=color, linewidth=width, label=label)
-            if any(len(v) > 1 for v in per):
-                ax.fill_between(xs, [min(v) for v in per], [max(v) for v in per], color=color, alpha=0.12)
-    ax.set(xlabel="epoch", ylabel="error (%)", title=title or "training error (bold), test error (thin)")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+        its = [r for r in iterations if r["model"] == model]
+        curves = [(its, "epoch", "train_err", 2.4, "" if len(its) > 40 else "o"),
+                  (rows, "epoch", "test_err", 1.0, "o")] if its else \
+            [(rows, "epoch", "train_err", 2.4, "o"), (rows, "epoch", "test_err", 1.0, "o")]
+        for source, x, key, width, marker in curves:
+            xs, mean, low, high, spread = _mean_and_range(source, x, key)
+            ax.plot(xs, mean, color=color, linewidth=width, marker=marker or None,
+                    markersize=5 if width > 2 else 3.5)
+            if spread:
+                ax.fill_between(xs, low, high, color=color, alpha=0.12)
+    ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel="epoch" + (" (training error logged every few iterations)" if iterations else ""),
+           ylabel="error, % (log scale)", title=title)
+    if not iterations:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3, which="major")
+    models = [Line2D([], [], color=colors[i % len(colors)], lw=4, label=m) for i, m in enumerate(_models(epochs))]
+    styles = [Line2D([], [], color="0.2", lw=2.4, marker="o", label="training error (running, train mode)"),
+              Line2D([], [], color="0.2", lw=1.0, marker="o", markersize=3.5, label="test error (eval mode)")]
+    if any(_mean_and_range([r for r in epochs if r["model"] == m], "epoch", "train_err")[4] for m in _models(epochs)):
+        styles.append(plt.Rectangle((0, 0), 1, 1, color="0.5", alpha=0.25, label="range over seeds"))
+    ax.legend(handles=models + styles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100))
-    plt.close(fig)
+    return fig
