@@ -178,3 +178,31 @@ def test_cli_table_csv_and_errors():
     bad = _cli("resnet2O")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     assert _cli("resnet20", "--batch-size", "1").returncode == 2
+
+
+def test_the_probe_figure_shows_branches_only_where_they_exist_and_says_how_it_was_measured():
+    """A plain net has no residual branch: its branch panel has no line and says why; a squared
+    mean that dips to ~0 (iResNet's end blocks) no longer stretches the axis over 15 decades."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from resfam.trainability.plot import CLIP, probe_figure, probe_title
+
+    plain = probe(["plain20"], batch_size=8, img_size=32)
+    assert all(r["branch_var"] is None for r in plain.blocks)
+    fig = probe_figure(plain.blocks, plain.grads, plain.meta)
+    assert not fig.axes[2].get_lines() and "no residual branch" in fig.axes[2].texts[0].get_text()
+    assert "norms as each spec has them" in fig._suptitle.get_text()
+    plt.close(fig)
+    assert "norm_layer='none'" in probe_title(probe(["resnet20"], batch_size=4, img_size=32,
+                                                    norm_layer="none").meta)
+    mixed = probe(["resnet20", "iresnet50"], batch_size=8, img_size=32)
+    squares = [r["avg_sq_mean"] for r in mixed.blocks]
+    assert min(squares) < CLIP * max(squares)  # iResNet's dips: the case the clip is for
+    fig = probe_figure(mixed.blocks, mixed.grads, mixed.meta)
+    assert len(fig.axes[2].get_lines()) == 2
+    low, high = fig.axes[0].get_ylim()
+    assert low == pytest.approx(CLIP * max(squares))
+    ticks = [t.get_text() for t in fig.axes[3].get_xticklabels()]
+    assert ticks[0] == "stem" and ticks[-2:] == ["head", "input"]  # one order for every model
+    plt.close(fig)

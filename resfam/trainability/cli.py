@@ -99,7 +99,7 @@ def probe_main(argv: Optional[Sequence[str]] = None) -> int:
     if args.plot:
         from .plot import plot_probe
 
-        plot_probe(result.blocks, result.grads, args.plot)
+        plot_probe(result.blocks, result.grads, args.plot, result.meta)
         print(f"resfam-probe: wrote {args.plot}", file=sys.stderr)
     return 0
 

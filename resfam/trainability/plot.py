@@ -12,23 +12,61 @@ def _models(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(r["model"] for r in rows))
 
 
-def plot_probe(blocks: list[dict], grads: list[dict], path: str) -> None:
+CLIP = 1e-4  # a log axis shows down to this fraction of its largest value (iResNet's dips reach 1e-15)
+
+
+def probe_title(meta: dict) -> str:
+    """What the plots were measured under: norms as the specs have them or overridden, the batch."""
+    kwargs = meta.get("build_kwargs") or {}
+    norms = f"norm_layer={kwargs['norm_layer']}" if "norm_layer" in kwargs else "norms as each spec has them"
+    extra = ", zero-init last" if "zero_init_last" in kwargs else ""
+    return (f"signal propagation at initialisation: {norms}{extra}; a batch of {meta.get('batch_size')} "
+            f"N(0, 1) images, seed {meta.get('seed')}, training mode")
+
+
+def probe_figure(blocks: list[dict], grads: list[dict], meta: dict):
     """Brock et al. 2021's signal propagation plots (block index on x, log scale), and the
-    gradient norm per part: one line per model."""
+    gradient RMS per part: one line per model. The branch panel shows only nets that have a
+    residual branch; a log axis stops at :data:`CLIP` of its largest value (and says so)."""
     plt = require_matplotlib()
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
-    for model in _models(blocks):
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    parts = list(dict.fromkeys(r["part"] for r in grads if r["part"] not in ("head", "input")))
+    parts += [p for p in ("head", "input") if any(r["part"] == p for r in grads)]  # one order for all
+    for i, model in enumerate(_models(blocks)):
         rows = [r for r in blocks if r["model"] == model]
         for ax, (key, _) in zip(axes, PROBE_PANELS):
-            ax.plot([r["block"] for r in rows], [r[key] for r in rows], marker=".", label=model)
+            points = [(r["block"], r[key]) for r in rows if r.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points), marker=".", label=model, color=colors[i % len(colors)])
         g = [r for r in grads if r["model"] == model]
-        axes[3].plot([r["part"] for r in g], [r["grad_rms"] for r in g], marker="o", label=model)
-    for ax, (_, title) in zip(axes, PROBE_PANELS):
+        axes[3].plot([parts.index(r["part"]) for r in g], [r["grad_rms"] for r in g], marker="o",
+                     label=model, color=colors[i % len(colors)])
+    for ax, (key, title) in zip(axes, PROBE_PANELS):
         ax.set(title=title, xlabel="residual block", yscale="log")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        values = [r[key] for r in blocks if r.get(key) is not None and r[key] > 0]
+        if not values:
+            ax.text(0.5, 0.5, "no residual branch\n(plain nets: no shortcut)", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=10, color="0.4")
+            continue
+        top = max(values)
+        if min(values) < CLIP * top:
+            ax.set_ylim(bottom=CLIP * top)
+            ax.text(0.02, 0.02, f"clipped below {CLIP:g} x the maximum", transform=ax.transAxes,
+                    fontsize=7, color="0.4")
     axes[3].set(title="gradient RMS per part (random labels)", yscale="log")
-    axes[3].tick_params(axis="x", rotation=45)
+    axes[3].set_xticks(range(len(parts)), parts, rotation=45)
     axes[0].legend(fontsize=8)
+    fig.suptitle(probe_title(meta), fontsize=11)
     fig.tight_layout()
+    return fig
+
+
+def plot_probe(blocks: list[dict], grads: list[dict], path: str, meta: dict | None = None) -> None:
+    """Write :func:`probe_figure` to ``path``."""
+    plt = require_matplotlib()
+    fig = probe_figure(blocks, grads, meta or {})
     replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
 

@@ -8,7 +8,8 @@ positions:
 
 - ``avg_sq_mean``: average channel squared mean of the block's output,
 - ``avg_var``: average channel variance of the block's output,
-- ``branch_var``: average channel variance of the residual branch F(x) before the merge,
+- ``branch_var``: average channel variance of the residual branch F(x) before the merge (None
+  for a block without a shortcut: a plain net's),
 - ``gate_mean``: the mean highway gate T(x) (Srivastava et al. 2015, Eq. (3)), gated blocks only.
 
 Per part (stem, each stage, head) and for the input, the gradient norm of a cross-entropy loss on
@@ -102,9 +103,10 @@ def probe_model(model: nn.Module, *, name: str, x: torch.Tensor, num_classes: in
         return hook
 
     for i, (block_name, stage, block) in enumerate(_blocks(model)):
-        rows[i] = {"gate_mean": None}
+        rows[i] = {"gate_mean": None, "branch_var": None}
         hooks.append(block.register_forward_hook(on_output(i, block_name, stage)))
-        hooks.append(block.drop_path.register_forward_hook(on_branch(i)))
+        if block.has_merge:  # a plain net's block is all branch: no residual branch to measure
+            hooks.append(block.drop_path.register_forward_hook(on_branch(i)))
         if block.gate is not None:
             hooks.append(block.gate.conv.register_forward_hook(on_gate(i)))
     model.train()
