@@ -186,7 +186,7 @@ def test_the_probe_figure_shows_branches_only_where_they_exist_and_says_how_it_w
     pytest.importorskip("matplotlib")
     import matplotlib.pyplot as plt
 
-    from resfam.trainability.plot import CLIP, probe_figure, probe_title
+    from resfam.trainability.plot import CLIP, floor_of, probe_figure, probe_title
 
     plain = probe(["plain20"], batch_size=8, img_size=32)
     assert all(r["branch_var"] is None for r in plain.blocks)
@@ -197,12 +197,15 @@ def test_the_probe_figure_shows_branches_only_where_they_exist_and_says_how_it_w
     assert "norm_layer='none'" in probe_title(probe(["resnet20"], batch_size=4, img_size=32,
                                                     norm_layer="none").meta)
     mixed = probe(["resnet20", "iresnet50"], batch_size=8, img_size=32)
-    squares = [r["avg_sq_mean"] for r in mixed.blocks]
-    assert min(squares) < CLIP * max(squares)  # iResNet's dips: the case the clip is for
+    floor = CLIP * min(floor_of(mixed.blocks, "avg_sq_mean"))
+    assert min(r["avg_sq_mean"] for r in mixed.blocks) < floor  # iResNet's dips: the clip's case
     fig = probe_figure(mixed.blocks, mixed.grads, mixed.meta)
     assert len(fig.axes[2].get_lines()) == 2
-    low, high = fig.axes[0].get_ylim()
-    assert low == pytest.approx(CLIP * max(squares))
+    assert fig.axes[0].get_ylim()[0] == pytest.approx(floor)
+    plt.close(fig)
+    falling = probe(["plain56", "resnet20"], batch_size=8, img_size=32, norm_layer="none")
+    fig = probe_figure(falling.blocks, falling.grads, falling.meta)  # decades of trend: unclipped
+    assert fig.axes[1].get_ylim()[0] <= min(r["avg_var"] for r in falling.blocks)
     ticks = [t.get_text() for t in fig.axes[3].get_xticklabels()]
     assert ticks[0] == "stem" and ticks[-2:] == ["head", "input"]  # one order for every model
     plt.close(fig)
