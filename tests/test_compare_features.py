@@ -219,3 +219,38 @@ def test_workers_and_isolate_equal_one_process(main, single):
         rows = json.loads(main(*NAMES, "--flops", "--acts", "--counter", "fvcore", "--format", "json",
                               "--no-progress", *flags).stdout)["rows"]
         assert _counts(rows) == _counts(single), flags
+
+
+def test_a_sweep_beyond_one_spec_files_cap_runs_from_python_and_from_a_folder(main, tmp_path):
+    """A spec file holds at most 1 MiB (about 2,700 designs): 3,000 designs count as mappings
+    from Python, and as a folder of files from the CLI."""
+    import yaml
+
+    from resfam.comparison.design_space import sample
+
+    designs = sample(3000, seed=1)
+    big = tmp_path / "all.yaml"
+    big.write_text(yaml.safe_dump({"variants": designs}))
+    assert big.stat().st_size > 1 << 20
+    with pytest.raises(resfam.SpecError, match="larger than"):
+        resfam.get_spec(f"{big}:d0000")
+    rows = resfam.compare(list(designs.values()), flops=True)
+    assert [r["model"] for r in rows] == list(designs) and not any(r.get("error") for r in rows)
+    one = resfam.get_spec(designs["d0042"])
+    from resfam.comparison.analytic import tally
+
+    assert rows[42]["gmacs"] == round(tally(one, 224).macs / 1e9, 4)
+    twins = resfam.compare([designs["d0001"], designs["d0001"]], flops=True)  # one name, two rows
+    assert len(twins) == 2
+    with pytest.raises(resfam.SpecError, match="stages"):  # checked before anything is measured
+        resfam.compare([designs["d0002"], {**designs["d0003"], "stages": {"depth": [1]}}])
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    names = list(designs)[:90]
+    for part in range(3):
+        chunk = {n: designs[n] for n in names[part * 30:(part + 1) * 30]}
+        (folder / f"part{part}.yaml").write_text(yaml.safe_dump({"variants": chunk}))
+    out = json.loads(main(str(folder), "--flops", "--format", "json", "--no-progress").stdout)["rows"]
+    assert [r["model"] for r in out] == names
+    (tmp_path / "empty").mkdir()
+    assert "a folder without .yaml spec files" in main(str(tmp_path / "empty"), "--list", check_rc=2).stderr

@@ -24,7 +24,7 @@ def design(rng: random.Random, i: int = 0) -> dict:
         block.update(groups=groups, base_width=64 if groups == 1 else rng.choice([4, 8]))
     elif kind == "res2":
         block.update(scale=rng.choice([2, 4, 6, 8]), base_width=rng.choice([14, 26]))
-    return {"family": "design", "description": f"design {i}",
+    return {"name": f"d{i:04d}", "family": "design", "description": f"design {i}",
             "stem": {"type": rng.choice(["conv7_maxpool", "deep_maxpool"]), "width": 64},
             "stages": {"depth": [rng.randint(1, 8) for _ in range(n)], "width": widths,
                        "stride": [1] + [2] * (n - 1)},
@@ -35,6 +35,8 @@ def design(rng: random.Random, i: int = 0) -> dict:
 
 def sample(n: int, seed: int = 0) -> dict[str, dict]:
     """``n`` designs named ``d0000`` ...: ``yaml.safe_dump({"variants": sample(1000)})`` is a
-    spec file that ``resfam-compare designs.yaml`` counts whole."""
+    spec file that ``resfam-compare designs.yaml`` counts whole; any number of them count from
+    Python as mappings, ``resfam.compare(list(sample(5000).values()), flops=True)``, or from a
+    folder of files (a file holds at most 1 MiB, about 2,700 designs)."""
     rng = random.Random(seed)
     return {f"d{i:04d}": design(rng, i) for i in range(n)}

@@ -37,7 +37,7 @@ def select(models=None, family=None) -> list[str]:
     if foreign:
         raise ResfamError(f"{foreign[0]} is another library's model; only resfam-compare "
                           "measures those")
-    return [t.ref for t in targets]
+    return [t.spec if t.spec is not None else t.ref for t in targets]
 
 
 def environment(device: torch.device, dtype: str, batch_size: int, img_size, channels_last: bool) -> dict:
@@ -326,7 +326,7 @@ def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bo
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
         raise ArgumentError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got "
                             f"{short_repr(workers)}")
-    asked = None if models is None else as_strings(models, "models")
+    asked = None if models is None else [models] if isinstance(models, dict) else as_strings(models, "models")
     if asked == [] and family is None:  # an empty list comes from a filter, not a wish for all
         raise ArgumentError("compare([]): no models; pass None (or nothing) for the whole zoo, or "
                             "name some")

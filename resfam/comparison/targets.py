@@ -1,11 +1,13 @@
 """What a row measures: a resfam build (a registered name, a pattern, a spec file and its
-variants) or another library's model (``timm:convnext_tiny``, ``tv:resnet50``), each built with
-its own library, random weights, nothing downloaded."""
+variants, a folder of spec files, or, from Python, a spec mapping or Spec) or another library's
+model (``timm:convnext_tiny``, ``tv:resnet50``), each built with its own library, random weights,
+nothing downloaded."""
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Union
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional, Sequence, Union
 
 from ..errors import ArgumentError, ResfamError, UnknownModelError, did_you_mean, short_repr
 from ..spec.registry import file_variants, get_spec, is_spec_path, list_families, list_models
@@ -20,6 +22,8 @@ class Target:
 
     library: str
     ref: str
+    spec: Any = field(default=None, compare=False, repr=False)  # a spec given as data (Python)
+    origin: int = -1  # its place in the caller's list: two mappings of one name stay two rows
 
     @property
     def label(self) -> str:
@@ -47,9 +51,16 @@ def _foreign(prefix: str, pattern: str) -> list[Target]:
 
 
 def _spec_file(ref: str) -> list[Target]:
-    """``file.yaml`` (every variant it defines), ``file.yaml:*`` / ``:pattern``, ``file.yaml:v``."""
+    """``file.yaml`` (every variant it defines), ``file.yaml:*`` / ``:pattern``, ``file.yaml:v``,
+    or a folder: every ``.yaml`` / ``.yml`` file in it, by name (a sweep larger than one file's
+    1 MiB cap, about 2,700 designs, is written as several files)."""
     from pathlib import Path
 
+    if Path(ref).is_dir():
+        files = sorted(p for p in Path(ref).iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not files:
+            raise ResfamError(f"{ref}: a folder without .yaml spec files")
+        return [t for f in files for t in _spec_file(str(f))]
     path, _, variant = ref.partition(":") if not Path(ref).is_file() else (ref, "", "")
     if variant and not any(ch in variant for ch in "*?["):
         return [Target("resfam", ref)]
@@ -77,16 +88,25 @@ def as_strings(value, what: str) -> list:
     raise ArgumentError(f"{what}: a name, a pattern, a path or a list of them, got {short_repr(value)}")
 
 
+def _is_spec(value) -> bool:
+    """A resolved :class:`resfam.spec.schema.Spec` (none exists before the schema is imported:
+    listing names does not import it, nor torch)."""
+    schema = sys.modules.get("resfam.spec.schema")
+    return schema is not None and isinstance(value, schema.Spec)
+
+
 def select_targets(models: Optional[Iterable[str]] = None,
                    family: Optional[Union[str, Sequence[str]]] = None) -> list[Target]:
     """Expand names, fnmatch patterns, spec files and ``timm:`` / ``tv:`` names into an ordered
     list; no models and no family means the whole zoo. Unknown names raise one ResfamError with
     close matches, before anything is built."""
-    families, models = as_strings(family, "family"), as_strings(models, "models")
-    bad = [m for m in [*models, *families] if not isinstance(m, str)]
+    families = as_strings(family, "family")
+    models = [models] if isinstance(models, dict) or _is_spec(models) else as_strings(models, "models")
+    bad = [m for m in models if not (isinstance(m, (str, dict)) or _is_spec(m))] + \
+        [f for f in families if not isinstance(f, str)]
     if bad:
-        raise ArgumentError(f"model names, patterns, paths and families are strings, got "
-                            f"{short_repr(bad[0])}")
+        raise ArgumentError(f"models are names, patterns, paths, spec mappings or Specs and families "
+                            f"are strings, got {short_repr(bad[0])}")
     for fam in families:
         if not list_models(family=fam):
             hint = did_you_mean(fam, list_families()) or f"families: {', '.join(list_families())}"
@@ -97,7 +117,11 @@ def select_targets(models: Optional[Iterable[str]] = None,
     def add(targets: Iterable[Target]) -> None:
         out.update(dict.fromkeys(targets))
 
-    for ref in models:
+    for i, ref in enumerate(models):
+        if not isinstance(ref, str):  # a spec as data: validated now, before anything is built
+            spec = get_spec(ref)
+            add([Target("resfam", spec.name, spec=spec, origin=i)])
+            continue
         prefix, sep, rest = ref.partition(":")
         if sep and prefix in LIBRARIES and not is_spec_path(prefix):
             add(_foreign(prefix, rest))
@@ -124,6 +148,8 @@ class Built:
 
 def resolve(target: Target):
     """The resfam Spec, or None for another library's model (no module built)."""
+    if target.spec is not None:
+        return target.spec
     return get_spec(target.ref) if target.library == "resfam" else None
 
 
@@ -132,7 +158,7 @@ def build_target(target: Target, spec=None) -> Built:
     if target.library == "resfam":
         from ..factory import build
 
-        spec = spec or get_spec(target.ref)
+        spec = spec or resolve(target)
         model = build(spec)
         return Built(model, spec.family, spec.input_size, model.in_chans, model.num_classes)
     if target.library == "timm":
