@@ -53,11 +53,7 @@ def build(ref: SpecRef, pretrained: Pretrained = False, **kwargs) -> ResFamNet:
         raise BuildArgumentError("unknown argument", variant=spec.name, key=unknown[0], hint=hint)
     if pretrained is None or pretrained is False:
         return ResFamNet(spec, **kwargs)
-    if not isinstance(pretrained, (bool, str, os.PathLike)):
-        raise BuildArgumentError(f"should be a bool, a source, a tag or a path, got "
-                                 f"{short_repr(pretrained)}", variant=spec.name, key="pretrained",
-                                 hint="True, 'timm', 'torchvision', 'timm:resnet50.a1_in1k' or "
-                                      "'weights.pth'")
+    _check_pretrained_type(spec, pretrained)
     check_size(spec, check_build_args(spec, kwargs), ResFamNet.skeleton)  # before any download
     if pretrained is not True and _is_local(pretrained):
         label, cfg, state = os.fspath(pretrained), None, read_checkpoint(pretrained)
@@ -71,6 +67,28 @@ def build(ref: SpecRef, pretrained: Pretrained = False, **kwargs) -> ResFamNet:
     else:
         model.pretrained_cfg = dict(model.pretrained_cfg, source="file", tag=label)
     return model
+
+
+def _check_pretrained_type(spec, pretrained) -> None:
+    if not isinstance(pretrained, (bool, str, os.PathLike)):
+        raise BuildArgumentError(f"should be a bool, a source, a tag or a path, got "
+                                 f"{short_repr(pretrained)}", variant=spec.name, key="pretrained",
+                                 hint="True, 'timm', 'torchvision', 'timm:resnet50.a1_in1k' or "
+                                      "'weights.pth'")
+
+
+def check_pretrained(ref: SpecRef, pretrained: Pretrained) -> None:
+    """What :func:`build` would refuse about ``pretrained``, found before anything is built (a
+    study checks it before its first run): a local file that is not a readable checkpoint, a
+    source or tag without published weights for the variant."""
+    if pretrained is None or pretrained is False:
+        return
+    spec = get_spec(ref)
+    _check_pretrained_type(spec, pretrained)
+    if pretrained is not True and _is_local(pretrained):
+        read_checkpoint(pretrained)
+    else:
+        hub.resolve(spec.name, pretrained)
 
 
 def list_models(pattern: Union[str, Iterable[str]] = "*", family: Optional[str] = None,

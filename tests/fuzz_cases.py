@@ -177,6 +177,11 @@ def checkpoint_case(rng: random.Random) -> dict:
             "interrupt_ms": rng.choice([None, None, rng.uniform(0, 40)])}
 
 
+def _into(folder: str, arg: str) -> str:
+    """An output file the case names (x.csv, x.html) goes into the case's own folder."""
+    return os.path.join(folder, arg) if arg in ("x.csv", "x.html") else arg
+
+
 CLI_FLAGS = [["--batch-size", "0"], ["--batch-size", "-3"], ["--batch-size", "x"], ["--runs", "0"],
              ["--threads", "-1"], ["--img-size", "0"], ["--img-size", "99999"], ["--device", "meta"],
              ["--device", "cuda:7"], ["--device", ""], ["--format", "xml"], ["--sort", "nope"],
@@ -184,7 +189,9 @@ CLI_FLAGS = [["--batch-size", "0"], ["--batch-size", "-3"], ["--batch-size", "x"
              ["--plot", "/no/dir/p.png"], ["--bogus"], ["--warmup", "-1"], ["--dtype", "int8"],
              ["--params"], ["--format", "json"], ["--format", "csv"], ["--format", "markdown"],
              ["--sort", "params"], ["--sort=-params"], ["--output", "x.csv"], ["--threads", "1"],
-             ["--img-size", "64"], ["--batch-size", "2"], ["--family", "highway"]]
+             ["--img-size", "64"], ["--batch-size", "2"], ["--family", "highway"],
+             ["--img-size", "native"], ["--img-size", "nat"], ["--batch-size", "1,2"],
+             ["--batch-size", "1,1"], ["--batch-size", "1,,2"], ["--output", "x.html"]]
 
 
 def cli_case(rng: random.Random) -> dict:
@@ -432,7 +439,7 @@ def _run_cli(case: dict, folder: str) -> str:
 
     from resfam.comparison import cli
 
-    argv = [a.replace("x.csv", os.path.join(folder, "x.csv")) for a in case["argv"]]
+    argv = [_into(folder, a) for a in case["argv"]]
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
@@ -737,7 +744,11 @@ TRAIN_FLAGS = [["--epochs", "0"], ["--epochs", "100000"], ["--seeds", "0"], ["--
                ["--data", "nope"], ["--data", "folder:/no/such"], ["--lr", "-1"], ["--lr", "nan"],
                ["--batch-size", "0"], ["--img-size", "4"], ["--img-size", "4096"], ["--out", "/dev/null"],
                ["--schedule", "x"], ["--threads", "0"], ["--norm", "nope"], ["--bogus"], ["--resume"],
-               ["--momentum", "1.5"], ["--warmup-epochs", "-1"]]
+               ["--momentum", "1.5"], ["--warmup-epochs", "-1"], ["--finetune", "head"],
+               ["--finetune", "all"], ["--pretrained", "/no/such.pth"], ["--pretrained", "timm:nope"],
+               ["--test", "a"], ["--test", "resnet20,plain20"], ["--test", "resnet20,nothing"],
+               ["--log-every", "-1"], ["--log-every", "3"], ["--backbone-lr-scale", "2"],
+               ["--finetune-stages", "0"]]
 
 
 def probe_cli_case(rng: random.Random) -> dict:
@@ -757,7 +768,7 @@ def _run_main(main, argv: list, folder: str) -> str:
     import contextlib
     import io
 
-    argv = [a.replace("x.csv", os.path.join(folder, "x.csv")) for a in argv]
+    argv = [_into(folder, a) for a in argv]
     if "--out" not in argv and main.__name__ == "train_main":
         argv += ["--out", os.path.join(folder, "study")]
     err = io.StringIO()

@@ -139,6 +139,11 @@ def test_finetune_from_the_cli_keeps_the_frozen_backbone(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "resfam.trainability.cli", "resnet20", "--data", "digits",
                               "--finetune", "head", "--out", str(tmp_path / "y")], capture_output=True, text=True)
     assert missing.returncode == 2 and "finetune needs pretrained weights" in missing.stderr
+    absent = subprocess.run([sys.executable, "-m", "resfam.trainability.cli", "resnet20", "--data", "digits",
+                             "--pretrained", str(tmp_path / "nope.pth"), "--finetune", "head", "--out",
+                             str(tmp_path / "z")], capture_output=True, text=True)
+    assert absent.returncode == 2 and "nope.pth" in absent.stderr and "epoch" not in absent.stderr
+    assert not list((tmp_path / "z").glob("runs/*.pt"))  # refused before the first run
 
 
 def test_curves_show_markers_a_log_axis_and_which_line_is_which():

@@ -529,6 +529,11 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
                                     ": the same network twice; list it once" if same else
                                     ", and they differ; give one of them another name: its "
                                     "spec's 'name:'"))
+    if cfg.pretrained:  # a missing or foreign checkpoint, before the first run
+        from ..factory import check_pretrained
+
+        for spec in specs:
+            check_pretrained(spec, cfg.pretrained)
     ranks = distributed.from_env()  # leftover torchrun variables, before anything is written
     check_study_folder(out)
     runs_dir = os.path.join(out, "runs")
