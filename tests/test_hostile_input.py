@@ -363,7 +363,9 @@ def no_sweep(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the sweep ran despite a usage error")
 
-    monkeypatch.setattr(cli, "run_targets", refuse)
+    from resfam.comparison import sweep  # resfam-compare imports it after its usage checks
+
+    monkeypatch.setattr(sweep, "run_targets", refuse)
 
 
 @pytest.mark.parametrize("flags,fragment", [
