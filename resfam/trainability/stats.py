@@ -48,6 +48,11 @@ def compare_pair(rows: list[dict], a: str, b: str, key: str = "test_err", level:
     if paired:
         diffs = [va[s] - vb[s] for s in sorted(va)]
         mean, half = interval(diffs, level)
+        if half < 1e-9:  # every seed differs by the same amount (errors are quantised: 1 / test size)
+            n = len(diffs)
+            return {**out, "diff": mean, "test": "none",
+                    "why": f"all {n} seeds differ by exactly {mean:+.2f}: no spread for a t-test "
+                           f"(a sign test of {n} seeds cannot go below p = {2 / 2 ** n:.3g})"}
         result = stats.ttest_rel([va[s] for s in sorted(va)], [vb[s] for s in sorted(vb)])
         df = len(diffs) - 1
         test = "paired t (by seed)"
@@ -62,8 +67,8 @@ def compare_pair(rows: list[dict], a: str, b: str, key: str = "test_err", level:
         half = float(stats.t.ppf(0.5 + level / 2, df)) * se
         test = "Welch t"
     statistic, p = float(result.statistic), float(result.pvalue)
-    if math.isnan(statistic):  # no spread at all (identical values): the t statistic is undefined
-        p = 1.0 if mean == 0 else 0.0
+    if not math.isfinite(statistic):  # no spread within either model: t is undefined
+        return {**out, "diff": mean, "test": "none", "why": "no spread within the models' seeds"}
     return {**out, "diff": mean, "ci_low": None if half is None else mean - half,
             "ci_high": None if half is None else mean + half, "test": test, "t": statistic,
             "df": df, "p": p}
