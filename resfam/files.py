@@ -57,10 +57,22 @@ def check_output(path: str, flag: str) -> None:
         raise ResfamError(f"{flag} {path}: cannot write there ({e.strerror})") from None
 
 
+def _mode_for(path: str) -> int:
+    """The permission bits ``path`` has, or a newly created file would have."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def replace_atomically(path: str, write: Callable[[str], None]) -> None:
     """Call ``write(tmp)`` to make the new file at a temporary path beside ``path``, flush it to
     disk and rename it over ``path``. Whatever stops it (an error, a full disk, Ctrl-C), ``path``
-    keeps its old content and the temporary file is removed."""
+    keeps its old content and the temporary file is removed. The new file gets the old one's
+    permissions, or a new file's (0666 less the umask: mkstemp's 0600 would hide a report from
+    the rest of a team, or from the web server that serves it)."""
     folder = _folder(path)
     base = os.path.basename(path)
     root, suffix = os.path.splitext(base)
@@ -70,6 +82,7 @@ def replace_atomically(path: str, write: Callable[[str], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):

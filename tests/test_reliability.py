@@ -586,3 +586,24 @@ def test_a_disk_that_fills_during_the_sweep_is_one_line_and_the_old_report_stays
     err = capsys.readouterr().err
     assert "error:" in err and "No space left on device" in err and "Traceback" not in err
     assert out.read_text() == "old\n"
+
+
+def test_a_written_report_has_a_new_files_permissions_or_its_old_ones(tmp_path):
+    """replace_atomically writes through mkstemp (0600): the result must not stay private."""
+    import os
+    import stat
+
+    from resfam.files import write_text_atomically
+
+    umask = os.umask(0o022)
+    try:
+        new = tmp_path / "new.csv"
+        write_text_atomically(str(new), "a\n")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        kept = tmp_path / "kept.csv"
+        kept.write_text("old\n")
+        kept.chmod(0o640)
+        write_text_atomically(str(kept), "new\n")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and kept.read_text() == "new\n"
+    finally:
+        os.umask(umask)

@@ -47,6 +47,7 @@ def _labels(ax, texts) -> None:
 
 
 MARKERS = "osD^vP*Xh<>p"
+MAX_LABELS = 40  # more points than this: only the Pareto front is labelled
 
 
 def _styles(rows, plt) -> dict:
@@ -95,6 +96,8 @@ def _scatter(ax, rows, x, y, plt, styles: dict, logx: bool = True, logy: bool = 
         ax.set_yscale("log")
         _log_ticks(ax.yaxis)
     texts = []
+    on_front = [rows[i] for i in pareto([(r[x], r[y]) for r in rows], *front)]
+    named = rows if len(rows) <= MAX_LABELS else on_front  # the whole zoo: 161 labels are a blot
     for fam in sorted({r.get("family") or "?" for r in rows}):
         sub = [r for r in rows if (r.get("family") or "?") == fam]
         colour, marker = styles[fam]
@@ -103,8 +106,11 @@ def _scatter(ax, rows, x, y, plt, styles: dict, logx: bool = True, logy: bool = 
                         yerr=[[r[y] - r[yerr[0]] for r in sub], [r[yerr[1]] - r[y] for r in sub]])
         ax.scatter([r[x] for r in sub], [r[y] for r in sub], s=[marker_area(r.get("params")) for r in sub],
                    alpha=0.8, color=colour, marker=marker, label=fam, edgecolors="black", linewidths=0.5)
-        texts += [ax.text(r[x], r[y], label(r) if label else r["model"], fontsize=7.5) for r in sub]
-    on_front = [rows[i] for i in pareto([(r[x], r[y]) for r in rows], *front)]
+        texts += [ax.text(r[x], r[y], label(r) if label else r["model"], fontsize=7.5)
+                  for r in sub if any(r is n for n in named)]
+    if len(named) < len(rows):
+        ax.text(0.99, 0.01, f"{len(rows)} models; labelled: the {len(named)} on the Pareto front",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.3")
     if len(on_front) > 1:
         ax.step([r[x] for r in on_front], [r[y] for r in on_front], where="post" if front[0] else "pre",
                 ls="--", lw=1.2, color="0.3", label="Pareto front", zorder=0)
