@@ -151,7 +151,8 @@ def figures(rows: list[dict], meta: dict, size=(11, 7), dpi=100) -> list[tuple[s
     timed = [r for r in timed if r.get("batch") in (None, first)]  # several batch sizes: the first
     if timed:
         out.append(("", _latency_figure(timed, rows, meta, plt, size, dpi)))
-    papers = [r for r in rows if r.get("paper_top1") is not None and r.get("gmacs")]
+    papers = [dict(r, paper_x=r.get("paper_input_gmacs") or r["gmacs"])  # at the paper's side
+              for r in rows if r.get("paper_top1") is not None and r.get("gmacs")]
     if papers:
         out.append(("-paper", _paper_figure(papers, rows, plt, size, dpi)))
     return out
@@ -178,9 +179,9 @@ def _paper_figure(papers, rows, plt, size, dpi):
     fig, axes = plt.subplots(1, len(datasets), figsize=(size[0], size[1] * 0.8), dpi=dpi, squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         _scatter(ax, [r for r in papers if (r.get("paper_dataset") or "?") == dataset],
-                 "gmacs", "paper_top1", plt, styles, front=(True, False), legend=False,
+                 "paper_x", "paper_top1", plt, styles, front=(True, False), legend=False,
                  label=lambda r: f"{r['model']} ({r.get('paper_protocol') or '?'})")
-        ax.set_xlabel("GMACs per image (resfam's count, at the table's input)")
+        ax.set_xlabel("GMACs per image (resfam's count at the side the paper counts at)")
         ax.set_ylabel(f"top-1 % as the paper reports it ({dataset})")
         ax.set_title(dataset, fontsize=10)
     fig.suptitle("top-1 as each paper measured it (protocol in brackets: 10-crop reads higher than "
