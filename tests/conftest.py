@@ -94,6 +94,13 @@ def warm_hf_cache(root, repo_id, state):
     save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
 
 
+def stop_after_epoch_one(row: dict) -> None:
+    """An ``on_epoch`` callback that interrupts a study after its first epoch, as Ctrl-C would
+    (the resume tests continue it)."""
+    if row["epoch"] == 1:
+        raise KeyboardInterrupt
+
+
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

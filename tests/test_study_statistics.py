@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import resfam
+from conftest import stop_after_epoch_one
 from resfam.trainability import stats
 from resfam.trainability.train import train
 
@@ -59,13 +60,9 @@ def test_a_pair_with_other_seeds_is_welchs_t_test():
 
 
 def test_a_study_records_its_environment_and_refuses_another_on_resume(tmp_path):
-    def stop(row):
-        if row["epoch"] == 1:
-            raise KeyboardInterrupt
-
     threads = torch.get_num_threads()
     with pytest.raises(KeyboardInterrupt):
-        train("mnist_resnet", out=str(tmp_path), on_epoch=stop, **QUICK)
+        train("mnist_resnet", out=str(tmp_path), on_epoch=stop_after_epoch_one, **QUICK)
     with open(tmp_path / "epochs.csv") as f:  # written after the first epoch, before the end
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]
     try:
@@ -87,13 +84,8 @@ def test_iterations_are_logged_and_resume_exactly(tmp_path):
     straight = train("mnist_resnet", out=str(tmp_path / "a"), **opts)
     steps = 1438 // 64 + 1
     assert [r["iteration"] for r in straight.iterations] == [*range(7, 2 * steps, 7), 2 * steps]
-
-    def stop(row):
-        if row["epoch"] == 1:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        train("mnist_resnet", out=str(tmp_path / "b"), on_epoch=stop, **opts)
+        train("mnist_resnet", out=str(tmp_path / "b"), on_epoch=stop_after_epoch_one, **opts)
     resumed = train("mnist_resnet", out=str(tmp_path / "b"), resume=True, **opts)
     assert resumed.iterations == straight.iterations
     with open(tmp_path / "a" / "iterations.csv") as f:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import resfam
+from conftest import stop_after_epoch_one
 from resfam.trainability import data as datasets
 from resfam.trainability.train import lr_at, make_config, spec_digest, train
 
@@ -57,13 +58,8 @@ def test_seeded_runs_repeat_and_resume_continues_exactly(tmp_path):
     assert _numbers(straight.epochs) == _numbers(again.epochs)
     other = train("mnist_resnet", seeds=[1], out=str(tmp_path / "c"), **QUICK)
     assert _numbers(other.epochs) != _numbers(straight.epochs)
-
-    def stop_after_one(row):
-        if row["epoch"] == 1:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        train("mnist_resnet", out=str(tmp_path / "d"), on_epoch=stop_after_one, **QUICK)
+        train("mnist_resnet", out=str(tmp_path / "d"), on_epoch=stop_after_epoch_one, **QUICK)
     resumed = train("mnist_resnet", out=str(tmp_path / "d"), resume=True, **QUICK)
     assert _numbers(resumed.epochs) == _numbers(straight.epochs)
 

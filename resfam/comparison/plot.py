@@ -51,8 +51,9 @@ MAX_LABELS = 40  # more points than this: only the Pareto front is labelled
 
 
 def _styles(rows, plt) -> dict:
-    """One (colour, marker) per family, the same in every panel: tab10's ten distinct hues, then
-    the next ten families with another marker (tab20's light/dark pairs looked alike)."""
+    """One (colour, marker) per family, the same in every panel: colours cycle through tab10's
+    ten distinct hues and markers through :data:`MARKERS` out of step, so no two of the first
+    sixty families look alike (tab20's light/dark pairs did)."""
     cmap = plt.get_cmap("tab10")
     families = sorted({r.get("family") or "?" for r in rows})
     return {fam: (cmap(i % 10), MARKERS[(i // 10 + i) % len(MARKERS)]) for i, fam in enumerate(families)}
@@ -73,7 +74,7 @@ def pareto(points: list[tuple[float, float]], maximise_y: bool, maximise_x: bool
     return sorted(front, key=lambda i: points[i][0])
 
 
-def _log_ticks(axis) -> None:
+def log_ticks(axis) -> None:
     """1-2-5 ticks with plain labels on a log axis (matplotlib's default labels only the decades:
     one label across 1.8-11 GMACs)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -91,13 +92,14 @@ def _scatter(ax, rows, x, y, plt, styles: dict, logx: bool = True, logy: bool = 
     the labels moved apart; a legend when ``legend``."""
     if logx:
         ax.set_xscale("log")
-        _log_ticks(ax.xaxis)
+        log_ticks(ax.xaxis)
     if logy:
         ax.set_yscale("log")
-        _log_ticks(ax.yaxis)
+        log_ticks(ax.yaxis)
     texts = []
     on_front = [rows[i] for i in pareto([(r[x], r[y]) for r in rows], *front)]
     named = rows if len(rows) <= MAX_LABELS else on_front  # the whole zoo: 161 labels are a blot
+    labelled = {id(r) for r in named}
     for fam in sorted({r.get("family") or "?" for r in rows}):
         sub = [r for r in rows if (r.get("family") or "?") == fam]
         colour, marker = styles[fam]
@@ -107,7 +109,7 @@ def _scatter(ax, rows, x, y, plt, styles: dict, logx: bool = True, logy: bool = 
         ax.scatter([r[x] for r in sub], [r[y] for r in sub], s=[marker_area(r.get("params")) for r in sub],
                    alpha=0.8, color=colour, marker=marker, label=fam, edgecolors="black", linewidths=0.5)
         texts += [ax.text(r[x], r[y], label(r) if label else r["model"], fontsize=7.5)
-                  for r in sub if any(r is n for n in named)]
+                  for r in sub if id(r) in labelled]
     if len(named) < len(rows):
         ax.text(0.99, 0.01, f"{len(rows)} models; labelled: the {len(named)} on the Pareto front",
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.3")
@@ -118,8 +120,12 @@ def _scatter(ax, rows, x, y, plt, styles: dict, logx: bool = True, logy: bool = 
     ax.grid(True, which="major", alpha=0.3)
     if not legend:
         return
-    legend = ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    for handle in legend.legend_handles:  # one marker size in the legend: colour is the key
+    one_marker_size(ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0))
+
+
+def one_marker_size(legend) -> None:
+    """One marker size in a legend: colour and shape are the key, not the parameter count."""
+    for handle in legend.legend_handles:
         if hasattr(handle, "set_sizes"):
             handle.set_sizes([40])
 
@@ -131,14 +137,18 @@ def paper_path(path: str) -> str:
 
 def plot(rows: list[dict], path: str, meta: dict, size=(11, 7), dpi=100) -> list[str]:
     """Write the figures; returns the files written."""
-    plt = require_matplotlib()
     written = []
     for suffix, fig in figures(rows, meta, size, dpi):
-        out = path if not suffix else paper_path(path)
-        replace_atomically(out, fig.savefig)
-        plt.close(fig)
-        written.append(out)
+        written.append(path if not suffix else paper_path(path))
+        save_figure(fig, written[-1])
     return written
+
+
+def save_figure(fig, path: str) -> None:
+    """Write ``fig`` to ``path`` whole or not at all (:func:`resfam.files.replace_atomically`)
+    and close it."""
+    replace_atomically(path, fig.savefig)
+    require_matplotlib().close(fig)
 
 
 def figures(rows: list[dict], meta: dict, size=(11, 7), dpi=100) -> list[tuple[str, object]]:
@@ -190,9 +200,6 @@ def _paper_figure(papers, rows, plt, size, dpi):
     for ax in axes[0]:
         for handle, name in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(name, handle)
-    legend = fig.legend(handles.values(), handles.keys(), fontsize=8, loc="center right")
-    for handle in legend.legend_handles:
-        if hasattr(handle, "set_sizes"):
-            handle.set_sizes([40])
+    one_marker_size(fig.legend(handles.values(), handles.keys(), fontsize=8, loc="center right"))
     fig.tight_layout(rect=(0, 0, 0.88, 1))
     return fig

@@ -1,8 +1,7 @@
 """Figures for the trainability studies (matplotlib, the ``plot`` extra)."""
 from __future__ import annotations
 
-from ..comparison.plot import require_matplotlib
-from ..files import replace_atomically
+from ..comparison.plot import log_ticks, require_matplotlib, save_figure
 
 PROBE_PANELS = (("avg_sq_mean", "average channel squared mean"), ("avg_var", "average channel variance"),
                 ("branch_var", "residual branch variance"))
@@ -79,26 +78,21 @@ def probe_figure(blocks: list[dict], grads: list[dict], meta: dict):
 
 def plot_probe(blocks: list[dict], grads: list[dict], path: str, meta: dict | None = None) -> None:
     """Write :func:`probe_figure` to ``path``."""
-    plt = require_matplotlib()
-    fig = probe_figure(blocks, grads, meta or {})
-    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100))
-    plt.close(fig)
+    save_figure(probe_figure(blocks, grads, meta or {}), path)
 
 
-def _mean_and_range(rows: list[dict], x: str, key: str):
-    """xs, the mean over seeds of ``key`` at each x, and the seeds' min and max there."""
-    xs = sorted({r[x] for r in rows if r.get(key) is not None})
-    per = [[r[key] for r in rows if r[x] == v and r.get(key) is not None] for v in xs]
+def _mean_and_range(rows: list[dict], key: str):
+    """Epochs, the mean over seeds of ``key`` at each, the seeds' min and max there, and whether
+    any epoch has more than one seed."""
+    xs = sorted({r["epoch"] for r in rows if r.get(key) is not None})
+    per = [[r[key] for r in rows if r["epoch"] == v and r.get(key) is not None] for v in xs]
     return xs, [sum(v) / len(v) for v in per], [min(v) for v in per], [max(v) for v in per], \
         any(len(v) > 1 for v in per)
 
 
 def plot_curves(epochs: list[dict], path: str, title: str = "", iterations: list[dict] = ()) -> None:
     """Write :func:`curves_figure` to ``path``."""
-    plt = require_matplotlib()
-    fig = curves_figure(epochs, title, iterations)
-    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100))
-    plt.close(fig)
+    save_figure(curves_figure(epochs, title, iterations), path)
 
 
 def curves_figure(epochs: list[dict], title: str = "", iterations: list[dict] = ()):
@@ -112,25 +106,21 @@ def curves_figure(epochs: list[dict], title: str = "", iterations: list[dict] = 
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    shaded = False
     for i, model in enumerate(_models(epochs)):
         color = colors[i % len(colors)]
         rows = [r for r in epochs if r["model"] == model]
-        its = [r for r in iterations if r["model"] == model]
-        curves = [(its, "epoch", "train_err", 2.4, "" if len(its) > 40 else "o"),
-                  (rows, "epoch", "test_err", 1.0, "o")] if its else \
-            [(rows, "epoch", "train_err", 2.4, "o"), (rows, "epoch", "test_err", 1.0, "o")]
-        for source, x, key, width, marker in curves:
-            xs, mean, low, high, spread = _mean_and_range(source, x, key)
-            ax.plot(xs, mean, color=color, linewidth=width, marker=marker or None,
+        its = [r for r in iterations if r["model"] == model]  # training error per iteration
+        for source, key, width, marker in ((its or rows, "train_err", 2.4, None if len(its) > 40 else "o"),
+                                           (rows, "test_err", 1.0, "o")):
+            xs, mean, low, high, spread = _mean_and_range(source, key)
+            ax.plot(xs, mean, color=color, linewidth=width, marker=marker,
                     markersize=5 if width > 2 else 3.5)
             if spread:
                 ax.fill_between(xs, low, high, color=color, alpha=0.12)
+                shaded = True
     ax.set_yscale("log")
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    log_ticks(ax.yaxis)
     ax.set(xlabel="epoch" + (" (training error logged every few iterations)" if iterations else ""),
            ylabel="error, % (log scale)", title=title)
     if not iterations:
@@ -139,7 +129,7 @@ def curves_figure(epochs: list[dict], title: str = "", iterations: list[dict] = 
     models = [Line2D([], [], color=colors[i % len(colors)], lw=4, label=m) for i, m in enumerate(_models(epochs))]
     styles = [Line2D([], [], color="0.2", lw=2.4, marker="o", label="training error (running, train mode)"),
               Line2D([], [], color="0.2", lw=1.0, marker="o", markersize=3.5, label="test error (eval mode)")]
-    if any(_mean_and_range([r for r in epochs if r["model"] == m], "epoch", "train_err")[4] for m in _models(epochs)):
+    if shaded:
         styles.append(plt.Rectangle((0, 0), 1, 1, color="0.5", alpha=0.25, label="range over seeds"))
     ax.legend(handles=models + styles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
