@@ -19,7 +19,8 @@ from ..errors import ResfamError, did_you_mean, short_repr
 from ..files import AppendLog, check_output, write_text_atomically
 from ..network.preprocessing import MAX_INPUT_BYTES, input_bytes
 from . import report
-from .options import COMMON_SIDE, COUNTERS, DTYPE_NAMES, IMG_SIZES, MAX_THREADS, MAX_WORKERS, OPTION_MAXIMA, OPTION_MINIMA
+from .options import (COMMON_SIDE, COUNTERS, DTYPE_NAMES, IMG_SIZES, MAX_THREADS, MAX_WORKERS, OPTION_MAXIMA,
+                      OPTION_MINIMA, batch_sizes)
 from .targets import select_targets
 
 
@@ -200,7 +201,7 @@ def _check(args, meta_fields: list[str]) -> None:
     if args.resume and not (args.output and args.format == "jsonl"):
         raise ResfamError("--resume continues a JSON-lines file: give --output rows.jsonl")
     side = args.img_size if isinstance(args.img_size, int) else None
-    largest = max(args.batch_size) if isinstance(args.batch_size, list) else args.batch_size
+    largest = max(batch_sizes(args.batch_size))
     if input_bytes(largest, side) > MAX_INPUT_BYTES:
         raise ResfamError(f"--batch-size {largest} --img-size {side or COMMON_SIDE}: the "
                           f"input batch alone would take more than "
@@ -272,8 +273,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ResfamError, RuntimeError) as e:
         print(f"resfam-compare: error: {e}", file=sys.stderr)
         return 2
-    meta = environment(device, args.dtype, ",".join(map(str, args.batch_size))
-                       if isinstance(args.batch_size, list) else args.batch_size, args.img_size, args.channels_last)
+    sizes = batch_sizes(args.batch_size)
+    meta = environment(device, args.dtype, sizes[0] if len(sizes) == 1 else ",".join(map(str, sizes)),
+                       args.img_size, args.channels_last)
     if world > 1:
         meta["ranks"] = world
     options = dict(params=True, flops=args.flops, acts=args.acts,

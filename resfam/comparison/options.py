@@ -34,5 +34,10 @@ def describe_input(img_size) -> str:
     return f"{img_size}x{img_size}"
 
 
+def batch_sizes(batch_size) -> list[int]:
+    """``batch_size`` as a list: one size, or several (``--batch-size 1,8,32``)."""
+    return list(batch_size) if isinstance(batch_size, (list, tuple)) else [batch_size]
+
+
 MAX_THREADS, MAX_WORKERS = 1024, 256
 FLAGS = ("params", "flops", "acts", "latency", "throughput", "memory", "train", "channels_last")

@@ -13,11 +13,11 @@ import torch
 
 from ..errors import ArgumentError, ResfamError, did_you_mean, short_repr
 from . import timing
-from .analytic import AnalyticCounter
+from .analytic import AnalyticCounter, tally
 from .counting import FlopCounterModeCounter, FvcoreCounter, count_params, default_counter
 from .options import (COUNTERS, DTYPE_NAMES, FLAGS, IMG_SIZES, MAX_THREADS, MAX_WORKERS, OPTION_MAXIMA,
-                      OPTION_MINIMA, describe_input, input_side)
-from .targets import LIBRARIES, Target, as_strings, build_target, resolve, select_targets
+                      OPTION_MINIMA, batch_sizes, describe_input, input_side)
+from .targets import LIBRARIES, Target, build_target, model_list, resolve, select_targets
 
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
@@ -72,8 +72,7 @@ def paper_columns(row: dict, spec, size: int) -> None:
     if rep.gflops is not None:
         row["paper_input"] = paper_size
     if "gmacs" in row and rep.gflops is not None:
-        gmacs = row["gmacs"] if size == paper_size else \
-            AnalyticCounter().count_spec(spec, paper_size, 1)[0].macs / 1e9
+        gmacs = row["gmacs"] if size == paper_size else tally(spec, paper_size).macs / 1e9
         row["paper_input_gmacs"] = round(gmacs, 4)
         row["gmacs_vs_paper_pct"] = _pct(row["paper_input_gmacs"], rep.gflops)
 
@@ -261,11 +260,6 @@ def check_options(options: dict) -> None:
             raise ArgumentError(f"compare(): vs must be 'timm' or 'torchvision', got {short_repr(value)}")
 
 
-def batch_sizes(batch_size) -> list[int]:
-    """``batch_size`` as a list: one size, or several (``--batch-size 1,8,32``)."""
-    return list(batch_size) if isinstance(batch_size, (list, tuple)) else [batch_size]
-
-
 def measure_batches(target, *, device, counter, **options) -> list[dict]:
     """A target's rows at each of its batch sizes where it is timed (latency, throughput or
     memory depend on the batch; counts are per image, so measured once)."""
@@ -326,7 +320,7 @@ def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bo
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
         raise ArgumentError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got "
                             f"{short_repr(workers)}")
-    asked = None if models is None else [models] if isinstance(models, dict) else as_strings(models, "models")
+    asked = None if models is None else model_list(models)
     if asked == [] and family is None:  # an empty list comes from a filter, not a wish for all
         raise ArgumentError("compare([]): no models; pass None (or nothing) for the whole zoo, or "
                             "name some")

@@ -88,6 +88,12 @@ def as_strings(value, what: str) -> list:
     raise ArgumentError(f"{what}: a name, a pattern, a path or a list of them, got {short_repr(value)}")
 
 
+def model_list(models) -> list:
+    """``models`` as a list: a lone spec mapping or Spec is one model, anything else goes
+    through :func:`as_strings`."""
+    return [models] if isinstance(models, dict) or _is_spec(models) else as_strings(models, "models")
+
+
 def _is_spec(value) -> bool:
     """A resolved :class:`resfam.spec.schema.Spec` (none exists before the schema is imported:
     listing names does not import it, nor torch)."""
@@ -100,8 +106,7 @@ def select_targets(models: Optional[Iterable[str]] = None,
     """Expand names, fnmatch patterns, spec files and ``timm:`` / ``tv:`` names into an ordered
     list; no models and no family means the whole zoo. Unknown names raise one ResfamError with
     close matches, before anything is built."""
-    families = as_strings(family, "family")
-    models = [models] if isinstance(models, dict) or _is_spec(models) else as_strings(models, "models")
+    families, models = as_strings(family, "family"), model_list(models)
     bad = [m for m in models if not (isinstance(m, (str, dict)) or _is_spec(m))] + \
         [f for f in families if not isinstance(f, str)]
     if bad:

@@ -36,7 +36,6 @@ from .options import MIN_IMG_SIZE, PROBE_MAX_SEED
 
 BLOCK_FIELDS = ("model", "block", "stage", "name", "avg_sq_mean", "avg_var", "branch_var", "gate_mean")
 GRAD_FIELDS = ("model", "part", "grad_norm", "grad_rms")
-MAX_SEED = PROBE_MAX_SEED
 
 
 @dataclass
@@ -155,7 +154,7 @@ def probe(models: Union[str, nn.Module, Iterable[Union[str, nn.Module]]], *, bat
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 2:
         raise ArgumentError(f"batch_size must be a whole number >= 2 (variances over the batch), "
                             f"got {short_repr(batch_size)}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= PROBE_MAX_SEED:
         raise ArgumentError(f"seed must be a whole number from 0 to 2**63 - 1, got {short_repr(seed)}")
     if img_size is not None and (not isinstance(img_size, int) or isinstance(img_size, bool)
                                  or img_size < MIN_IMG_SIZE):

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Optional
 
 
@@ -19,12 +20,10 @@ def interval(values: list[float], level: float = 0.95) -> tuple[float, Optional[
     value (no spread to estimate)."""
     from scipy import stats
 
-    n = len(values)
-    mean = sum(values) / n
+    n, mean = len(values), statistics.fmean(values)
     if n < 2:
         return mean, None
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return mean, float(stats.t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
 
 
 def final_values(rows: list[dict], model: str, key: str) -> dict[int, float]:

@@ -55,7 +55,6 @@ EPOCH_FIELDS = REQUIRED_FIELDS + ("train_eval_loss", "train_eval_err")
 ITER_FIELDS = ("model", "seed", "iteration", "epoch", "train_loss", "train_err")
 
 
-MAX_SEED = TRAIN_MAX_SEED
 
 
 class TrainConfig(BaseModel):
@@ -377,6 +376,8 @@ def summarise(rows: list[dict], params: dict[str, int]) -> list[dict]:
     """One row per model: final errors over seeds (mean, standard deviation and the half-width
     of the 95% confidence interval of the mean, :func:`.stats.interval`), the training error in
     eval mode, best test error, time."""
+    from statistics import fmean, stdev
+
     from .stats import interval
 
     out = []
@@ -386,24 +387,17 @@ def summarise(rows: list[dict], params: dict[str, int]) -> list[dict]:
             if r["model"] == name:
                 runs.setdefault(r["seed"], []).append(r)
         last = [rs[-1] for rs in runs.values()]
-
-        def mean(values):
-            return sum(values) / len(values)
-
-        def sd(values):
-            m = mean(values)
-            return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-
         row = dict(model=name, params=params.get(name), seeds=len(runs), epochs=last[0]["epoch"])
         for key in ("train_err", "test_err", "train_eval_err"):
             values = [r[key] for r in last if r.get(key) is not None]
             if values:
-                row[key], row[f"{key}_sd"] = mean(values), sd(values)
+                row[key] = fmean(values)
+                row[f"{key}_sd"] = stdev(values) if len(values) > 1 else 0.0
                 row[f"{key}_ci95"] = interval(values)[1]
-        row.update(best_test_err=mean([min(r["test_err"] for r in rs) for rs in runs.values()]),
-                   train_loss=mean([r["train_loss"] for r in last]),
-                   seconds=mean([sum(r["seconds"] for r in rs) for rs in runs.values()]),
-                   images_per_s=mean([r["images_per_s"] for rs in runs.values() for r in rs]))
+        row.update(best_test_err=fmean([min(r["test_err"] for r in rs) for rs in runs.values()]),
+                   train_loss=fmean([r["train_loss"] for r in last]),
+                   seconds=fmean([sum(r["seconds"] for r in rs) for rs in runs.values()]),
+                   images_per_s=fmean([r["images_per_s"] for rs in runs.values() for r in rs]))
         out.append(row)
     return out
 
@@ -502,7 +496,7 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
     else:
         seed_list = list(seeds) if isinstance(seeds, Iterable) and not isinstance(seeds, (str, bytes, dict)) else []
     if not seed_list or len(seed_list) > MAX_SEEDS or any(
-            not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED for s in seed_list):
+            not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= TRAIN_MAX_SEED for s in seed_list):
         raise ArgumentError(f"seeds: a count from 1 to {MAX_SEEDS}, or a list of at most {MAX_SEEDS} "
                             f"whole numbers from 0 to 2**32 - 1, got {short_repr(seeds)}")
     if len(set(seed_list)) != len(seed_list):
@@ -575,12 +569,10 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
     finally:
         if joined:
             dist.destroy_process_group()
-    from importlib.metadata import version
-
     meta = dict(torch=torch.__version__, device=str(device), processes=world.size,
                 threads=torch.get_num_threads(), seeds=seed_list, **cfg.model_dump(),
                 env=environment(device, world.size if cfg.distribute == "ddp" else 1),
-                versions={p: version(p) for p in ("torch", "timm", "numpy", "scipy") if _installed(p)})
+                versions=_versions("torch", "timm", "numpy", "scipy"))
     tests = [compare_pair(rows, a, b, key) for a, b in pairs for key in ("test_err", "train_eval_err")]
     study = Study(epochs=rows, summary=summarise(rows, params), meta=meta, iterations=iterations, tests=tests)
     if world.rank == 0:
@@ -588,11 +580,14 @@ def train(models: Union[str, Iterable[str]], *, seeds: Union[int, Iterable[int]]
     return study
 
 
-def _installed(package: str) -> bool:
+def _versions(*packages: str) -> dict[str, str]:
+    """The installed version of each of ``packages`` (those not installed left out)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        version(package)
-    except PackageNotFoundError:
-        return False
-    return True
+    out = {}
+    for package in packages:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return out
