@@ -242,7 +242,7 @@ def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int) -> S
             if bp.splat is not None:
                 return split_attention(t, bp.splat, s, mid, s3, ctx.first_dilation, bp.groups,
                                        ctx.norm, ctx.act), True, (avd_pool if bp.avd == "last" else None)
-            y, normed, aa = _strided(ctx, bp, s, mid, s3, bp.groups)
+            y, normed, aa = _strided(ctx, bp, s, mid, s3, bp.cardinality(out))
             return y, normed, (avd_pool if avd and bp.avd == "last" else aa)
 
         steps = [lambda s: (conv(t, s, first, 1, s1), False, avd_pool if bp.avd == "first" else None),

@@ -2,7 +2,9 @@
 
 Covers ResNet-50/101/152 (He et al. 2016, Table 1), ResNeXt's cardinality as grouped 3x3 convs
 (Xie et al. 2017, Fig. 3c) and Wide ResNet-50-2 (wider 3x3). The inner width follows
-torchvision: ``mid = out / expansion * base_width / 64 * groups``.
+torchvision: ``mid = out / expansion * base_width / 64 * groups``; with ``group_width`` it follows
+AnyNet / RegNet (Radosavovic et al. 2020, Sec. 3.1, Fig. 4): ``mid = out / expansion`` (their
+bottleneck ratio b is ``expansion``) and ``groups = mid / group_width``.
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ class Bottleneck(BlockParams):
     groups: int = Field(1, ge=1, description="cardinality C of the 3x3 conv (ResNeXt)")
     base_width: int = Field(64, ge=1, description="width per group at 'planes' = 64 "
                                                   "(ResNeXt d; 128 for Wide ResNet-50-2)")
+    group_width: Optional[int] = Field(None, ge=1, description="width g of each group of the 3x3 "
+                                       "(AnyNet / RegNet): inner width = output / expansion, "
+                                       "groups = inner / g, instead of groups and base_width")
     stride_on: Literal["3x3", "1x1"] = Field("3x3", description="which conv strides: 3x3 "
                                              "(torchvision / 'pytorch' style) or first 1x1 ('caffe')")
     aa: AAType = Field("none", description="anti-aliased downsampling of the strided 3x3: none, "
@@ -50,7 +55,15 @@ class Bottleneck(BlockParams):
         plain = self.sk is None and self.splat is None
         return super().supports(order) and (plain or order == "post")
 
+    def cardinality(self, out_ch: int) -> int:
+        """The 3x3's groups at output width ``out_ch``: ``groups``, or inner / ``group_width``."""
+        if self.group_width is None:
+            return self.groups
+        return max(planes(out_ch, self.expansion) // self.group_width, 1)
+
     def mid_channels(self, out_ch: int) -> int:
+        if self.group_width is not None:
+            return planes(out_ch, self.expansion)
         mid = planes(out_ch, self.expansion) * self.base_width * self.groups
         mid = exact_div(mid, 64, "base_width", "planes * base_width * groups",
                         "the inner width is planes * base_width / 64 * groups; pick base_width so "
@@ -93,8 +106,21 @@ class Bottleneck(BlockParams):
         if self.avd != "none" and (self.stride_on == "1x1" or self.aa != "none"):
             raise KeyProblem("avd", "avd replaces the 3x3's stride, and this block strides its 1x1 "
                              "or anti-aliases already", "use stride_on: 3x3 and aa: none with avd")
+        if self.group_width is not None and (self.groups != 1 or self.base_width != 64 or self.sk
+                                             or self.splat or self.reduce_first != 1 or self.widths):
+            raise KeyProblem("group_width", "group_width sets the groups and the inner width itself",
+                             "drop groups / base_width / sk / splat / reduce_first / widths, or "
+                             "group_width")
         if self.widths is not None:  # explicit widths: nothing is derived from the stage width
             return self._check_widths()
+        if self.group_width is not None:
+            mid = self.mid_channels(out_ch)
+            if mid % self.group_width:
+                raise KeyProblem("group_width", f"inner width {mid} (output {out_ch} / expansion "
+                                 f"{self.expansion}) is not divisible by group_width={self.group_width}",
+                                 "pick stage widths that it divides (resfam.space's 'compatible' "
+                                 "rule adjusts them as pycls does)")
+            return
         mid = self.mid_channels(out_ch)
         if mid % self.groups:
             raise KeyProblem("groups", f"inner width {mid} is not divisible by groups={self.groups}",
@@ -131,7 +157,7 @@ class Bottleneck(BlockParams):
             middle = Unit(SplitAttention(self.splat, first, mid, s3, first_dilation, self.groups,
                                          norm, act), mid, normed=True)
         else:
-            middle = strided_conv(first, mid, s3, dilation, first_dilation, self.aa, self.groups,
+            middle = strided_conv(first, mid, s3, dilation, first_dilation, self.aa, self.cardinality(out_ch),
                                   self.sk, norm, act)
         reduce = Unit(layers.conv(in_ch, first, 1, s1), first)
         if self.avd == "first":
