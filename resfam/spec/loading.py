@@ -152,6 +152,12 @@ def parse_yaml(text: str, file: str) -> Any:
     return doc
 
 
+def read_document(path: str) -> Any:
+    """A YAML file read as spec files are (a regular UTF-8 file of at most MAX_FILE_BYTES, the
+    safe loader, bounded values and nesting): design-space files use it."""
+    return parse_yaml(_decode(_read_bytes(Path(path)), path), path)
+
+
 def file_variants(path: Path) -> dict[str, dict]:
     """The variants a spec file defines, by name (raw, before ``extends`` resolution). Parsed
     once per content of the file: a sweep over a file of a thousand variants parses it once, not
