@@ -25,6 +25,9 @@ assert not heavy, f"imported {{heavy}}"
     "from resfam.comparison.cli import main\nassert main(['--list', 'nosuchnet']) == 2",
     "from resfam.trainability.cli import train_main\ntry:\n    train_main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0",
     "from resfam.trainability.cli import probe_main\ntry:\n    probe_main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0",
+    "from resfam.space.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0",
+    "from resfam.space.cli import main\nassert main(['list']) == 0",
+    "import resfam.space\nassert resfam.space.list_spaces() and resfam.space.load('regnetx', check=False).name == 'regnetx'",
 ])
 def test_a_command_that_needs_no_model_imports_no_model_library(code):
     proc = subprocess.run([sys.executable, "-c", CHECK.format(code=code)], capture_output=True, text=True)

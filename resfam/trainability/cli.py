@@ -112,11 +112,8 @@ def _emit(text: str, output: Optional[str], prog: str, what: str) -> None:
         sys.stdout.write(text)
 
 
-def train_parser() -> _Parser:
-    p = _Parser(prog="resfam-train", allow_abbrev=False, description="Short, reproducible "
-                "training studies: every model, every seed, one recipe; per-epoch training and "
-                "test error, a summary, and a plot in the style of He et al. 2016, Fig. 6.")
-    _common(p)
+def recipe_options(p) -> None:
+    """The training recipe's options, shared by resfam-train and resfam-space train."""
     p.add_argument("--data", default="mnist5k", help="mnist5k, digits, cifar10:ROOT, cifar100:ROOT, "
                    "folder:ROOT (default: mnist5k)")
     p.add_argument("--epochs", type=_int_at_least(1, MAX_EPOCHS), default=10)
@@ -133,6 +130,43 @@ def train_parser() -> _Parser:
     p.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU)")
     p.add_argument("--distribute", default="ddp", choices=["ddp", "runs"], help="under torchrun: "
                    "DDP for every run, or whole runs dealt out to the processes")
+
+
+def recipe_kwargs(args) -> dict:
+    """:func:`resfam.train`'s recipe keywords from the options :func:`recipe_options` added."""
+    return dict(data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
+                warmup_epochs=args.warmup_epochs, augment=args.augment,
+                zero_init_last=args.zero_init_last, amp=args.amp, distribute=args.distribute)
+
+
+def progress_lines(prog: str, speaks: bool):
+    """(on_epoch, on_step) for :func:`resfam.train`: a line per epoch, and within an epoch a line
+    at most every PROGRESS_S seconds, on stderr (when ``speaks``: one process of several)."""
+    last_line = [time.monotonic()]
+
+    def progress(row: dict) -> None:
+        if speaks:
+            print(f"{prog}: {row['model']} seed {row['seed']} epoch {row['epoch']}: train err "
+                  f"{row['train_err']:.2f}% loss {row['train_loss']:.4f}, test err {row['test_err']:.2f}% "
+                  f"({row['seconds']:.1f} s)", file=sys.stderr, flush=True)
+            last_line[0] = time.monotonic()
+
+    def step(s: dict) -> None:  # within an epoch: a line at most every PROGRESS_S seconds
+        if speaks and s["step"] < s["steps"] and time.monotonic() - last_line[0] >= PROGRESS_S:
+            print(f"{prog}: {s['model']} seed {s['seed']} epoch {s['epoch']}: batch "
+                  f"{s['step']}/{s['steps']}", file=sys.stderr, flush=True)
+            last_line[0] = time.monotonic()
+
+    return progress, step
+
+
+def train_parser() -> _Parser:
+    p = _Parser(prog="resfam-train", allow_abbrev=False, description="Short, reproducible "
+                "training studies: every model, every seed, one recipe; per-epoch training and "
+                "test error, a summary, and a plot in the style of He et al. 2016, Fig. 6.")
+    _common(p)
+    recipe_options(p)
     p.add_argument("--out", default="resfam-train", help="folder for checkpoints and results")
     p.add_argument("--resume", action="store_true", help="continue the study in --out")
     p.add_argument("--threads", type=_int_at_least(1, MAX_THREADS), default=None, help="torch CPU "
@@ -168,21 +202,7 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"resfam-train: error: {e}", file=sys.stderr)
         return 2
 
-    speaks = rank == 0 or args.distribute == "runs"
-    last_line = [time.monotonic()]
-
-    def progress(row: dict) -> None:
-        if speaks:
-            print(f"resfam-train: {row['model']} seed {row['seed']} epoch {row['epoch']}: train err "
-                  f"{row['train_err']:.2f}% loss {row['train_loss']:.4f}, test err {row['test_err']:.2f}% "
-                  f"({row['seconds']:.1f} s)", file=sys.stderr, flush=True)
-            last_line[0] = time.monotonic()
-
-    def step(s: dict) -> None:  # within an epoch: a line at most every PROGRESS_S seconds
-        if speaks and s["step"] < s["steps"] and time.monotonic() - last_line[0] >= PROGRESS_S:
-            print(f"resfam-train: {s['model']} seed {s['seed']} epoch {s['epoch']}: batch "
-                  f"{s['step']}/{s['steps']}", file=sys.stderr, flush=True)
-            last_line[0] = time.monotonic()
+    progress, step = progress_lines("resfam-train", rank == 0 or args.distribute == "runs")
 
     pairs = []
     for text in args.test:
@@ -200,15 +220,10 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
             require_matplotlib()
         study = train(args.models, seeds=args.seeds, out=args.out, resume=args.resume,
                       device=args.device, on_epoch=progress, on_step=step, pairs=pairs,
-                      data=args.data, log_every=args.log_every, pretrained=pretrained,
+                      log_every=args.log_every, pretrained=pretrained,
                       finetune=args.finetune, finetune_stages=args.finetune_stages,
                       backbone_lr_scale=args.backbone_lr_scale,
-                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      momentum=args.momentum, weight_decay=args.weight_decay,
-                      schedule=args.schedule, warmup_epochs=args.warmup_epochs,
-                      augment=args.augment, img_size=args.img_size, norm_layer=args.norm,
-                      zero_init_last=args.zero_init_last,
-                      amp=args.amp, distribute=args.distribute)
+                      img_size=args.img_size, norm_layer=args.norm, **recipe_kwargs(args))
     except ResfamError as e:
         print(f"resfam-train: error: {e}", file=sys.stderr)
         return 2
