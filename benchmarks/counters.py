@@ -6,7 +6,8 @@
 
 Two workloads, counted at each network's native input:
 1. the bundled zoo (every variant);
-2. a design-space sweep: ``--designs`` random specs of :mod:`resfam.comparison.design_space`,
+2. a design-space sweep: ``--designs`` specs sampled from NDS's ResNeXt-A space (``resfam-space
+   sample resnext_a``, :func:`resfam.space.sample`),
    written to one YAML file as ``resfam-compare designs.yaml`` would
    read it. The analytic counter counts all of them; fvcore and FlopCounterMode, which must build
    and run each network, count a random ``--sample`` of the same specs (their time per spec is
@@ -30,11 +31,12 @@ import yaml
 import resfam
 from resfam.comparison.analytic import tally
 from resfam.comparison.counting import FlopCounterModeCounter, FvcoreCounter
-from resfam.comparison.design_space import sample
+import resfam.space
 
 
 def write_designs(n: int, seed: int, path: Path) -> list[str]:
-    variants = sample(n, seed)
+    (drawn,) = resfam.space.sample("resnext_a", n, seed=seed)
+    variants = {d.name: d.spec for d in drawn.designs}
     path.write_text(yaml.safe_dump({"variants": variants}, sort_keys=False))
     return [f"{path}:{name}" for name in variants]
 

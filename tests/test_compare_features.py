@@ -226,24 +226,25 @@ def test_a_sweep_beyond_one_spec_files_cap_runs_from_python_and_from_a_folder(ma
     from Python, and as a folder of files from the CLI."""
     import yaml
 
-    from resfam.comparison.design_space import sample
+    import resfam.space
 
-    designs = sample(3000, seed=1)
+    (drawn,) = resfam.space.sample("resnext_a", 3000, seed=1)
+    designs = {d.name: d.spec for d in drawn.designs}
     big = tmp_path / "all.yaml"
     big.write_text(yaml.safe_dump({"variants": designs}))
     assert big.stat().st_size > 1 << 20
     with pytest.raises(resfam.SpecError, match="larger than"):
-        resfam.get_spec(f"{big}:d0000")
+        resfam.get_spec(f"{big}:resnext_a-0000")
     rows = resfam.compare(list(designs.values()), flops=True)
     assert [r["model"] for r in rows] == list(designs) and not any(r.get("error") for r in rows)
-    one = resfam.get_spec(designs["d0042"])
+    one = resfam.get_spec(designs["resnext_a-0042"])
     from resfam.comparison.analytic import tally
 
     assert rows[42]["gmacs"] == round(tally(one, 224).macs / 1e9, 4)
-    twins = resfam.compare([designs["d0001"], designs["d0001"]], flops=True)  # one name, two rows
+    twins = resfam.compare([designs["resnext_a-0001"], designs["resnext_a-0001"]], flops=True)  # one name, two rows
     assert len(twins) == 2
     with pytest.raises(resfam.SpecError, match="stages"):  # checked before anything is measured
-        resfam.compare([designs["d0002"], {**designs["d0003"], "stages": {"depth": [1]}}])
+        resfam.compare([designs["resnext_a-0002"], {**designs["resnext_a-0003"], "stages": {"depth": [1]}}])
     folder = tmp_path / "sweep"
     folder.mkdir()
     names = list(designs)[:90]
