@@ -66,6 +66,16 @@ def test_ks_statistic_by_hand_and_as_scipy_computes_it():
     assert same["D"] == 0.0 and same["p"] == pytest.approx(1.0)
 
 
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 8), min_size=1, max_size=30), st.lists(st.integers(0, 8), min_size=1, max_size=30))
+def test_the_weighted_ks_statistic_with_equal_weights_is_scipys_ties_included(a, b):
+    from scipy.stats import ks_2samp
+
+    d = stats.ks_test(a, b, [1 / len(a)] * len(a), [1 / len(b)] * len(b))["D"]
+    assert d == pytest.approx(ks_2samp(a, b).statistic)
+
+
 def test_bootstrap_finds_the_known_best_value_of_a_key():
     rng = random.Random(0)
     xs = [rng.randint(1, 20) for _ in range(400)]

@@ -98,19 +98,30 @@ def ks_test(a: Sequence[float], b: Sequence[float], weights_a: Optional[Sequence
         r = stats.ks_2samp(x, y)
         return dict(D=float(r.statistic), p=float(r.pvalue), n_a=len(x), n_b=len(y), method="ks_2samp")
     wa, wb = _weights(len(x), weights_a), _weights(len(y), weights_b)
-    points = sorted(set(x) | set(y))
-    _, fa = edf(x, wa, [p + 0.0 for p in points])
-    _, fb = edf(y, wb, [p + 0.0 for p in points])
-    # the EDFs step at the data: compare just below and at (<=) every point
-    ga = [sum(w for e, w in zip(x, wa) if e <= p) for p in points]
-    gb = [sum(w for e, w in zip(y, wb) if e <= p) for p in points]
-    d = max(max(abs(u - v) for u, v in zip(fa, fb)), max(abs(u - v) for u, v in zip(ga, gb)))
+    d = _sup_distance(sorted(zip(x, wa)), sorted(zip(y, wb)))
     na = 1.0 / sum(w * w for w in wa)
     nb = 1.0 / sum(w * w for w in wb)
     en = na * nb / (na + nb)
     p = float(stats.kstwo.sf(d, max(1, round(en))))
     return dict(D=d, p=p, n_a=len(x), n_b=len(y), n_eff_a=na, n_eff_b=nb,
                 method="weighted EDFs; p at Kish's effective sizes (approximate)")
+
+
+def _sup_distance(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
+    """sup_e |F_a(e) - F_b(e)| of two weighted EDFs (sorted (value, weight) pairs): both step only
+    at the data, so the supremum is reached right after one of the values (a merge of the two)."""
+    i = j = 0
+    fa = fb = d = 0.0
+    while i < len(a) or j < len(b):
+        v = min(a[i][0] if i < len(a) else math.inf, b[j][0] if j < len(b) else math.inf)
+        while i < len(a) and a[i][0] == v:
+            fa += a[i][1]
+            i += 1
+        while j < len(b) and b[j][0] == v:
+            fb += b[j][1]
+            j += 1
+        d = max(d, abs(fa - fb))
+    return d
 
 
 def bootstrap_best(values: Sequence, errors: Sequence[float], *, fraction: float = 0.25,
