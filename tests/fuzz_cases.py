@@ -22,7 +22,7 @@ import os
 import random
 import tempfile
 
-KINDS = ("spec", "yaml", "args", "checkpoint", "cli", "output", "api", "probe_cli", "train_cli")
+KINDS = ("spec", "yaml", "args", "checkpoint", "cli", "output", "api", "probe_cli", "train_cli", "space")
 
 
 class SilentAcceptance(AssertionError):
@@ -795,6 +795,28 @@ def _run_train_cli(case: dict, folder: str) -> str:
     return _run_main(train_main, case["argv"], folder)
 
 
-GENERATORS.update(output=output_case, api=api_case, probe_cli=probe_cli_case, train_cli=train_cli_case)
+def space_case(rng: random.Random) -> dict:
+    """A bundled design space (resfam.space), mutated: it loads and samples, or fails with one
+    resfam error."""
+    from resfam.space.definition import SPACES_DIR, list_spaces
+    from resfam.spec.loading import read_document
+
+    doc = read_document(str(SPACES_DIR / f"{rng.choice(list_spaces())}.yaml"))["space"]
+    return {"space": mutate(doc, rng, rng.randint(1, 3)), "n": rng.randint(1, 3), "seed": rng.randint(0, 9)}
+
+
+def _run_space(case: dict, folder: str) -> str:
+    import resfam.space as rs
+
+    for s in rs.sample(case["space"], case["n"], seed=case["seed"], max_draws=300):
+        for d in s.designs:  # every sample a valid spec, in the band it was kept for
+            resfam_spec = __import__("resfam").get_spec(d.spec)
+            if resfam_spec.name != d.name:
+                raise AssertionError(f"{d.name}: the spec is named {resfam_spec.name}")
+    return "built"
+
+
+GENERATORS.update(output=output_case, api=api_case, probe_cli=probe_cli_case, train_cli=train_cli_case,
+                  space=space_case)
 RUNNERS = {"output": _run_output, "api": _run_api, "probe_cli": _run_probe_cli,
-           "train_cli": _run_train_cli}
+           "train_cli": _run_train_cli, "space": _run_space}

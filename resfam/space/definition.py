@@ -259,7 +259,7 @@ def read_space(ref: Union[str, os.PathLike, dict, "Space"]) -> Space:
     if not isinstance(raw, dict):
         raise SpecError(f"'space:' must be a mapping, got {short_repr(raw)}", file=file)
     name = raw.get("name") if isinstance(raw.get("name"), str) else None
-    if len(raw.get("keys") or {}) > MAX_KEYS:
+    if isinstance(raw.get("keys"), dict) and len(raw["keys"]) > MAX_KEYS:
         raise SpecError(f"{len(raw['keys'])} drawn keys; at most {MAX_KEYS}", file=file, key="keys")
     try:
         d = SpaceDef.model_validate(raw)
@@ -292,10 +292,16 @@ def _check_structure(space: Space) -> None:
         if not (key in ("stages.depth", "stages.width") or (draw is not None and draw.per_stage)):
             raise space.error(f"{key} is not a per-stage key", key="constraints.nondecreasing",
                               hint="name stages.depth, stages.width or a key drawn per_stage")
-    stages = d.base.get("stages") if isinstance(d.base.get("stages"), dict) else {}
-    if d.stages is None and not d.rules[:1] and not isinstance(stages.get("stride"), list):
-        raise space.error("the number of stages is not known", key="base.stages.stride",
-                          hint="give base.stages.stride, a 'stages:' draw, or the regnet rule")
+    stages = d.base.get("stages", {})
+    if not isinstance(stages, dict):
+        raise space.error(f"must be a mapping, got {short_repr(stages)}", key="base.stages")
+    stride = stages.get("stride")
+    regnet = bool(d.rules) and d.rules[0].rule == "regnet"
+    if d.stages is None and not regnet and not (
+            isinstance(stride, list) and 1 <= len(stride) <= MAX_STAGES):
+        raise space.error(f"the number of stages is not known (stride {short_repr(stride)})",
+                          key="base.stages.stride", hint=f"give base.stages.stride, a list of 1 to "
+                          f"{MAX_STAGES} strides, a 'stages:' draw, or the regnet rule")
     if d.stages is not None:
         for n in d.stages.corners():
             if not isinstance(n, int) or not 1 <= n <= MAX_STAGES:

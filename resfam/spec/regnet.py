@@ -52,7 +52,7 @@ def compatible_widths(widths: list[int], expansions: list[int], group_widths: li
     where that would lose more than ``1 - min_ratio`` of the width."""
     out_w, out_g = [], []
     for w, e, g in zip(widths, expansions, group_widths):
-        inner = int(w / e)
+        inner = max(1, int(w / e))  # a width below its expansion: one channel, not a zero division
         g = min(g, inner)
         if min_ratio:
             q = max(g, int(inner + g / 2) // g * g)
