@@ -285,6 +285,37 @@ def test_a_study_trains_compares_and_resumes_exactly(tmp_path, capsys, monkeypat
     assert capsys.readouterr().out.startswith("table,")
 
 
+@pytest.mark.slow
+def test_torchrun_deals_a_populations_runs_out_to_processes(tmp_path):
+    """``torchrun -m resfam.space train --distribute runs``: each design trained once, by one of
+    the two processes, each run the single-process run (one thread both ways)."""
+    import os
+    import subprocess
+    import sys
+
+    out = _study(tmp_path)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                           "2", "-m", "resfam.space", "train", str(out), "--data", "digits", "--epochs", "1",
+                           "--batch-size", "64", "--distribute", "runs", "--threads", "1"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads((out / "population.json").read_text())["rows"]
+    assert sorted(r["model"] for r in rows) == sorted(f"{s}-000{i}" for s in ("vanilla", "resnet") for i in (0, 1))
+    assert json.loads((out / "summary.json").read_text())["meta"]["processes"] == 2
+    single = tmp_path / "single"
+    assert main(["sample", "vanilla", "resnet", "-n", "2", "--gmacs", "0.001,0.003", "--img-size", "12",
+                 "--out", str(single)]) == 0
+    proc = subprocess.run([sys.executable, "-m", "resfam.space", "train", str(single), "--data", "digits",
+                           "--epochs", "1", "--batch-size", "64", "--threads", "1"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    alone = {r["model"]: r for r in json.loads((single / "population.json").read_text())["rows"]}
+    for r in rows:
+        for key in ("train_err", "test_err", "train_eval_err"):
+            assert r[key] == pytest.approx(alone[r["model"]][key], abs=1e-9), (r["model"], key)
+
+
 @pytest.mark.parametrize("argv, words", [
     (["sample", "resnet", "--gmacs", "1", "--out", "x"], "give LOW,HIGH"),
     (["sample", "resnt", "--out", "x"], "did you mean 'resnet'"),

@@ -1,0 +1,6 @@
+"""``python -m resfam.space`` (and ``torchrun ... -m resfam.space train``): resfam-space."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
