@@ -3,7 +3,7 @@ compare spaces by their error distributions (Radosavovic et al. 2019, NDS; 2020,
 
     >>> import resfam.space as rs
     >>> samples = rs.sample(["vanilla", "resnet"], 100, seed=0)     # flops-matched designs
-    >>> rs.write_samples("study", samples, {})                       # designs.yaml, designs.csv
+    >>> rs.write_samples("study", samples)                       # designs.yaml, designs.csv
     >>> rows = rs.train("study", data="digits", epochs=1)            # population.csv
     >>> c = rs.compare(rows, bins=10)                                # EDFs, KS, bootstrap
 

@@ -74,7 +74,8 @@ def parser() -> _Parser:
     s.add_argument("--img-size", type=_int_at_least(8, 1024), default=None,
                    help="side the band is counted at (default: each space's)")
     s.add_argument("--max-draws", type=_int_at_least(1), default=None,
-                   help="give up after this many draws per space (default: 1,000 + 200 per design)")
+                   help="give up after this many draws per space (default: 1,000 + 200 per "
+                   "design; 2,000 if none is in the band by then)")
     s.add_argument("--out", required=True, help="the study folder (new)")
     t = sub.add_parser("train", help="train every design of a study under one recipe", allow_abbrev=False)
     t.add_argument("study", help="a folder resfam-space sample wrote")

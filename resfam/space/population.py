@@ -32,8 +32,9 @@ def _csv(rows: list[dict]) -> str:
     return render_rows(rows, [(f, f) for f in fields], "csv", {}, [])
 
 
-def write_samples(out: str, samples: list, meta: dict) -> list[dict]:
-    """The study's design files (module docstring); returns the design rows."""
+def write_samples(out: str, samples: list, meta: Optional[dict] = None) -> list[dict]:
+    """The study's design files (module docstring), ``meta`` recorded in ``space-study.json``;
+    returns the design rows."""
     if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
         raise ArgumentError(f"out must be a folder path, got {out!r}")
     out = os.fspath(out)
@@ -49,7 +50,7 @@ def write_samples(out: str, samples: list, meta: dict) -> list[dict]:
     rows = [d.row() for s in samples for d in s.designs]
     write_text_atomically(os.path.join(out, DESIGNS), yaml.safe_dump({"variants": variants}, sort_keys=False))
     write_text_atomically(os.path.join(out, DESIGN_ROWS), _csv(rows))
-    manifest = dict(meta, spaces=[dict(space=s.space, seed=s.seed, band=s.band, draws=s.draws,
+    manifest = dict(meta or {}, spaces=[dict(space=s.space, seed=s.seed, band=s.band, draws=s.draws,
                                        designs=len(s.designs), acceptance=s.acceptance) for s in samples])
     write_text_atomically(os.path.join(out, MANIFEST), json.dumps(manifest, indent=2) + "\n")
     return rows
@@ -111,10 +112,9 @@ def train(out: str, *, seeds=1, resume: bool = False, device="cpu", on_epoch=Non
     results = {r["model"]: r for r in study.summary}
     population = [dict(r, **{k: results[r["model"]].get(k) for k in RESULT_FIELDS})
                   for r in rows if r["model"] in results]
-    recipe = {k: v for k, v in study.meta.items() if k not in ("versions",)}
     write_text_atomically(os.path.join(out, f"{POPULATION}.csv"), _csv(population))
     write_text_atomically(os.path.join(out, f"{POPULATION}.json"), json.dumps(
-        {"meta": dict(manifest, recipe=recipe), "rows": population}, indent=2, default=str) + "\n")
+        {"meta": dict(manifest, recipe=study.meta), "rows": population}, indent=2, default=str) + "\n")
     return population
 
 
