@@ -92,8 +92,13 @@ def _set(mapping: dict, key: str, value) -> None:
     node[parts[-1]] = value
 
 
-def _per_stage(value, n: int) -> list:
-    return list(value) if isinstance(value, list) else [value] * n
+def _per_stage(value, n: int, space: Space, key: str) -> list:
+    """``value`` for each of ``n`` stages: one value for all, or a list of ``n``."""
+    if not isinstance(value, list):
+        return [value] * n
+    if len(value) != n:
+        raise space.error(f"{short_repr(value)} is neither one value nor one per stage ({n})", key=key)
+    return list(value)
 
 
 def _value(v, rng) -> Any:
@@ -149,10 +154,10 @@ def compose(space: Space, rng: random.Random, forced: Optional[tuple[str, Any]] 
             stages["width"] = [int(w * r.factor * 2 ** s) for s in range(n)]
             values["doubling.width"] = w
         elif r.rule == "compatible":
-            block = mapping.get("block") or {}
-            widths = _per_stage(stages.get("width"), n)
-            exps = _per_stage(block.get("expansion", 4), n)
-            gws = _per_stage(block.get("group_width", 1), n)
+            block = mapping.get("block") if isinstance(mapping.get("block"), dict) else {}
+            widths = _per_stage(stages.get("width"), n, space, "stages.width")
+            exps = _per_stage(block.get("expansion", 4), n, space, "block.expansion")
+            gws = _per_stage(block.get("group_width", 1), n, space, "block.group_width")
             if not all(isinstance(v, int) and v > 0 for v in exps + gws + widths):
                 raise space.error("the compatible rule needs whole stage widths, block.expansion and "
                                   "block.group_width", key=f"rules.{i}")

@@ -14,15 +14,18 @@ from __future__ import annotations
 import math
 
 
+MAX_DEPTH = 10_000  # blocks: a bound on the work, far above any network resfam builds (max_blocks)
+
+
 def regnet_widths(w0: float, wa: float, wm: float, depth: int, quantum: int = 8) -> list[int]:
     """The width of each of the ``depth`` blocks (Eq. 2-3). ValueError names a bad parameter:
-    ``w0 > 0``, ``wa >= 0``, ``wm > 1``, ``depth >= 1``, ``quantum >= 1``."""
+    ``w0 > 0``, ``wa >= 0``, ``wm > 1``, ``1 <= depth <= MAX_DEPTH``, ``quantum >= 1``."""
     for name, value, ok in (("w0", w0, w0 > 0), ("wa", wa, wa >= 0), ("wm", wm, wm > 1),
-                            ("depth", depth, isinstance(depth, int) and depth >= 1),
+                            ("depth", depth, isinstance(depth, int) and 1 <= depth <= MAX_DEPTH),
                             ("quantum", quantum, isinstance(quantum, int) and quantum >= 1)):
         if not ok:
             raise ValueError(f"{name} = {value!r} is out of range (w0 > 0, wa >= 0, wm > 1, "
-                             "depth and quantum whole numbers >= 1)")
+                             f"depth a whole number from 1 to {MAX_DEPTH:,}, quantum >= 1)")
     widths = []
     for j in range(depth):
         u = w0 + wa * j
