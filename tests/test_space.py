@@ -321,11 +321,17 @@ def test_torchrun_deals_a_populations_runs_out_to_processes(tmp_path):
     (["sample", "resnt", "--out", "x"], "did you mean 'resnet'"),
     (["sample", "resnet", "-n", "2", "--gmacs", "50,60", "--out", "x"], "0 of 1,400 draws"),
     (["compare", "nowhere"], "no trained population"),
+    (["compare", "study", "--key", "stages.dpth.0"], "did you mean 'stages.depth.0'"),
     (["train", "nowhere"], "not a design-space study"),
     (["sampel"], "invalid choice"),
 ])
 def test_cli_errors_are_one_line_and_exit_2(argv, words, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    if "study" in argv:  # a trained population to compare
+        (tmp_path / "study").mkdir()
+        row = {"model": "resnet-0000", "space": "resnet", "gmacs": 0.1, "best_test_err": 5.0,
+               "stages.depth.0": 2}
+        (tmp_path / "study" / "population.json").write_text(json.dumps({"meta": {}, "rows": [row]}))
     try:
         code = main(argv)
     except SystemExit as e:  # argparse's usage errors, as resfam-compare's

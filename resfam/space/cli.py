@@ -187,7 +187,7 @@ def _fmt(key, value):
 def _compare(args) -> int:
     import os
 
-    from .analysis import compare
+    from .analysis import compare, drawn_keys
     from .population import read_population
 
     check_outputs(args)
@@ -199,6 +199,12 @@ def _compare(args) -> int:
         rows += population
         metas.append(meta)
     key = args.key or "blocks"
+    known = drawn_keys(rows)
+    if key not in known:
+        from ..errors import did_you_mean
+
+        raise ResfamError(f"--key {key}: not a drawn key of these studies ("
+                          f"{did_you_mean(key, known) or 'keys: ' + ', '.join(known)})")
     c = compare(rows, metric=args.metric, complexity=args.complexity, bins=args.bins, reps=args.reps)
     meta = dict(c.meta, studies=args.studies, recipes=[m.get("recipe") for m in metas])
     recipe = metas[0].get("recipe") or {}
