@@ -16,7 +16,7 @@ import stat
 import tempfile
 from typing import Callable, Iterator
 
-from .errors import ResfamError
+from .errors import ArgumentError, ResfamError, short_repr
 
 try:  # POSIX advisory locks; elsewhere a second writer is not detected
     import fcntl
@@ -55,6 +55,26 @@ def check_output(path: str, flag: str) -> None:
             os.fsync(f.fileno())
     except OSError as e:
         raise ResfamError(f"{flag} {path}: cannot write there ({e.strerror})") from None
+
+
+def make_folder(out, *sub: str) -> str:
+    """``out`` (and ``out/sub...``) as a folder for a study's files, made if missing, checked
+    before any work: a path, not a file, creatable. Returns ``out`` as a string; the files
+    written in it are the caller's to check (:func:`check_output`)."""
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
+        raise ArgumentError(f"out must be a folder path, got {short_repr(out)}")
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ResfamError(f"--out {out}: is a file, not a folder; give a folder for the study")
+    target = os.path.join(out, *sub)
+    try:
+        os.makedirs(target, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ResfamError(f"--out {out}: {target} is a file, not a folder; move it, or give "
+                          "another --out") from None
+    except OSError as e:
+        raise ResfamError(f"--out {out}: cannot make the study's folders ({e.strerror})") from None
+    return out
 
 
 def _mode_for(path: str) -> int:

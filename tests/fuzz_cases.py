@@ -806,13 +806,14 @@ def space_case(rng: random.Random) -> dict:
 
 
 def _run_space(case: dict, folder: str) -> str:
+    import resfam
     import resfam.space as rs
 
     for s in rs.sample(case["space"], case["n"], seed=case["seed"], max_draws=300):
-        for d in s.designs:  # every sample a valid spec, in the band it was kept for
-            resfam_spec = __import__("resfam").get_spec(d.spec)
-            if resfam_spec.name != d.name:
-                raise AssertionError(f"{d.name}: the spec is named {resfam_spec.name}")
+        for d in s.designs:  # every sample a valid spec, under its own name
+            name = resfam.get_spec(d.spec).name
+            if name != d.name:
+                raise AssertionError(f"{d.name}: the spec is named {name}")
     return "built"
 
 

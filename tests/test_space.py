@@ -219,6 +219,8 @@ def _space(**over):
     (dict(constraints={"gmacs": [0.4, 0.3]}), "constraints", "is not a band"),
     (dict(rules=[{"rule": "doubling", "width": 16}]), "keys.stages.width", "both drawn and derived"),
     (dict(rules=[{"rule": "fancy"}]), "rules.0", "fancy"),
+    (dict(rules=[{"rule": "doubling", "width": 16, "facter": 2}]), "rules.0.doubling.facter",
+     "did you mean 'factor'"),
     # a reachable invalid network, found by the load check's corners: iResNet needs 2 blocks a stage
     (dict(base=dict(stem=dict(type="cifar", width=16), stages=dict(stride=[1, 2]), order="iresnet",
                     block=dict(type="bottleneck"))), "stages.depth", "needs a start and an end block"),

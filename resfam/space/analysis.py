@@ -21,7 +21,7 @@ METRICS = ("best_test_err", "test_err", "train_eval_err", "train_err")
 COMPLEXITY = ("gmacs", "params", "acts")
 SEARCH_KS = (1, 2, 4, 8, 16, 32, 64, 128)
 NOT_KEYS = {"model", "space", "gmacs", "params", "acts", "seeds", "epochs", "seconds",
-            *METRICS, "train_eval_err", "error"}
+            *METRICS, "error"}
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Comparison:
     spaces: list[dict] = field(default_factory=list)  # one row per space
     pairs: list[dict] = field(default_factory=list)  # one row per pair of spaces
     keys: list[dict] = field(default_factory=list)  # one row per (space, key): bootstrap
-    curves: dict = field(default_factory=dict)  # space -> {errors, weights, complexity, rows}
+    curves: dict = field(default_factory=dict)  # space -> {errors, weights, complexity, search}
     meta: dict = field(default_factory=dict)
 
 
@@ -56,16 +56,14 @@ def compare(rows: list[dict], *, metric: str = "best_test_err", complexity: str 
     out = Comparison(meta=dict(metric=metric, complexity=complexity, bins=bins, range=[low, high],
                                reps=reps, seed=seed))
     for s, group in by_space.items():
-        errors = [r[metric] for r in group]
-        weights = (stats.normalized_weights([r[complexity] for r in group], bins, low, high)
-                   if bins else None)
+        errors, cx = [r[metric] for r in group], [r[complexity] for r in group]
+        weights = stats.normalized_weights(cx, bins, low, high) if bins else None
         search = stats.random_search(errors, list(ks), weights)
         q = statistics.quantiles(errors, n=4) if len(errors) > 1 else [errors[0]] * 3
         row = dict(space=s, models=len(group), best=min(errors), q1=q[0], median=q[1], q3=q[2],
                    **{f"search_{k}": v for k, v in zip(ks, search)})
         out.spaces.append(row)
-        out.curves[s] = dict(errors=errors, weights=weights, complexity=[r[complexity] for r in group],
-                             search=dict(zip(ks, search)))
+        out.curves[s] = dict(errors=errors, weights=weights, complexity=cx, search=dict(zip(ks, search)))
         for key in (keys if keys is not None else drawn_keys(group)):
             present = [(r[key], r[metric]) for r in group if r.get(key) is not None]
             if len(present) < 2:

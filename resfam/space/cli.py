@@ -32,24 +32,17 @@ LIST_COLUMNS = [("space", "space"), ("paper", "paper"), ("band", "band"), ("keys
                 ("description", "description")]
 
 
-def _band(text: str):
-    parts = text.split(",")
-    try:
-        low, high = (float(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"{text!r}: give LOW,HIGH, e.g. 0.36,0.40") from None
-    if not 0 <= low <= high:
-        raise ValueError(f"{text!r}: 0 <= LOW <= HIGH")
-    return [low, high]
-
-
-def _band_type(text: str):
+def _band_type(text: str) -> list[float]:
+    """--gmacs / --params / --acts: LOW,HIGH."""
     import argparse
 
     try:
-        return _band(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        low, high = (float(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give LOW,HIGH, e.g. 0.36,0.40") from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"{text!r}: 0 <= LOW <= HIGH")
+    return [low, high]
 
 
 def parser() -> _Parser:
@@ -191,8 +184,8 @@ def _compare(args) -> int:
     from .population import read_population
 
     check_outputs(args)
-    suffix = os.path.splitext(args.output or "")[1].lower()
-    fmt = args.format or {".csv": "csv", ".json": "json", ".md": "markdown"}.get(suffix, "table")
+    by_suffix = report.FORMATS_BY_SUFFIX.get(os.path.splitext(args.output or "")[1].lower())
+    fmt = args.format or (by_suffix if by_suffix in FORMATS else "table")
     rows, metas = [], []
     for study in args.studies:
         meta, population = read_population(study)

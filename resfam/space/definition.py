@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import SpecError, did_you_mean, short_repr
+from ..spec.registry import SPECS_DIR
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "specs" / "spaces"
-if not SPACES_DIR.is_dir():  # a source checkout: specs/ beside the package
-    SPACES_DIR = Path(__file__).resolve().parents[2] / "specs" / "spaces"
+SPACES_DIR = SPECS_DIR / "spaces"
 
 IntPair = Annotated[list[int], Field(min_length=2, max_length=2)]
 FloatPair = Annotated[list[float], Field(min_length=2, max_length=2)]
@@ -140,6 +138,7 @@ class DoublingRule(BaseModel):
     factor: int = Field(1, ge=1, description="e.g. 4 for bottleneck blocks' output widths")
 
 
+RULES = {"regnet": RegNetRule, "compatible": CompatibleRule, "doubling": DoublingRule}
 Rule = Annotated[Union[RegNetRule, CompatibleRule, DoublingRule], Field(discriminator="rule")]
 
 
@@ -214,10 +213,12 @@ def _located(err: ValidationError, file: str, name: Optional[str]) -> SpecError:
     key = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after", "tagged-union")))
     msg = e["msg"].removeprefix("Value error, ")
     hint = ""
-    if e["type"] == "extra_forbidden":
+    if e["type"] == "extra_forbidden":  # the keys of the mapping that holds the unknown one
         field = str(e["loc"][-1])
-        known = {"": SpaceDef, "constraints": Constraints}.get(".".join(map(str, e["loc"][:-1])))
-        model = known or Draw
+        parent = tuple(str(p) for p in e["loc"][:-1] if not str(p).startswith("function-after"))
+        rule = parent[-1] if len(parent) == 3 and parent[0] == "rules" else None
+        model = (SpaceDef if not parent else Constraints if parent == ("constraints",)
+                 else RULES.get(rule, Draw))
         candidates = [f.alias or n for n, f in model.model_fields.items()]
         hint = did_you_mean(field, candidates) or f"keys: {', '.join(candidates)}"
     return SpecError(f"{msg} (got {short_repr(e.get('input'))})", file=file,
@@ -283,7 +284,7 @@ def _check_structure(space: Space) -> None:
         for key in derived[rule.rule]:
             if key in d.keys:
                 raise space.error(f"{key} is both drawn and derived by the {rule.rule} rule",
-                                  key=f"keys.{key}", hint=f"drop one of them")
+                                  key=f"keys.{key}", hint="drop one of them")
         if rule.rule == "regnet" and (i != 0 or d.stages is not None):
             raise space.error("the regnet rule fixes the stages: it comes first, without 'stages:'",
                               key=f"rules.{i}")

@@ -1,8 +1,8 @@
 """A design-space study on disk, and the population trained under one recipe.
 
 A study is a folder. :func:`write_samples` puts the sampled designs there
-(``space-study.json``: the spaces, seed, bands, draws and acceptance; ``designs.yaml``: every
-design as a spec, so ``resfam-compare`` and ``resfam-train`` take it as it is;
+(``space-study.json``: the spaces, seed, bands, draws and acceptance, and each design's row;
+``designs.yaml``: every design as a spec, so ``resfam-compare`` and ``resfam-train`` take it as it is;
 ``designs.csv``: one row per design, its drawn values and complexity). :func:`train` trains every
 design with :func:`resfam.train` (one recipe, seeds, checkpoints after every epoch, ``resume``
 continuing exactly, ``torchrun`` dealing runs out with ``distribute='runs'``) into the same folder
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Optional
 
 import yaml
 
-from ..errors import ArgumentError, ResfamError
-from ..files import check_output, write_text_atomically
+from ..errors import ResfamError
+from ..files import check_output, make_folder, write_text_atomically
 
 MANIFEST, DESIGNS, DESIGN_ROWS, POPULATION = "space-study.json", "designs.yaml", "designs.csv", "population"
 DESIGN_FIELDS = ("model", "space", "gmacs", "params", "acts")
@@ -35,15 +36,10 @@ def _csv(rows: list[dict]) -> str:
 def write_samples(out: str, samples: list, meta: Optional[dict] = None) -> list[dict]:
     """The study's design files (module docstring), ``meta`` recorded in ``space-study.json``;
     returns the design rows."""
-    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
-        raise ArgumentError(f"out must be a folder path, got {out!r}")
-    out = os.fspath(out)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ResfamError(f"--out {out}: is a file, not a folder; give a folder for the study")
-    if os.path.exists(os.path.join(out, MANIFEST)):
-        raise ResfamError(f"{out} already holds a design-space study; choose another --out (its "
-                          "designs and trained runs stay as they are)")
-    os.makedirs(out, exist_ok=True)
+    if isinstance(out, (str, os.PathLike)) and os.path.exists(os.path.join(os.fspath(out), MANIFEST)):
+        raise ResfamError(f"{os.fspath(out)} already holds a design-space study; choose another --out "
+                          "(its designs and trained runs stay as they are)")
+    out = make_folder(out)
     for name in (MANIFEST, DESIGNS, DESIGN_ROWS):
         check_output(os.path.join(out, name), "--out")
     variants = {d.name: d.spec for s in samples for d in s.designs}
@@ -51,7 +47,8 @@ def write_samples(out: str, samples: list, meta: Optional[dict] = None) -> list[
     write_text_atomically(os.path.join(out, DESIGNS), yaml.safe_dump({"variants": variants}, sort_keys=False))
     write_text_atomically(os.path.join(out, DESIGN_ROWS), _csv(rows))
     manifest = dict(meta or {}, spaces=[dict(space=s.space, seed=s.seed, band=s.band, draws=s.draws,
-                                       designs=len(s.designs), acceptance=s.acceptance) for s in samples])
+                                       designs=len(s.designs), acceptance=s.acceptance) for s in samples],
+                    rows=rows)  # read back as written (designs.csv is for people: its types are text)
     write_text_atomically(os.path.join(out, MANIFEST), json.dumps(manifest, indent=2) + "\n")
     return rows
 
@@ -59,10 +56,7 @@ def write_samples(out: str, samples: list, meta: Optional[dict] = None) -> list[
 def read_study(out: str) -> tuple[dict, dict[str, dict], list[dict]]:
     """(manifest, designs by name, design rows) of a study folder; a folder that is not one is a
     ResfamError saying how to make it."""
-    import csv
-
     from ..spec.loading import file_variants
-    from pathlib import Path
 
     path = os.path.join(os.fspath(out), MANIFEST)
     if not os.path.isfile(path):
@@ -71,29 +65,14 @@ def read_study(out: str) -> tuple[dict, dict[str, dict], list[dict]]:
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
-        with open(os.path.join(out, DESIGN_ROWS), encoding="utf-8", newline="") as f:
-            rows = [_typed(r) for r in csv.DictReader(f)]
-    except (OSError, ValueError) as e:
+        rows = manifest.pop("rows")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and "model" in r for r in rows):
+            raise ValueError("its rows are not design rows")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ResfamError(f"{out}: the study's files cannot be read ({e}); sample it again into "
                           "another folder") from None
     variants = file_variants(Path(out) / DESIGNS)
     return manifest, variants, rows
-
-
-def _typed(row: dict) -> dict:
-    out = {}
-    for k, v in row.items():
-        if v in ("", None):
-            continue
-        for kind in (int, float):
-            try:
-                out[k] = kind(v)
-                break
-            except ValueError:
-                continue
-        else:
-            out[k] = v
-    return out
 
 
 def train(out: str, *, seeds=1, resume: bool = False, device="cpu", on_epoch=None, on_step=None,

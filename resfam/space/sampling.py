@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import random
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from ..errors import ArgumentError, SpecError, short_repr
 from ..spec.regnet import compatible_widths, regnet_stages
@@ -63,7 +63,7 @@ class Sample:
 
 
 def flatten(values: dict) -> dict:
-    """Per-stage lists as ``key.0``, ``key.1``, ...; ``blocks``: the total depth."""
+    """Per-stage lists as ``key.0``, ``key.1``, ..."""
     out = {}
     for key, value in values.items():
         if isinstance(value, list):
@@ -101,10 +101,6 @@ def _per_stage(value, n: int, space: Space, key: str) -> list:
     return list(value)
 
 
-def _value(v, rng) -> Any:
-    return v.draw(rng) if isinstance(v, Draw) else v
-
-
 def compose(space: Space, rng: random.Random, forced: Optional[tuple[str, Any]] = None) -> Optional[tuple[dict, dict]]:
     """(values, spec mapping) of one draw, or None when a constraint rejects it. ``forced``:
     (key, value) drawn as given (the load check's corners)."""
@@ -116,7 +112,7 @@ def compose(space: Space, rng: random.Random, forced: Optional[tuple[str, Any]] 
     def pick(key: str, draw) -> Any:
         if forced is not None and forced[0] == key:
             return forced[1]
-        return _value(draw, rng)
+        return draw.draw(rng) if isinstance(draw, Draw) else draw
 
     stages = mapping.setdefault("stages", {})
     if rules and rules[0].rule == "regnet":
@@ -262,10 +258,10 @@ def sample(spaces, n: int, *, seed: int = 0, band: Optional[dict] = None, img_si
     for space, b in zip(loaded, bands):
         rng = random.Random(seed)
         result = Sample(space.name, seed, b.describe(), 0)
-        reached: dict[str, list[float]] = {}
+        reached: dict[str, tuple[float, float]] = {}  # the complexity range the draws reached
         while len(result.designs) < n:
             if result.draws >= budget or (not result.designs and result.draws >= min(EARLY_DRAWS, budget)):
-                seen = ", ".join(f"{k} {min(v):.4g}-{max(v):.4g}" for k, v in reached.items()) or "none passed the constraints"
+                seen = ", ".join(f"{k} {lo:.4g}-{hi:.4g}" for k, (lo, hi) in reached.items()) or "none passed the constraints"
                 raise space.error(f"{len(result.designs)} of {result.draws:,} draws fell in the band "
                                   f"({b.describe()}); the draws reached {seen}", key="constraints",
                                   hint="widen the band (--gmacs / --params / --acts), or raise max_draws")
@@ -280,7 +276,8 @@ def sample(spaces, n: int, *, seed: int = 0, band: Optional[dict] = None, img_si
                 t = tally(spec, img_size or space.d.input_size)
                 counts = dict(gmacs=t.macs / 1e9, params=t.params / 1e6, acts=t.acts / 1e6)
                 for k, v in counts.items():
-                    reached.setdefault(k, []).append(v)
+                    lo, hi = reached.get(k, (v, v))
+                    reached[k] = (min(lo, v), max(hi, v))
                 if b.holds(counts):
                     result.designs.append(Design(name, space.name, values, mapping, **counts))
             if on_draw is not None:

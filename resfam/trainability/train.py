@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .. import distributed
 from ..errors import ArgumentError, CheckpointError, ResfamError, did_you_mean, first_line, short_repr
 from ..factory import build
-from ..files import check_output, replace_atomically, write_text_atomically
+from ..files import check_output, make_folder, replace_atomically, write_text_atomically
 from .options import MAX_EPOCHS, MAX_SEEDS, TRAIN_MAX_SEED
 from ..spec.registry import get_spec
 from ..spec.schema import Spec
@@ -438,18 +438,7 @@ def write_study(out: str, study: Study) -> None:
 def check_study_folder(out) -> None:
     """``out`` checked before any training: a folder (made here if missing) where the study's
     files can be written; ``runs`` a folder; its result files regular files, if they exist."""
-    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
-        raise ArgumentError(f"out must be a folder path, got {short_repr(out)}")
-    out = os.fspath(out)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ResfamError(f"--out {out}: is a file, not a folder; give a folder for the study")
-    try:
-        os.makedirs(os.path.join(out, "runs"), exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ResfamError(f"--out {out}: {os.path.join(out, 'runs')} is a file, not a folder; "
-                          "move it, or give another --out") from None
-    except OSError as e:
-        raise ResfamError(f"--out {out}: cannot make the study's folders ({e.strerror})") from None
+    out = make_folder(out, "runs")
     for name in STUDY_FILES:
         check_output(os.path.join(out, name), "--out")
 
