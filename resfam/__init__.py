@@ -19,7 +19,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "compare": ".comparison",
     "ArgumentError": ".errors", "BuildArgumentError": ".errors", "CheckpointError": ".errors",
     "ResfamError": ".errors", "SpecError": ".errors", "UnknownModelError": ".errors",
-    "build": ".factory", "list_models": ".factory",
+    "build": ".factory", "deploy": ".engines.deploy", "list_models": ".factory",
     "ResFamNet": ".network",
     "optimize_for_inference": ".network.inference",
     "data_config": ".network.preprocessing",
@@ -39,6 +39,6 @@ _timm_registry.register_when_imported()  # timm.create_model("resfam_<variant>")
 
 __all__ = ["ArgumentError", "BuildArgumentError", "CheckpointError", "LoadReport", "ResFamNet",
            "ResfamError", "Spec", "SpecError", "UnknownModelError", "__version__", "build",
-           "compare", "convert_state_dict", "data_config", "detection", "freeze_batch_norm",
+           "compare", "convert_state_dict", "data_config", "deploy", "detection", "freeze_batch_norm",
            "get_spec", "list_families", "list_models", "list_pretrained", "load_pretrained",
            "optimize_for_inference", "prepare_finetune", "probe", "train"]

@@ -25,6 +25,7 @@ LAYERS = {
     "resfam.weights": 4,
     "resfam.factory": 5,
     "resfam.comparison": 6, "resfam.trainability": 6, "resfam.integrations": 6, "resfam.space": 6,
+    "resfam.engines": 6,
     "resfam": 7, "resfam.__main__": 7, "resfam._moved": 7,
 }
 LAYER_NAMES = ["base", "primitives", "spec", "network", "weights", "build", "uses", "api"]

@@ -22,6 +22,7 @@ from . import report
 from .options import (COMMON_SIDE, COUNTERS, DTYPE_NAMES, IMG_SIZES, MAX_THREADS, MAX_WORKERS, OPTION_MAXIMA,
                       OPTION_MINIMA, batch_sizes)
 from .targets import select_targets
+from ..engines.names import ENGINE_NAMES, EXTRA, missing
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,6 +88,28 @@ def _img_size(text: str):
 _img_size.__name__ = "side"
 
 
+def _engines(text: str) -> list[str]:
+    """--engine: engine names, comma-separated, each known and installed (the extra that brings
+    a missing one is named)."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"no engine named; use some of {','.join(ENGINE_NAMES)}")
+    for name in names:
+        if name not in ENGINE_NAMES:
+            hint = did_you_mean(name, ENGINE_NAMES) or f"use some of {','.join(ENGINE_NAMES)}"
+            raise argparse.ArgumentTypeError(f"unknown engine {short_repr(name)} ({hint})")
+        lacking = missing(name)
+        if lacking:
+            raise argparse.ArgumentTypeError(f"engine {name} needs {', '.join(lacking)}, not "
+                                             f"installed: pip install \"resfam[{EXTRA}]\"")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"an engine is repeated in {text!r}")
+    return names
+
+
+_engines.__name__ = "engines"
+
+
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
@@ -139,6 +162,10 @@ def parser() -> argparse.ArgumentParser:
                    "/ --latency / --memory)")
     p.add_argument("--vs", choices=["timm", "torchvision"], help="after each resfam row, the "
                    "same-name model of that library, timed alternately with it (column 'vs ref')")
+    p.add_argument("--engine", type=_engines, default=None, metavar="ENGINES",
+                   help="a row per inference engine, comma-separated from "
+                   f"{','.join(ENGINE_NAMES)}, timed alternately with eager (implies --flops "
+                   "--latency; columns: ratio to eager, GFLOP/s and %% of a ceiling measured here)")
     p.add_argument("--paper", action="store_true", help="the papers' figures: params, GMACs, top-1, "
                    "dataset, protocol, notes")
     p.add_argument("--columns", help="the table's columns, comma-separated keys (csv / json carry all)")
@@ -198,6 +225,9 @@ def _check(args, meta_fields: list[str]) -> None:
     suffix = os.path.splitext(args.output or "")[1].lower()
     if args.format is None:
         args.format = report.FORMATS_BY_SUFFIX.get(suffix, "table")
+    if args.engine and args.vs:
+        raise ResfamError("--engine and --vs time different things (engines of one network, or "
+                          "two libraries' networks): use one")
     if args.resume and not (args.output and args.format == "jsonl"):
         raise ResfamError("--resume continues a JSON-lines file: give --output rows.jsonl")
     side = args.img_size if isinstance(args.img_size, int) else None
@@ -278,11 +308,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        args.img_size, args.channels_last)
     if world > 1:
         meta["ranks"] = world
+    if args.engine:
+        from ..engines.ceiling import measured_ceiling
+
+        meta["ceiling"] = measured_ceiling(device).describe()
     options = dict(params=True, flops=args.flops, acts=args.acts,
                    latency=args.latency, throughput=args.throughput, memory=args.memory,
                    train=args.train, dtype=args.dtype, batch_size=args.batch_size,
                    img_size=args.img_size, channels_last=args.channels_last, warmup=args.warmup,
-                   runs=args.runs, counter=args.counter, vs=args.vs)
+                   runs=args.runs, counter=args.counter, vs=args.vs, engines=args.engine)
     done: list[dict] = []
     if args.resume:
         done = [r for r in _done_rows(args.output) if not r.get("error")]

@@ -19,6 +19,7 @@ WIDTH = 120  # the default table's budget (a common terminal)
 COLUMNS = [
     ("model", "model", "", None),
     ("family", "family", "", None),
+    ("engine", "engine", "", None),
     ("input", "px", "px: input side", "d"),
     ("batch", "batch", "batch: images per forward (halved after running out of memory)", "d"),
     ("params", "params", "params: M", "params"),
@@ -32,6 +33,9 @@ COLUMNS = [
     ("train_throughput", "train img/s", "train img/s: SGD steps", ".1f"),
     ("peak_mem_mb", "MiB", "MiB: peak memory torch allocated in one forward (not RSS)", ".1f"),
     ("train_peak_mem_mb", "train MiB", "train MiB: in one SGD step", ".1f"),
+    ("speed_vs_eager", "vs eager", "vs eager: eager's time / the engine's, median over alternating rounds", ".2f"),
+    ("gflops_per_s", "GFLOP/s", "GFLOP/s: 2 (MACs + other) x batch / median latency", ".0f"),
+    ("ceiling_pct", "% ceil", "% ceil: of the ceiling measured here (header)", ".0f"),
     ("speed_vs_ref", "vs ref", "vs ref: reference time / resfam time, median over alternating rounds (> 1: resfam faster)", ".3f"),
     ("speed_vs_ref_iqr", "ratio IQR", "ratio IQR: interquartile range of those rounds' ratios", ".3f"),
     ("paper_params_m", "paper params", "paper params: M", "g"),
@@ -55,7 +59,7 @@ PAPER_TABLE = ["model", "params", "paper_params_m", "params_vs_paper_pct", "pape
 # (paper px and the count there only where a row was measured at another side than its paper's)
 TABLE_DEFAULT = [k for k, *_ in COLUMNS if k not in PAPER + ["family", "gflops", "batch"]]
 ENV_FIELDS = ["torch", "device", "threads", "dtype"]
-FIELDS = [k for k, *_ in COLUMNS] + ["latency_q1_ms", "latency_q3_ms", "target", "library", "ref_for", "params_trainable", "counter",
+FIELDS = [k for k, *_ in COLUMNS] + ["speed_vs_eager_iqr", "ceiling_gflops", "engine_error", "latency_q1_ms", "latency_q3_ms", "target", "library", "ref_for", "params_trainable", "counter",
                                      "unsupported", "noisy", "paper_source", "paper_note"]
 FORMATS_BY_SUFFIX = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".md": "markdown",
                      ".tex": "latex", ".html": "html", ".htm": "html"}
@@ -90,7 +94,8 @@ def cell(key: str, row: dict) -> str:
 def header_lines(meta: dict) -> list[str]:
     head = (f"resfam-compare | torch {meta['torch']} | {meta['device']} ({meta['device_name']}) | "
             f"{meta['threads']} threads | {meta['dtype']} | batch {meta['batch_size']} | "
-            f"input {meta['input']}{' | channels_last' if meta['channels_last'] else ''}")
+            f"input {meta['input']}{' | channels_last' if meta['channels_last'] else ''}"
+            + (f" | ceiling {meta['ceiling']}" if meta.get("ceiling") else ""))
     return textwrap.wrap(head, WIDTH, subsequent_indent="  ")
 
 

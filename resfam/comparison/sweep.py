@@ -105,9 +105,43 @@ def is_oom(error: BaseException) -> bool:
         isinstance(error, RuntimeError) and ("out of memory" in str(error) or "can't allocate" in str(error)))
 
 
+def engine_rows(row: dict, model, x: torch.Tensor, engines: list[str], warmup: int, runs: int,
+                memory: bool) -> list[dict]:
+    """One row per engine (``eager`` first, the baseline), every engine deployed on ``x``
+    (:func:`resfam.deploy`, checked against eager) and all timed alternately in this process
+    (:func:`timing.alternate_many`): each row's ``speed_vs_eager`` is the median over rounds of
+    eager's time / the engine's in the same round; ``gflops_per_s`` = 2 (MACs + other ops) x
+    batch / median latency, against the ceiling measured here (:mod:`resfam.engines.ceiling`).
+    Memory (``--memory``) is torch's allocator's peak, so only for the engines torch runs."""
+    from ..engines.ceiling import measured_ceiling
+    from ..engines.deploy import deploy
+
+    names = ["eager", *[e for e in engines if e != "eager"]]
+    deployed = [deploy(model, name, example=x) for name in names]
+    fns = [(lambda d: (lambda: d.runner(x)(x)))(d) for d in deployed]
+    timings = timing.alternate_many(fns, x.device, warmup, runs)
+    ceiling = measured_ceiling(x.device)
+    batch = x.shape[0]
+    rows = []
+    for name, d, t in zip(names, deployed, timings):
+        r = {**row, "engine": name, **timing.timing_columns(t, batch), "batch": batch,
+             "engine_error": float(f"{d.error:.3g}")}
+        ratios = timing.round_ratios(timings[0], t)
+        q1, q3 = timing.quartiles(ratios)
+        r["speed_vs_eager"], r["speed_vs_eager_iqr"] = round(statistics.median(ratios), 3), round(q3 - q1, 3)
+        if row.get("gflops") is not None:
+            rate = row["gflops"] * batch / (t.median_ms / 1e3)
+            r.update(gflops_per_s=round(rate, 1), ceiling_gflops=ceiling.gflops,
+                     ceiling_pct=round(100 * rate / ceiling.gflops, 1))
+        if memory and name in ("eager", "resfam", "compile"):
+            r["peak_mem_mb"] = round(timing.peak_memory_mb(lambda: d.runner(x)(x), x.device), 2)
+        rows.append(r)
+    return rows
+
+
 def _timed(row: dict, built, size: int, batch: int, device, dtype: str, channels_last: bool,
            latency: bool, throughput: bool, memory: bool, train: bool, warmup: int, runs: int,
-           other=None) -> Optional[dict]:
+           other=None, engines: Optional[list] = None) -> Optional[list]:
     """Latency / throughput / memory at ``batch``; an out-of-memory batch is halved and retried
     (timm's benchmark does the same), and the batch used goes into the row. With ``other``
     (a second built model: --vs) both are timed alternately and the other's numbers returned."""
@@ -121,6 +155,8 @@ def _timed(row: dict, built, size: int, batch: int, device, dtype: str, channels
                 model = model.to(memory_format=torch.channels_last)
                 x = x.contiguous(memory_format=torch.channels_last)
             out, out_other = {}, {}
+            if engines:
+                return engine_rows(row, model, x, engines, warmup, runs, memory)
             if latency or throughput:
                 if other is None:
                     t = timing.inference_latency(model, x, warmup, runs)
@@ -155,7 +191,7 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
                 train: bool = False, device: Optional[torch.device] = None, dtype: str = "float32",
                 batch_size: int = 1, img_size: Union[int, str, None] = "common", channels_last: bool = False,
                 warmup: int = 3, runs: int = 10, counter=None, vs: Optional[str] = None,
-                _built=None) -> list[dict]:
+                engines: Optional[list] = None, _built=None) -> list[dict]:
     """The rows of one target: its own, and with ``vs`` ('timm' / 'torchvision') the same-name
     reference's right after it (timed alternately with it; ``speed_vs_ref``: the median over
     rounds of the reference's time / resfam's time in the same round,
@@ -163,14 +199,16 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
     ``img_size``: a side, ``"common"`` (the default: 224 for every ImageNet-scale net, like with
     like; nets made for small images keep their 32 or 28) or ``"native"`` (each net's own side,
     as its pretrained config gives it: 160-480). ``_built``: the target already built (the
-    reference of a ``vs`` pair, built once for its row and its timing)."""
+    reference of a ``vs`` pair, built once for its row and its timing). ``engines``: a row per
+    inference engine instead of one (:func:`engine_rows`; implies latency)."""
     target = ref if isinstance(ref, Target) else Target("resfam", ref)
     device = device or timing.device_of(None)
     counter = counter if counter is not None else make_counter("analytic")
     row: dict = {"model": target.label, "library": target.library}
     rows = [row]
     built, other = _built, None
-    timed = latency or throughput or memory
+    timed = latency or throughput or memory or bool(engines)
+    flops = flops or bool(engines)  # an engine's GFLOP/s needs the count
     try:
         spec = resolve(target)
         ref_target = None
@@ -206,7 +244,12 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
                 other = ref_built.model
         if timed:
             theirs = _timed(row, built, size, batch_size, device, dtype, channels_last,
-                            latency, throughput, memory, train, warmup, runs, other)
+                            latency, throughput, memory, train, warmup, runs, other, engines)
+            if engines:
+                if spec is not None:
+                    paper_columns(row, spec, size)
+                rows[0:1] = theirs
+                return rows
             if other is not None:
                 rows[1].update(theirs, batch=row["batch"])
         if spec is not None:
@@ -231,7 +274,7 @@ def measure_one(ref, **options) -> dict:
 
 def check_options(options: dict) -> None:
     """ArgumentError for an option :func:`measure_one` does not take, or a value it cannot use."""
-    accepted = set(OPTION_MINIMA) | set(FLAGS) | {"dtype", "counter", "vs"}
+    accepted = set(OPTION_MINIMA) | set(FLAGS) | {"dtype", "counter", "vs", "engines"}
     for key, value in options.items():
         if key not in accepted:
             hint = did_you_mean(key, sorted(accepted)) or f"accepted: {', '.join(sorted(accepted))}"
@@ -258,13 +301,34 @@ def check_options(options: dict) -> None:
                                 f"{short_repr(value)}")
         if key == "vs" and value is not None and value not in ("timm", "torchvision"):
             raise ArgumentError(f"compare(): vs must be 'timm' or 'torchvision', got {short_repr(value)}")
+        if key == "engines" and value is not None:
+            check_engines(value)
+    if options.get("engines") and options.get("vs"):
+        raise ArgumentError("compare(): engines and vs time different things (engines of one "
+                            "network, or two libraries' networks): use one")
+
+
+def check_engines(value) -> list[str]:
+    """``engines``: a list of engine names (:data:`resfam.engines.ENGINES` but ``auto``), each
+    installed; ArgumentError naming the one that is not and the extra that brings it."""
+    from ..engines.deploy import ENGINES, check_engine
+
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise ArgumentError(f"compare(): engines must be a list of engine names ("
+                            f"{', '.join(e for e in ENGINES if e != 'auto')}), got {short_repr(value)}")
+    for name in value:
+        if name == "auto":
+            raise ArgumentError("compare(): engines lists engines to time side by side; 'auto' "
+                                "picks one of them: list them instead")
+        check_engine(name)
+    return list(value)
 
 
 def measure_batches(target, *, device, counter, **options) -> list[dict]:
     """A target's rows at each of its batch sizes where it is timed (latency, throughput or
     memory depend on the batch; counts are per image, so measured once)."""
     sizes = batch_sizes(options.pop("batch_size", 1))
-    timed = any(options.get(k) for k in ("latency", "throughput", "memory"))
+    timed = any(options.get(k) for k in ("latency", "throughput", "memory", "engines"))
     rows: list[dict] = []
     for size in sizes if timed else sizes[:1]:
         rows += measure_rows(target, device=device, counter=counter, batch_size=size, **options)
@@ -311,7 +375,8 @@ def compare(models: Optional[Iterable[str]] = None, *, family=None, progress: bo
     """Count and measure every selected build on one backend; see :func:`measure_one` for the
     options (``params``, ``flops``, ``acts``, ``latency``, ``throughput``, ``memory``, ``train``,
     ``dtype``, ``batch_size`` (one, or a list: a row per size for timed models), ``img_size``, ``channels_last``, ``warmup``, ``runs``,
-    ``counter`` = analytic / fvcore / torch, ``vs`` = timm / torchvision).
+    ``counter`` = analytic / fvcore / torch, ``vs`` = timm / torchvision, ``engines`` = a list
+    of inference engines, a row each: :func:`engine_rows`).
 
     Models are built, measured and freed one at a time, so peak memory stays near that of the
     largest single model.

@@ -90,23 +90,32 @@ def timing_columns(t: Timing, batch: int) -> dict:
 
 def alternate_latency(a: nn.Module, b: nn.Module, x: torch.Tensor, warmup: int = 3,
                       runs: int = 10) -> tuple[Timing, Timing]:
-    """Two models timed alternately on one input in one process, so that drift in the machine's
-    speed hits both, and in ABBA order (a b, b a, a b, ...), so that neither always runs right
-    after the other; eval mode, inference_mode, Python's garbage collector paused while timing
-    (as :mod:`timeit` does). Run ``i`` of ``a`` and of ``b`` (``samples[i]``) are neighbours in
-    time: :func:`round_ratios` compares them pair by pair."""
+    """Two models timed alternately on one input in one process (:func:`alternate_many`), eval
+    mode. Run ``i`` of ``a`` and of ``b`` (``samples[i]``) are neighbours in time:
+    :func:`round_ratios` compares them pair by pair."""
     a.eval()
     b.eval()
-    times: tuple[list, list] = ([], [])
+    ta, tb = alternate_many([lambda: a(x), lambda: b(x)], x.device, warmup, runs)
+    return ta, tb
+
+
+def alternate_many(fns: list[Callable[[], object]], device: torch.device, warmup: int = 3,
+                   runs: int = 10) -> list[Timing]:
+    """Several functions timed alternately in one process, so that drift in the machine's speed
+    hits all of them, in forward then reverse order each round (a b c, c b a, ...: ABBA for
+    two), so that none always runs right after another; under inference_mode, Python's garbage
+    collector paused while timing (as :mod:`timeit` does)."""
+    times: list[list[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
     with torch.inference_mode():
         for _ in range(warmup):
-            a(x)
-            b(x)
+            for fn in fns:
+                fn()
         with _gc_paused():
             for i in range(runs):
-                for k in ((0, 1) if i % 2 == 0 else (1, 0)):
-                    times[k].append(_ms(lambda: (a, b)[k](x), x.device))
-    return _summary(times[0]), _summary(times[1])
+                for k in (order if i % 2 == 0 else order[::-1]):
+                    times[k].append(_ms(fns[k], device))
+    return [_summary(t) for t in times]
 
 
 def round_ratios(a: Timing, b: Timing) -> list[float]:

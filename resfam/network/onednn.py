@@ -1,0 +1,208 @@
+"""Convolutions handed to oneDNN directly, with weights packed once and ReLU fused.
+
+Eager PyTorch chooses a convolution kernel per call. On CPU with one thread and a batch under
+16 it sends every 1x1 convolution (a ResNet bottleneck's two of three) to
+``_slow_conv2d_forward`` (im2col + the BLAS gemm), and a oneDNN convolution reorders its
+weight into oneDNN's blocked layout on every call. Measured on this project's 2-vCPU machine
+(``benchmarks/engines.py``, docs/performance.md) those two account for most of the distance
+between eager resnet50 (~120 GFLOP/s) and ONNX Runtime (~250 GFLOP/s).
+
+:func:`pack_convolutions` replaces each ``nn.Conv2d`` (zero padding, float32, CPU) with a
+:class:`PackedConv2d` that calls oneDNN's convolution (the op ``torch.compile``'s CPU backend
+uses) on a weight reordered once, and folds a ReLU that is the convolution's only consumer into
+it as a oneDNN post-op: ``y = max(0, W * x + b)`` in one pass over the output. A residual
+block's last convolution takes the addition of the shortcut (and the ReLU after it) the same
+way, ``y = max(0, W * x + b + s)`` (He et al. 2016, Eq. 1 and the ReLU after it), so the
+block's output is written once instead of three times. The numbers are
+the same convolution's up to float rounding (tests/test_engines.py holds every family to 1e-4 of
+eager's scale).
+
+Outside inference (autograd recording) or for another dtype or device, a packed convolution
+runs the plain ``F.conv2d`` on the weight it keeps, so the module stays correct anywhere.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+
+def available() -> bool:
+    """oneDNN's convolution is in this torch build (every x86 and Arm CPU wheel)."""
+    return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+def packable(conv: nn.Module) -> bool:
+    return (type(conv) is nn.Conv2d and conv.padding_mode == "zeros"
+            and not isinstance(conv.padding, str) and conv.weight.dtype == torch.float32
+            and conv.weight.device.type == "cpu")
+
+
+class PackedConv2d(nn.Module):
+    """``conv`` (then ``+ other`` where ``add=True``, then ``relu`` where ``relu=True``) on
+    oneDNN with its weight packed on the first call, for that call's input size (oneDNN
+    reorders for other sizes itself)."""
+
+    def __init__(self, conv: nn.Conv2d, relu: bool = False, add: bool = False, inplace: bool = False):
+        super().__init__()
+        self.add, self.inplace = add, inplace  # inplace: the sum is written into ``other``
+        self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(),
+                                                                requires_grad=False)
+        self.stride, self.padding = list(conv.stride), list(conv.padding)
+        self.dilation, self.groups = list(conv.dilation), conv.groups
+        self.relu = relu
+        self._packed: Optional[torch.Tensor] = None
+
+    def extra_repr(self) -> str:
+        out, inp, kh, kw = self.weight.shape
+        return (f"{inp * self.groups}, {out}, kernel_size=({kh}, {kw}), stride={tuple(self.stride)}, "
+                f"padding={tuple(self.padding)}, groups={self.groups}, add={self.add}, "
+                f"relu={self.relu}")
+
+    def _plain(self, x: torch.Tensor, other: Optional[torch.Tensor]) -> torch.Tensor:
+        y = F.conv2d(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype),
+                     self.stride, self.padding, self.dilation, self.groups)
+        if other is not None:
+            y = y + other
+        return F.relu(y) if self.relu else y
+
+    def forward(self, x: torch.Tensor, other: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if (x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 4
+                or (torch.is_grad_enabled() and x.requires_grad)
+                or (other is not None and (other.dtype != x.dtype or other.dim() != 4))):
+            return self._plain(x, other)
+        if self._packed is None:
+            self._packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                self.weight.detach().to_mkldnn(), self.padding, self.stride, self.dilation,
+                self.groups, list(x.shape))
+        if other is None:
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, self._packed, self.bias, self.padding, self.stride, self.dilation, self.groups,
+                "relu" if self.relu else "none", [], "")
+        unary = "relu" if self.relu else None
+        if self.inplace and other.is_contiguous(memory_format=torch.channels_last):
+            return torch.ops.mkldnn._convolution_pointwise_.binary(
+                other, x, self._packed, self.bias, self.padding, self.stride, self.dilation,
+                self.groups, "add", 1.0, unary, [], "")
+        return torch.ops.mkldnn._convolution_pointwise.binary(
+            x, other, self._packed, self.bias, self.padding, self.stride, self.dilation,
+            self.groups, "add", None, unary, [], "")
+
+    def __deepcopy__(self, memo):  # a packed (oneDNN) tensor cannot be copied: pack again
+        twin = PackedConv2d.__new__(PackedConv2d)
+        nn.Module.__init__(twin)
+        twin.weight = nn.Parameter(self.weight.detach().clone(), requires_grad=False)
+        twin.bias = None if self.bias is None else nn.Parameter(self.bias.detach().clone(),
+                                                                requires_grad=False)
+        twin.stride, twin.padding, twin.dilation = list(self.stride), list(self.padding), list(self.dilation)
+        twin.groups, twin.relu, twin.add, twin.inplace = self.groups, self.relu, self.add, self.inplace
+        twin._packed = None
+        return twin
+
+
+def _is_relu(node: fx.Node, modules: dict) -> bool:
+    if node.op == "call_module":
+        return type(modules.get(node.target)) is nn.ReLU
+    return node.op == "call_function" and node.target in (F.relu, torch.relu, torch.relu_) and \
+        len(node.args) == 1
+
+
+def _is_add(node: fx.Node) -> bool:
+    return (node.op == "call_function" and node.target in (operator.add, operator.iadd, torch.add)
+            and len(node.args) == 2 and not node.kwargs
+            and all(isinstance(a, fx.Node) for a in node.args))
+
+
+def _drop_identities(model: fx.GraphModule, modules: dict) -> None:
+    """``nn.Identity`` nodes (drop path and attention left out, at inference) bypassed, so a
+    convolution's consumer is the op that really follows it."""
+    for node in list(model.graph.nodes):
+        if node.op == "call_module" and type(modules.get(node.target)) is nn.Identity:
+            node.replace_all_uses_with(node.args[0])
+            model.graph.erase_node(node)
+
+
+FRESH = (nn.MaxPool2d, nn.AvgPool2d, nn.Conv2d)  # modules whose output is a new tensor
+
+
+def _fresh(node, modules: dict, depth: int = 4) -> bool:
+    """``node``'s value is a tensor no other node's value shares (so it may be written over once
+    it is dead): a convolution's or pool's output, or an in-place ReLU of such a value."""
+    if not isinstance(node, fx.Node) or node.op != "call_module" or depth == 0:
+        return False
+    module = modules.get(node.target)
+    if isinstance(module, (PackedConv2d, *FRESH)):
+        return True
+    return (type(module) is nn.ReLU and len(node.args) == 1 and len(node.args[0].users) == 1
+            and _fresh(node.args[0], modules, depth - 1))
+
+
+def _dead_after(value: fx.Node, node: fx.Node) -> bool:
+    """Every other use of ``value`` comes before ``node`` in the graph's order."""
+    order = {n: i for i, n in enumerate(node.graph.nodes)}
+    return all(order[u] < order[node] for u in value.users if u is not node)
+
+
+def _single_user(node: fx.Node):
+    users = list(node.users)
+    return users[0] if len(users) == 1 else None
+
+
+def pack_convolutions(model: nn.Module) -> nn.Module:
+    """Every packable convolution of ``model`` (in place) as a :class:`PackedConv2d`; on an fx
+    GraphModule (what BatchNorm folding returns) a ReLU that is a convolution's only consumer is
+    fused into it, and so is an addition that is its only consumer (with the ReLU after that).
+    ``model`` is returned."""
+    if not isinstance(model, fx.GraphModule):
+        return _swap(model)
+    modules = dict(model.named_modules())
+    _drop_identities(model, modules)
+    graph = model.graph
+    for node in list(graph.nodes):
+        conv = modules.get(node.target) if node.op == "call_module" else None
+        if conv is None or not packable(conv) or len(node.args) != 1:
+            continue
+        user = _single_user(node)
+        add = user if user is not None and _is_add(user) else None
+        last = add or node
+        after = _single_user(last)
+        relu = after is not None and _is_relu(after, modules)
+        other = None if add is None else add.args[1] if add.args[0] is node else add.args[0]
+        inplace = other is not None and _fresh(other, modules) and _dead_after(other, add)
+        fused = PackedConv2d(conv, relu=relu, add=add is not None, inplace=inplace)
+        _replace(model, node.target, fused)
+        modules[node.target] = fused
+        if add is None:
+            if relu:
+                after.replace_all_uses_with(node)
+                graph.erase_node(after)
+            continue
+        with graph.inserting_before(add):
+            new = graph.call_module(node.target, (node.args[0], other))
+        (after if relu else add).replace_all_uses_with(new)
+        if relu:
+            graph.erase_node(after)
+        graph.erase_node(add)
+        graph.erase_node(node)
+    graph.eliminate_dead_code()
+    graph.lint()
+    model.recompile()
+    return _swap(model)  # convolutions fx kept inside a leaf module (none in resfam's nets)
+
+
+def _replace(root: nn.Module, target: str, new: nn.Module) -> None:
+    parent, _, name = target.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, new)
+
+
+def _swap(module: nn.Module) -> nn.Module:
+    for name, child in module.named_children():
+        if packable(child):
+            setattr(module, name, PackedConv2d(child))
+        else:
+            _swap(child)
+    return module
