@@ -34,7 +34,7 @@ def measure(name: str, args, k: int) -> dict:
     import resfam
     from resfam.comparison.timing import alternate_many
     from resfam.engines.ceiling import measured_ceiling
-    from resfam.engines.deploy import installed
+    from resfam.engines.deployment import installed
     from resfam.engines.runners import RUNNERS
 
     torch.set_num_threads(args.threads)

@@ -19,7 +19,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "compare": ".comparison",
     "ArgumentError": ".errors", "BuildArgumentError": ".errors", "CheckpointError": ".errors",
     "ResfamError": ".errors", "SpecError": ".errors", "UnknownModelError": ".errors",
-    "build": ".factory", "deploy": ".engines.deploy", "list_models": ".factory",
+    "build": ".factory", "deploy": ".engines.deployment", "list_models": ".factory",
     "ResFamNet": ".network",
     "optimize_for_inference": ".network.inference",
     "data_config": ".network.preprocessing",

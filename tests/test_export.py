@@ -1,6 +1,5 @@
 """Export paths, one variant of each family: torch.fx, torchvision's feature extractor,
-torch.jit.trace, torch.export and ONNX (run with onnxruntime)."""
-import numpy as np
+torch.jit.trace and torch.export (ONNX, run by ONNX Runtime and OpenVINO: tests/test_engines.py)."""
 import pytest
 import torch
 from torchvision.models.feature_extraction import create_feature_extractor
@@ -66,14 +65,4 @@ def test_every_block_compiles_with_torchscript(name):
                 x = block(x)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", FAMILIES)
-def test_onnx_matches_onnxruntime(tmp_path, name):
-    ort = pytest.importorskip("onnxruntime", reason="ONNX export is the optional 'onnx' extra")
-    model, x = model_and_input(name)
-    path = tmp_path / f"{name}.onnx"
-    torch.onnx.export(model, (x,), str(path), dynamo=True, verbose=False)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    with torch.no_grad():
-        np.testing.assert_allclose(got, model(x).numpy(), atol=1e-4, rtol=1e-4)
+# ONNX: tests/test_engines.py runs every family through ONNX Runtime and OpenVINO (resfam.deploy)

@@ -114,7 +114,7 @@ def engine_rows(row: dict, model, x: torch.Tensor, engines: list[str], warmup: i
     batch / median latency, against the ceiling measured here (:mod:`resfam.engines.ceiling`).
     Memory (``--memory``) is torch's allocator's peak, so only for the engines torch runs."""
     from ..engines.ceiling import measured_ceiling
-    from ..engines.deploy import deploy
+    from ..engines.deployment import deploy
 
     names = ["eager", *[e for e in engines if e != "eager"]]
     deployed = [deploy(model, name, example=x) for name in names]
@@ -311,7 +311,7 @@ def check_options(options: dict) -> None:
 def check_engines(value) -> list[str]:
     """``engines``: a list of engine names (:data:`resfam.engines.ENGINES` but ``auto``), each
     installed; ArgumentError naming the one that is not and the extra that brings it."""
-    from ..engines.deploy import ENGINES, check_engine
+    from ..engines.deployment import ENGINES, check_engine
 
     if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
         raise ArgumentError(f"compare(): engines must be a list of engine names ("

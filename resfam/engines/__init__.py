@@ -5,7 +5,7 @@ machine, the yardstick ``resfam-compare --engine`` reports GFLOP/s against."""
 from .._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "ENGINES": ".deploy", "Deployed": ".deploy", "EngineError": ".deploy", "deploy": ".deploy",
-    "installed": ".deploy", "measured_ceiling": ".ceiling"})
+    "ENGINES": ".deployment", "Deployed": ".deployment", "EngineError": ".deployment", "deploy": ".deployment",
+    "installed": ".deployment", "measured_ceiling": ".ceiling"})
 
 __all__ = ["ENGINES", "Deployed", "EngineError", "deploy", "installed", "measured_ceiling"]

@@ -1,0 +1,292 @@
+"""resfam.deploy: every engine computes what eager computes, for one network of every family and
+a features_only backbone; resfam's oneDNN path fuses what it says it fuses and nothing it must
+not; the errors; resfam-compare --engine's rows parsed back."""
+import copy
+import csv
+import json
+import operator
+
+import pytest
+import torch
+from torch import fx, nn
+
+import resfam
+from resfam.engines import deployment as deploying
+from resfam.engines.names import ENGINE_NAMES
+from resfam.engines.runners import RUNNERS
+from resfam.errors import ArgumentError
+from resfam.network.onednn import PackedConv2d, available, pack_convolutions
+
+from conftest import randomize_norms
+
+# one network per family (the shallowest that has the family's primitives), and primitives that
+# live in more than one family: weight-standardised convs (BiT), EvoNorm, selective kernels,
+# split attention, anti-aliasing, SE, ECA, Highway's gates, Res2Net's splits, iResNet's stages
+FAMILY_NETS = ["resnet18", "resnet20", "plain20", "resnetv2_18", "wrn_16_8", "resnext50_32x4d",
+               "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet", "skresnet18",
+               "resnest14d", "legacy_seresnet18", "ecaresnet26t", "resnetblur18", "resnetrs50",
+               "resnetv2_50x1_bit", "resnetv2_50d_evos", "mnist_resnet"]
+ONNX_ENGINES = [e for e in ("onnxruntime", "openvino") if e in deploying.installed()]
+
+
+def model_and_input(name, batch=2, **kwargs):
+    spec = resfam.get_spec(name)
+    side = spec.input_size if spec.input_size < 64 else 64
+    model = randomize_norms(resfam.build(name, **kwargs).eval())
+    return model, torch.randn(batch, spec.in_chans, side, side)
+
+
+def flat(out):
+    return list(torch.utils._pytree.tree_leaves(out))
+
+
+def assert_same(got, expected, tol):
+    got, expected = flat(got), flat(expected)
+    assert len(got) == len(expected)
+    scale = max(1.0, max(e.abs().max().item() for e in expected))
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape
+        assert (g.double() - e.double()).abs().max().item() <= tol * scale
+
+
+def test_the_engine_names_are_the_runners():
+    assert tuple(RUNNERS) == ENGINE_NAMES
+    assert deploying.ENGINES == (*ENGINE_NAMES, "auto")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FAMILY_NETS)
+def test_every_engine_equals_eager_on_every_family(name):
+    """Each engine's outputs against the eager network's, computed here (not the deploy check):
+    within 1e-4 of the outputs' scale in float32, on randomised norm statistics."""
+    model, x = model_and_input(name)
+    with torch.inference_mode():
+        expected = model(x)
+    for engine in ["resfam", *ONNX_ENGINES]:
+        deployed = resfam.deploy(model, engine, example=x)
+        assert_same(deployed(x), expected, 1e-4)
+        assert deployed.error <= 1e-4
+
+
+@pytest.mark.slow
+def test_compile_and_every_engine_on_a_features_only_backbone():
+    model, x = model_and_input("resnet18", features_only=True, out_indices=(1, 2, 3, 4))
+    with torch.inference_mode():
+        expected = model(x)
+    assert len(expected) == 4
+    for engine in ["resfam", "compile", *ONNX_ENGINES]:
+        got = resfam.deploy(model, engine, example=x)(x)
+        assert isinstance(got, list)
+        assert_same(got, expected, 1e-4)
+
+
+def test_a_feature_dict_keeps_its_keys():
+    model, x = model_and_input("resnet20", features_only=True, as_dict=True)
+    with torch.inference_mode():
+        expected = model(x)
+    got = resfam.deploy(model, "resfam", example=x)(x)
+    assert list(got) == list(expected)
+    assert_same(got, expected, 1e-4)
+
+
+def test_compile_on_a_cifar_net_equals_eager_and_packs_its_weights():
+    model, x = model_and_input("highway20")
+    with torch.inference_mode():
+        expected = model(x)
+    deployed = resfam.deploy(model, "compile", example=x)
+    assert_same(deployed(x), expected, 1e-4)
+    from torch.profiler import profile
+
+    with profile() as prof:
+        deployed(x)
+    ops = {e.key for e in prof.key_averages()}
+    if available():  # inductor's freezing really on: oneDNN convolutions with packed weights
+        assert any(op.startswith("mkldnn::_convolution_pointwise") for op in ops), sorted(ops)
+
+
+def test_float64_runs_on_the_torch_engines_to_1e_10():
+    model, x = model_and_input("res2net50_26w_4s")
+    model, x = model.double(), x.double()
+    with torch.inference_mode():
+        expected = model(x)
+    assert_same(resfam.deploy(model, "resfam", example=x)(x), expected, 1e-10)
+    for engine in ONNX_ENGINES:
+        with pytest.raises(ArgumentError, match=f"engine '{engine}' runs float32 networks.*float64"):
+            resfam.deploy(model, engine, example=x)
+
+
+def test_another_shape_builds_and_checks_the_engine_again():
+    model, x = model_and_input("resnet20", batch=1)
+    deployed = resfam.deploy(model, "resfam", example=x)
+    y = torch.randn(3, 3, 40, 40)
+    with torch.inference_mode():
+        assert_same(deployed(y), model(y), 1e-4)
+    assert (1, 3, 32, 32) in deployed._runners and (3, 3, 40, 40) in deployed._runners
+
+
+def test_auto_times_the_candidates_and_keeps_the_fastest():
+    model, x = model_and_input("resnet20", batch=1)
+    deployed = resfam.deploy(model, example=x, candidates=["eager", "resfam"], runs=3)
+    assert set(deployed.timings) == {"eager", "resfam"}
+    assert deployed.engine == min(deployed.timings, key=deployed.timings.get)
+    with torch.inference_mode():
+        assert_same(deployed(x), model(x), 1e-4)
+
+
+def test_the_callers_model_is_left_as_it_was():
+    model, x = model_and_input("resnet20")
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    resfam.deploy(model, "resfam", example=x)
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, x: resfam.deploy(m, "onnx", example=x), r"engine 'onnx' is not one of .*did you mean 'onnxruntime'"),
+    (lambda m, x: resfam.deploy(m, 3, example=x), "engine 3 is not one of"),
+    (lambda m, x: resfam.deploy(None, "eager", example=x), "expects an nn.Module"),
+    (lambda m, x: resfam.deploy(m, "eager", example=x[0]), r"example must be an image batch"),
+    (lambda m, x: resfam.deploy(m, "eager", example=x, check="yes"), "check must be True or False"),
+    (lambda m, x: resfam.deploy(m, example=x, candidates=["auto"]), "'auto' cannot be its own candidate"),
+    (lambda m, x: resfam.deploy(m, "eager", example=x)(x.double()), r"takes a float32 tensor on cpu"),
+])
+def test_errors_name_the_fix(call, message):
+    model, x = model_and_input("resnet20")
+    with pytest.raises(ArgumentError, match=message):
+        call(model, x)
+
+
+def test_a_missing_engine_names_the_extra(monkeypatch):
+    from resfam.engines import names
+
+    monkeypatch.setattr(names.importlib.util, "find_spec", lambda name: None)
+    model, x = model_and_input("resnet20")
+    with pytest.raises(ArgumentError, match=r"engine 'openvino' needs openvino, onnx, onnxscript, not "
+                                            r"installed: pip install \"resfam\[deploy\]\""):
+        resfam.deploy(model, "openvino", example=x)
+
+
+def test_an_engine_that_disagrees_with_eager_is_refused(monkeypatch):
+    model, x = model_and_input("resnet20")
+    wrong = lambda model, example: (lambda x: [t + 1 for t in flat(model(x))])  # noqa: E731
+    monkeypatch.setitem(deploying.RUNNERS, "resfam", wrong)
+    with pytest.raises(deploying.EngineError, match=r"engine 'resfam': outputs differ from eager by "
+                                                    r".* \(tolerance 0.0001 in float32\)"):
+        resfam.deploy(model, "resfam", example=x)
+
+
+# resfam's oneDNN path
+
+
+def fused(model):
+    return sorted((m.add, m.relu, m.inplace) for m in model.modules() if isinstance(m, PackedConv2d))
+
+
+@pytest.mark.skipif(not available(), reason="this torch build has no oneDNN convolution")
+def test_resnet50_fuses_every_relu_and_every_residual_addition():
+    fast = resfam.optimize_for_inference(resfam.build("resnet50"), onednn=True)
+    kinds = fused(fast)
+    # 53 convolutions: 16 blocks end in conv + shortcut + ReLU (written into the dead shortcut),
+    # 33 more are followed by a ReLU (stem, two per block), 4 projections by nothing
+    assert kinds.count((True, True, True)) == 16
+    assert kinds.count((False, True, False)) == 33
+    assert kinds.count((False, False, False)) == 4
+    ops = [n.target for n in fast.inner.graph.nodes if n.op == "call_function"]
+    assert operator.add not in ops  # no addition left outside a convolution
+
+
+class ShortcutUsedTwice(nn.Module):
+    """conv(x) + s, then s used again: the sum must not be written into s."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        s = self.a(x)
+        y = torch.relu(self.b(x) + s)
+        return y * s
+
+
+@pytest.mark.skipif(not available(), reason="this torch build has no oneDNN convolution")
+def test_a_shortcut_still_needed_is_not_written_over():
+    model = ShortcutUsedTwice().eval()
+    x = torch.randn(2, 4, 9, 9).contiguous(memory_format=torch.channels_last)
+    packed = pack_convolutions(fx.symbolic_trace(copy.deepcopy(model)))
+    assert fused(packed) == [(False, False, False), (True, True, False)]
+    with torch.inference_mode():
+        torch.testing.assert_close(packed(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not available(), reason="this torch build has no oneDNN convolution")
+def test_a_packed_convolution_is_plain_under_autograd_and_copies():
+    conv = nn.Conv2d(3, 5, 3, stride=2, padding=1)
+    packed = PackedConv2d(conv, relu=True)
+    x = torch.randn(1, 3, 11, 11, requires_grad=True)
+    y = packed(x)
+    y.sum().backward()
+    torch.testing.assert_close(y, torch.relu(conv(x)))
+    assert x.grad is not None
+    with torch.inference_mode():
+        packed(x.detach())  # packs
+    twin = copy.deepcopy(packed)
+    with torch.inference_mode():
+        torch.testing.assert_close(twin(x.detach()), packed(x.detach()))
+
+
+def test_the_ceiling_is_measured():
+    from resfam.engines.ceiling import measured_ceiling
+
+    ceiling = measured_ceiling("cpu", runs=1)
+    rates = dict(ceiling.rates)
+    assert set(rates) == {"mm 2048^3", "conv3x3 256ch 28^2", "conv1x1 1024->256 14^2"}
+    assert ceiling.gflops == max(rates.values()) > 0 and rates[ceiling.kernel] == ceiling.gflops
+    assert ceiling.threads == torch.get_num_threads()
+    assert f"{ceiling.gflops:.0f} GFLOP/s fp32 ({ceiling.kernel}" in ceiling.describe()
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_compare_engine_rows_parse_back(tmp_path, fmt, capsys):
+    from resfam.comparison.cli import main
+
+    engines = ["eager", "resfam", *ONNX_ENGINES[:1]]
+    out = tmp_path / f"rows.{fmt}"
+    assert main(["resnet20", "--engine", ",".join(engines), "--runs", "3", "--warmup", "1",
+                 "--batch-size", "1,2", "--output", str(out), "--no-progress"]) == 0
+    header = capsys.readouterr().err
+    assert "ceiling " in header and "GFLOP/s fp32" in header
+    if fmt == "json":
+        rows = json.loads(out.read_text())["rows"]
+    else:
+        rows = list(csv.DictReader(out.open()))
+        for r in rows:
+            for k in ("speed_vs_eager", "gflops_per_s", "ceiling_gflops", "ceiling_pct", "latency_ms", "gflops"):
+                r[k] = float(r[k])
+            r["batch"] = int(r["batch"])
+    assert [(r["engine"], r["batch"]) for r in rows] == [(e, b) for b in (1, 2) for e in engines]
+    for r in rows:
+        assert r["model"] == "resnet20"
+        rate = r["gflops"] * r["batch"] / (r["latency_ms"] / 1e3)
+        assert r["gflops_per_s"] == pytest.approx(rate, rel=0.01)
+        assert r["ceiling_pct"] == pytest.approx(100 * r["gflops_per_s"] / r["ceiling_gflops"], abs=0.2)
+        if r["engine"] == "eager":
+            assert r["speed_vs_eager"] == 1.0
+        assert r["speed_vs_eager"] > 0
+    assert len({r["ceiling_gflops"] for r in rows}) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--engine", "onnx"], "unknown engine 'onnx' (did you mean 'onnxruntime'?)"),
+    (["--engine", "eager,eager"], "an engine is repeated"),
+    (["--engine", "eager", "--vs", "timm"], "--engine and --vs time different things"),
+])
+def test_compare_engine_usage_errors(argv, message, capsys):
+    from resfam.comparison.cli import main
+
+    try:
+        code = main(["resnet20", *argv])
+    except SystemExit as e:  # argparse's own usage errors
+        code = e.code
+    assert code == 2
+    assert message in capsys.readouterr().err
