@@ -96,6 +96,45 @@ def ratios(base, other) -> list[float]:
     return [a / b for a, b in zip(base, other)]
 
 
+def rankings(table: list[tuple[str, int, dict]], engines: list[str], img_size: int) -> list[str]:
+    """For each batch size: the networks ordered by achieved GFLOP/s (img/s x 2 (MACs + other
+    ops) per image: how well an engine serves a family's arithmetic, whatever its size) on each
+    engine, and Kendall's tau between eager's order and each engine's (1: the same order).
+    ``table``: (model, batch, {engine: img/s}) rows."""
+    import resfam
+    from scipy.stats import kendalltau
+
+    per_image = {}
+    for name in {m for m, _, _ in table}:
+        native = resfam.get_spec(name).input_size
+        per_image[name] = gflops(name, native if native < 64 else img_size)
+    lines = []
+    for batch in sorted({b for _, b, _ in table}):
+        rows = [(m, {e: v * per_image[m] for e, v in speeds.items()}) for m, b, speeds in table
+                if b == batch]
+        eager = [rates["eager"] for _, rates in rows]
+        for engine in engines:
+            order = sorted(rows, key=lambda r: -r[1][engine])
+            tau = kendalltau(eager, [rates[engine] for _, rates in rows]).statistic
+            lines.append(f"batch {batch}, {engine} (Kendall tau vs eager {tau:.2f}): "
+                         + " > ".join(f"{m} {r[engine]:.0f}" for m, r in order))
+    return lines
+
+
+def parse_table(path: str) -> tuple[list[tuple[str, int, dict]], list[str]]:
+    """A previous run's printed table (``--from-table``): (model, batch, {engine: img/s})."""
+    table, engines = [], []
+    for line in open(path, encoding="utf-8"):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[:2] == ["model", "batch"]:
+            engines = [c[:-2] for c in cells[3:] if c.endswith(" x")]
+        elif engines and len(cells) > 4 and cells[1].isdigit():
+            eager = float(cells[2])
+            table.append((cells[0], int(cells[1]),
+                          {e: eager * float(cells[3 + i]) for i, e in enumerate(engines)}))
+    return table, engines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="*")
@@ -108,7 +147,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--op-profile", action="store_true",
                    help="the top ops of resfam's path where it is slower than ONNX Runtime")
+    p.add_argument("--from-table", metavar="LOG", help="print the rankings of a previous run's "
+                   "output instead of measuring")
     args = p.parse_args()
+    if args.from_table:
+        table, engines = parse_table(args.from_table)
+        print("\n".join(rankings(table, engines, args.img_size)))
+        return
     names = args.models or FAMILY_NETS
     import torch
 
@@ -117,7 +162,7 @@ def main() -> None:
           f"in each of {args.processes} fresh processes; each engine: median over every round of "
           "eager's time / its time; control: ONNX Runtime against a second session of itself")
     ctx = mp.get_context("spawn")
-    lines, notes, best_vs_ort = [], [], []
+    lines, notes, best_vs_ort, table = [], [], [], []
     with ctx.Pool(1, maxtasksperchild=1) as pool:
         for name in names:
             runs = [pool.apply(measure, (name, args, k)) for k in range(args.processes)]
@@ -141,6 +186,7 @@ def main() -> None:
                 rate = runs[0]["gflops"] * batch / (statistics.median(pooled[best]) / 1e3)
                 ceiling = statistics.median(r["ceiling"] for r in runs)
                 cells = " | ".join(f"{x[e]:.2f}" for e in engines)
+                table.append((name, batch, {e: img_s * x[e] for e in engines}))
                 if "onnxruntime" in x and "resfam" in x:
                     vs = statistics.median(ratios(pooled["onnxruntime"], pooled["resfam"]))
                     spread = [statistics.median(ratios(r["samples"]["onnxruntime"], r["samples"]["resfam"]))
@@ -162,6 +208,7 @@ def main() -> None:
               f"min {min(best_vs_ort):.3f} over {len(best_vs_ort)} rows")
     for note in notes:
         print(note)
+    print("\n".join(rankings(table, engines, args.img_size)))
 
 
 if __name__ == "__main__":

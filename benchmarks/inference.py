@@ -1,21 +1,23 @@
-"""resfam's inference path against plain eager timm: img/s, achieved GFLOP/s, share of peak.
+"""resfam's inference path against plain eager timm: img/s, achieved GFLOP/s, share of a ceiling
+measured here.
 
     python benchmarks/inference.py                    # resnet50 and res2net50_26w_4s, batch 1 and 8
     python benchmarks/inference.py resnet50 --batch-sizes 8 --compile
 
 Rows: eager timm; eager resfam; resfam.optimize_for_inference (weight standardisation done once,
-BN folded, channels_last); with --compile also that plus torch.compile (compile time printed).
-Achieved GFLOP/s counts 2 x (conv + linear MACs) per image (fvcore), i.e. the useful arithmetic.
+BN folded, channels_last); the same with onednn=True (convolutions on oneDNN, weights packed,
+ReLU and residual additions fused: resfam.deploy's 'resfam' engine on CPU); with --compile also
+optimize_for_inference plus torch.compile (compile time printed). Achieved GFLOP/s counts 2 x
+(conv + linear MACs) per image (fvcore), i.e. the useful arithmetic.
 
-Peak (CPU): cores x clock x FMA units x SIMD fp32 lanes x 2 flops per FMA, with cores from
-os.cpu_count(), the clock from /proc/cpuinfo's "cpu MHz", 16 lanes with avx512f (8 with avx2)
-and 2 FMA units assumed (Xeon Gold / Platinum class; 1 on some Silver parts halves it).
+Ceiling: the best rate of several dense kernels measured in this process
+(resfam.engines.ceiling), not a nominal peak: cores x "cpu MHz" x lanes x FMA units assumes a
+clock and a datapath the host may not have (docs/performance.md). For engines beyond torch
+(ONNX Runtime, OpenVINO) see benchmarks/engines.py.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import statistics
 import time
 
@@ -23,15 +25,7 @@ import torch
 
 import resfam
 from resfam.comparison.counting import FvcoreCounter
-
-
-def cpu_peak_gflops() -> tuple[float, str]:
-    info = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    mhz = float(re.search(r"cpu MHz\s*:\s*([\d.]+)", info).group(1)) if "cpu MHz" in info else 0.0
-    lanes = 16 if "avx512f" in info else 8 if "avx2" in info else 4
-    cores = os.cpu_count() or 1
-    peak = cores * mhz / 1000 * 2 * lanes * 2
-    return peak, f"{cores} cores x {mhz / 1000:.2f} GHz x 2 FMA units x {lanes} fp32 lanes x 2"
+from resfam.engines.ceiling import measured_ceiling
 
 
 def median_time(fn, x, runs, warmup) -> float:
@@ -56,9 +50,10 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--compile", action="store_true")
     args = p.parse_args()
-    peak, how = cpu_peak_gflops()
-    print(f"torch {torch.__version__}, cpu, {torch.get_num_threads()} threads; peak {peak:.0f} GFLOP/s fp32 = {how}")
-    print("| model | batch | variant | img/s | vs eager timm | GFLOP/s | % of peak |")
+    ceiling = measured_ceiling("cpu")
+    peak = ceiling.gflops
+    print(f"torch {torch.__version__}, cpu, {torch.get_num_threads()} threads; ceiling {ceiling.describe()}")
+    print("| model | batch | variant | img/s | vs eager timm | GFLOP/s | % of ceiling |")
     print("|---|---|---|---|---|---|---|")
     for name in args.models:
         ref = timm.create_model(name).eval()
@@ -66,7 +61,8 @@ def main() -> None:
         ours.load_state_dict(resfam.convert_state_dict(ref.state_dict(), name))
         macs = FvcoreCounter().count(ours, torch.randn(1, 3, 224, 224)).macs
         variants = [("eager timm", ref), ("eager resfam", ours),
-                    ("resfam optimize_for_inference", resfam.optimize_for_inference(ours))]
+                    ("resfam optimize_for_inference", resfam.optimize_for_inference(ours)),
+                    ("+ onednn=True", resfam.optimize_for_inference(ours, onednn=True))]
         if args.compile:
             start = time.perf_counter()
             compiled = resfam.optimize_for_inference(ours, compile=True)

@@ -290,3 +290,15 @@ def test_compare_engine_usage_errors(argv, message, capsys):
         code = e.code
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_model_above_the_ceiling_says_the_ceiling_is_wrong(monkeypatch, capsys):
+    from resfam.comparison.cli import main
+    from resfam.engines import ceiling
+
+    low = ceiling.Ceiling(0.01, "mm 2048^3", 1, (("mm 2048^3", 0.01),))
+    monkeypatch.setattr(ceiling, "measured_ceiling", lambda device="cpu", runs=5: low)
+    assert main(["resnet20", "--engine", "eager", "--runs", "1", "--warmup", "0", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: resnet20 on eager runs at" in err and "above the measured ceiling (0): the " \
+        "ceiling misses a faster kernel" in err

@@ -346,6 +346,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             progress.step(got[0]["model"])
             if stream is not None and world == 1:
                 stream.write_lines([report.json_line(r, meta) for r in got])
+            for r in got:
+                if (r.get("ceiling_pct") or 0) > 100:
+                    progress.message(f"resfam-compare: warning: {r['model']} on {r['engine']} runs at "
+                                     f"{r['gflops_per_s']:.0f} GFLOP/s, above the measured ceiling "
+                                     f"({r['ceiling_gflops']:.0f}): the ceiling misses a faster kernel")
             if not noisy_warned and any(r.get("noisy") for r in got):
                 noisy_warned = True
                 progress.message("resfam-compare: warning: a timing varies by more than 10% between "
