@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import statistics
 
 FAMILY_NETS = ["resnet50", "resnet18", "resnext50_32x4d", "wide_resnet50_2", "res2net50_26w_4s",
@@ -147,6 +148,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--op-profile", action="store_true",
                    help="the top ops of resfam's path where it is slower than ONNX Runtime")
+    p.add_argument("--malloc-tuned", action="store_true",
+                   help="run the measuring processes with glibc's malloc keeping freed memory "
+                   "(MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_): how much of "
+                   "a gap is page faults on each forward's fresh activations")
     p.add_argument("--from-table", metavar="LOG", help="print the rankings of a previous run's "
                    "output instead of measuring")
     args = p.parse_args()
@@ -155,12 +160,16 @@ def main() -> None:
         print("\n".join(rankings(table, engines, args.img_size)))
         return
     names = args.models or FAMILY_NETS
+    if args.malloc_tuned:  # read by glibc when each spawned process starts
+        os.environ.update(MALLOC_MMAP_THRESHOLD_=str(1 << 32), MALLOC_TRIM_THRESHOLD_=str(1 << 36),
+                          MALLOC_TOP_PAD_=str(1 << 30))
     import torch
 
     print(f"torch {torch.__version__}, cpu, {args.threads} threads, eval + inference_mode, "
           f"{args.runs} alternating rounds (forward, then reverse order) after {args.warmup} warm-up, "
           f"in each of {args.processes} fresh processes; each engine: median over every round of "
-          "eager's time / its time; control: ONNX Runtime against a second session of itself")
+          "eager's time / its time; control: ONNX Runtime against a second session of itself"
+          + ("; glibc malloc keeping freed memory (--malloc-tuned)" if args.malloc_tuned else ""))
     ctx = mp.get_context("spawn")
     lines, notes, best_vs_ort, table = [], [], [], []
     with ctx.Pool(1, maxtasksperchild=1) as pool:
