@@ -57,7 +57,8 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 # that only need shapes build them on the meta device (shapes, no storage, no arithmetic)
 # over ~190M parameters: their parity is checked on parameter shapes (the meta device)
 GIANTS = frozenset({"resnext101_32x16d", "resnext101_32x32d", "resnetv2_50x3_bit",
-                    "resnetv2_101x3_bit", "resnetv2_152x2_bit", "resnetv2_152x4_bit"})
+                    "resnetv2_101x3_bit", "resnetv2_152x2_bit", "resnetv2_152x4_bit",
+                    "regnety_640", "regnety_1280", "regnety_2560", "regnet_y_128gf"})
 
 
 def shape_device(name: str) -> str:

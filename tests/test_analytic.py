@@ -44,12 +44,14 @@ def check_on_meta(spec, size, t):
     assert t.params == sum(p.numel() for p in model.parameters())
     counts = FlopCounterModeCounter().count(model, x)
     assert t.macs == counts.macs
-    by_op = Counter()
+    by_op, ours = Counter(), Counter()
     for op, n in counts.by_op.items():
         if op not in MAC_PACKETS:
             by_op[FCM_OPS.get(op, op)] += n
-    assert {k: t.other.get(k, 0) for k in by_op} == dict(by_op)
-    assert set(t.other) - set(by_op) <= {"group_norm"}
+    for op, n in t.other.items():  # the same names on both sides (SE's mean is a pool to FCM)
+        ours[FCM_OPS.get(op, op)] += n
+    assert {k: ours.get(k, 0) for k in by_op} == dict(by_op)
+    assert set(ours) - set(by_op) <= {"group_norm"}
     assert t.acts == FlopCounterModeCounter().activations(model, x)
 
 
@@ -148,6 +150,12 @@ def user_specs(draw):
                                  else ["post", "pre", "iresnet"]))
     if block["type"] == "res2":
         block["base_width"] = 16
+    attn = dict(draw(st.sampled_from([
+        {"type": "none"}, {"type": "se"}, {"type": "eca"},
+        {"type": "se", "after": "3x3", "rd_of": "input", "rd_ratio": 0.25},
+        {"type": "eca", "after": "3x3"}])))
+    if block["type"] == "basic":  # no middle 3x3 to follow
+        attn.pop("after", None)
     return {
         "name": "fuzzed", "family": "fuzz",
         "stem": {"type": draw(st.sampled_from(["conv7_maxpool", "deep_maxpool", "cifar", "deep_convpool"])),
@@ -159,7 +167,7 @@ def user_specs(draw):
         "block": block,
         "shortcut": {"type": draw(st.sampled_from(["conv1x1", "conv3x3", "avgpool_conv1x1", "maxpool_conv1x1"]))},
         "merge": {"type": draw(st.sampled_from(["add", "gate"]))},
-        "attn": draw(st.sampled_from([{"type": "none"}, {"type": "se"}, {"type": "eca"}])),
+        "attn": attn,
         "order": order,
         "norm": draw(st.sampled_from(["bn", "gn", "frn", "evonorm_s0", "none"])),
         "act": "relu",

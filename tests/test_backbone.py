@@ -8,7 +8,7 @@ import resfam
 from conftest import randomize_norms, same_padded_models, shape_device
 
 ONE_PER_FAMILY = ["resnet18", "plain18", "resnetv2_50", "wrn_16_8", "resnext50_32x4d",
-                  "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet"]
+                  "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet", "regnety_002"]
 
 
 @pytest.mark.parametrize("name", same_padded_models())

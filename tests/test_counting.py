@@ -10,7 +10,7 @@ from resfam.comparison.counting import FlopCounterModeCounter, FvcoreCounter
 # one variant per family, at a size that keeps the suite fast
 PER_FAMILY = [("resnet20", 32), ("plain20", 32), ("preact_resnet164", 32), ("wrn_16_8", 32),
               ("resnext50_32x4d", 64), ("res2net50_26w_4s", 64), ("iresnet50", 64),
-              ("highway20", 32), ("res2net50_iresnet", 64), ("resnetv2_50", 64)]
+              ("highway20", 32), ("res2net50_iresnet", 64), ("resnetv2_50", 64), ("regnety_002", 64)]
 
 
 @pytest.mark.parametrize("name,size", PER_FAMILY)

@@ -7,7 +7,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 import resfam
 
 FAMILIES = ["resnet18", "plain18", "resnetv2_50", "wide_resnet50_2", "resnext50_32x4d",
-            "res2net50_26w_4s", "iresnet50", "highway_resnet50", "res2net50_iresnet"]
+            "res2net50_26w_4s", "iresnet50", "highway_resnet50", "res2net50_iresnet", "regnety_002"]
 
 
 def images_and_targets():

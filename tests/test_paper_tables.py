@@ -54,3 +54,24 @@ def test_reported_blocks_carry_the_paper_figures():
     assert resfam.get_spec("resnet101").reported.gflops == 7.6
     # a child does not inherit its parent's paper figures
     assert resfam.get_spec("wide_resnet101_2").reported is None
+
+
+REGNET_REPORTED = [n for n in resfam.list_models(family="regnet") if resfam.get_spec(n).reported]
+
+
+@pytest.mark.parametrize("name", REGNET_REPORTED)
+def test_regnet_params_and_flops_match_the_pycls_model_zoo(name):
+    """RegNetX / RegNetY-200MF..32GF: parameters (M, one decimal) and multiply-adds (B, one
+    decimal) as pycls's MODEL_ZOO.md prints them, counted from the spec (the analytic counter,
+    equal to fvcore's by tests/test_analytic.py), and the parameters of the built network."""
+    from resfam.comparison.analytic import AnalyticCounter
+
+    spec = resfam.get_spec(name)
+    counts, params, _ = AnalyticCounter().count_spec(spec, 224)
+    assert (round(params / 1e6, 1), round(counts.macs / 1e9, 1)) == \
+        (spec.reported.params_m, spec.reported.gflops)
+    assert len(REGNET_REPORTED) == 24  # the zoo's 12 RegNetX and 12 RegNetY models
+
+
+def test_regnet_built_params_equal_the_count():
+    assert n_params(resfam.build("regnety_016")) == 11_202_430

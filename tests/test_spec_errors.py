@@ -76,6 +76,15 @@ CASES = {
                                "stages.dilation[1]", "greater than or equal to 1"),
     "entry per stage": (BASE.replace("stride: [1, 2]", "stride: [1, 2], entry: [lenet]"),
                         "stages.entry", "stages.depth has 2"),
+    "attention after a 3x3 a basic block lacks": (
+        BASE.replace("type: bottleneck, groups: 1", "type: basic") + "    attn: {type: se, after: 3x3}\n",
+        "attn.after", "use after: branch"),
+    "regnet rule beside listed stages": (
+        BASE.replace("stride: [1, 2]}", "stride: [1, 2], regnet: {w0: 24, wa: 36, wm: 2.5, depth: 13}}"),
+        "stages", "give either regnet or depth and width"),
+    "regnet multiplier of 1": ("extends: regnetx_002\nname: mynet\nstages: {regnet: {wm: 1.0}}\n",
+                               "stages.regnet.wm", "greater than 1"),
+    "stages without depth": (BASE.replace("depth: [2, 2], ", ""), "stages", "stages needs depth"),
 }
 
 

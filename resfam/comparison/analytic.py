@@ -16,7 +16,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..primitives.attention import eca_kernel_size
+from ..primitives.attention import eca_kernel_size, se_reduced
 from ..primitives.blocks.base import BlockParams
 from ..primitives.layers import reduced_channels
 from ..primitives.orders import Placement, placement
@@ -137,14 +137,14 @@ def antialias(t: Tally, kind: str, x: Shape, stride: int) -> Shape:
 
 # --- attention slot, selective kernel, split attention -----------------------------------------
 
-def attention(t: Tally, p, x: Shape) -> None:
+def attention(t: Tally, p, x: Shape, in_ch: int) -> None:
     """resfam.primitives.attention: SE (Hu et al. 2018, Eq. 2-4) or ECA (Wang et al. 2020,
-    Eq. 12)."""
+    Eq. 12), on ``x`` in a block whose input has ``in_ch`` channels."""
     if p.type == "none":
         return
     t.op("mean", x.numel)
     if p.type == "se":
-        rd = reduced_channels(x.c, p.rd_ratio, p.rd_divisor)
+        rd = se_reduced(p, x.c, in_ch)
         conv(t, Shape(x.c, 1, 1), rd, 1, bias=True)
         t.op("relu", rd)
         conv(t, Shape(rd, 1, 1), x.c, 1, bias=True)
@@ -224,9 +224,10 @@ def _strided(ctx: BlockCtx, bp, x: Shape, out: int, stride: int, groups: int = 1
     return y, False, lambda s: antialias(ctx.t, aa, s, stride)
 
 
-def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int) -> Shape:
-    """Run the branch's units (each: its module, norm, act, then any anti-aliasing filter)."""
-    t = ctx.t
+def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int, attn) -> Shape:
+    """Run the branch's units (each: its module, norm, act, then any anti-aliasing filter, and
+    after the second the attention slot where ``attn.after`` is 3x3)."""
+    t, in_ch = ctx.t, x.c
     steps = []  # (callable on a Shape -> (Shape, normed, aa))
     if bp.type == "basic":
         steps = [lambda s: _strided(ctx, bp, s, out, stride),
@@ -276,6 +277,8 @@ def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int) -> S
             act(t, ctx.act, x)
         if aa is not None:
             x = aa(x)
+        if i == 2 and attn.after == "3x3":
+            attention(t, attn, x, in_ch)
     return x
 
 
@@ -316,8 +319,9 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
     elif where.pre_act:
         act(t, m.act, x)
     ctx = BlockCtx(t, m.norm, m.act, where, bp.act_last, dilation, first_dilation)
-    y = _units(ctx, bp, x, out, stride)
-    attention(t, plan.attn, y)
+    y = _units(ctx, bp, x, out, stride, plan.attn)
+    if plan.attn.after == "branch":
+        attention(t, plan.attn, y, x.c)
     if plan.merge.type != "none":
         shortcut(t, plan.shortcut, x, out, stride, dilation, first_dilation, m.norm)
         if plan.merge.type == "gate":  # merges.HighwayGate: T(x), then the two products

@@ -15,7 +15,6 @@ from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
 from ..primitives import layers, norms
-from ..primitives.attention import build_attn
 from ..primitives.blocks import ResidualBlock
 from ..primitives.merges import HighwayGate
 from ..primitives.orders import placement
@@ -124,7 +123,7 @@ class ResFamNet(nn.Module):
                     first_dilation=first, placement=placement(m.order, j, plan.depth),
                     shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, geo.dilation, norm,
                                             first),
-                    merge=plan.merge, attn=build_attn(plan.attn, plan.width), norm=norm, act=m.act,
+                    merge=plan.merge, attn=plan.attn, norm=norm, act=m.act,
                     drop_path=drop_path_rate * index / max(total - 1, 1))
                 index += 1
             name = f"layer{i + 1}"

@@ -1,12 +1,15 @@
 """Channel attention: the block's attention slot, after the residual branch's last norm and before
-the merge (``y = A(F(x)) + x``), as SENet and timm place it. The spec's ``attn`` section, a
-scalar or one entry per stage.
+the merge (``y = A(F(x)) + x``), as SENet and timm place it, or with ``after: 3x3`` inside the
+branch after the bottleneck's 3x3 (RegNetY, Radosavovic et al. 2020, Sec. 4: SE "following the
+3x3 conv"). The spec's ``attn`` section, a scalar or one entry per stage.
 
 - ``none``: no attention.
 - ``se``: squeeze-and-excitation (Hu et al. 2018, "Squeeze-and-Excitation Networks", Eq. (2)-(4)):
   ``s = sigmoid(W2 relu(W1 avgpool(u)))``, ``A(u) = u * s``; W1 reduces C channels to
   ``C * rd_ratio`` rounded to a multiple of ``rd_divisor`` (timm's rounding), 1x1 convs with
-  biases. rd_ratio 1/16 is the paper's r = 16; ResNet-RS uses 1/4.
+  biases. rd_ratio 1/16 is the paper's r = 16; ResNet-RS uses 1/4. With ``rd_of: input`` the
+  reduced width is ``round(rd_ratio * w_in)`` of the block's *input* width ``w_in`` (RegNetY's
+  ``se_ratio``; Python's rounding, half to even, as pycls; ``rd_divisor`` unused).
 - ``eca``: efficient channel attention (Wang et al. 2020, "ECA-Net", Eq. (12) and Sec. 3.3):
   a 1-D convolution across the pooled channels, no reduction, kernel size
   ``k = |log2(C) / gamma + b / gamma|`` made odd (gamma 2, b 1), at least 3.
@@ -39,6 +42,12 @@ class AttnParams(BaseModel):
                                                  "of this")
     kernel_size: Optional[int] = Field(None, ge=1, description="eca: 1-D kernel size (default: "
                                                                "from the channel count, Eq. (12))")
+    after: Literal["branch", "3x3"] = Field(
+        "branch", description="where the slot sits: after the residual branch (SENet), or after "
+                              "the bottleneck's 3x3, its norm and activation (RegNetY)")
+    rd_of: Literal["channels", "input"] = Field(
+        "channels", description="se: the reduced width is rd_ratio x the attended channels "
+                                "(SENet), or round(rd_ratio x the block's input width) (RegNetY)")
 
     def check(self, in_ch: int, out_ch: int, stride: int) -> None:
         if self.type == "eca" and self.kernel_size is not None and self.kernel_size % 2 == 0:
@@ -47,9 +56,8 @@ class AttnParams(BaseModel):
 
 
 class SqueezeExcite(nn.Module):
-    def __init__(self, channels: int, rd_ratio: float, rd_divisor: int):
+    def __init__(self, channels: int, reduced: int):
         super().__init__()
-        reduced = reduced_channels(channels, rd_ratio, rd_divisor)
         self.fc1 = nn.Conv2d(channels, reduced, 1)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(reduced, channels, 1)
@@ -75,9 +83,19 @@ class EfficientChannelAttention(nn.Module):
         return u * torch.sigmoid(w).view(u.shape[0], -1, 1, 1)
 
 
-def build_attn(p: AttnParams, channels: int) -> Optional[nn.Module]:
+def se_reduced(p: AttnParams, channels: int, in_ch: int) -> int:
+    """The squeeze width of an ``se`` slot on ``channels`` in a block whose input has ``in_ch``:
+    timm's rounding to ``rd_divisor``, or with ``rd_of: input`` pycls's ``round(w_in * se_r)``
+    (half to even, as timm's and torchvision's RegNets)."""
+    if p.rd_of == "input":
+        return max(1, round(in_ch * p.rd_ratio))
+    return reduced_channels(channels, p.rd_ratio, p.rd_divisor)
+
+
+def build_attn(p: AttnParams, channels: int, in_ch: Optional[int] = None) -> Optional[nn.Module]:
+    """The slot's module on ``channels`` (``in_ch``: the block's input width, for ``rd_of``)."""
     if p.type == "se":
-        return SqueezeExcite(channels, p.rd_ratio, p.rd_divisor)
+        return SqueezeExcite(channels, se_reduced(p, channels, in_ch or channels))
     if p.type == "eca":
         return EfficientChannelAttention(channels, p.kernel_size)
     return None

@@ -16,7 +16,7 @@ from ..errors import BuildArgumentError, did_you_mean, short_repr
 from ..primitives.layers import int_choice
 from ..primitives.norms import NORMS
 
-DEFAULT_MAX_PARAM_BYTES = 4 * 2 ** 30  # 4 GiB: 1.07e9 float32 parameters (wide_resnet101_2: 0.51 GiB)
+DEFAULT_MAX_PARAM_BYTES = 8 * 2 ** 30  # 8 GiB: 2.1e9 float32 parameters (regnety_2560: 4.78 GiB)
 DEFAULT_MAX_BLOCKS = 2000  # ResNet-1202 has 600 blocks; ~1 ms of build time per block on a CPU
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+from ..primitives.attention import AttnParams
 from ..primitives.blocks import BLOCKS
 from ..primitives.merges import MergeParams
 from ..primitives.selective_kernel import SKParams
@@ -15,7 +16,7 @@ from ..primitives.shortcuts import ShortcutParams
 from ..primitives.split_attention import SplatParams
 from ..primitives.stems import PRESETS, StemParams
 from .build_args import BuildArgs
-from .schema import HeadParams, Reported, SpecModel, StagesParams
+from .schema import HeadParams, RegNetWidths, Reported, SpecModel, StagesParams
 
 
 def _type(ann) -> str:
@@ -72,6 +73,8 @@ def reference_markdown() -> str:
              "Stem types: " + ", ".join(f"`{k}`" for k in PRESETS)
              + " (see `resfam/primitives/stems.py`).", "",
              "## `stages`", "", _table(StagesParams), "",
+             "### `stages.regnet`", "", (RegNetWidths.__doc__ or "").strip().replace("\n    ", " "),
+             "", _table(RegNetWidths), "",
              "## `block`", ""]
     for name, cls in BLOCKS.items():
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
@@ -81,6 +84,7 @@ def reference_markdown() -> str:
               "### `block.splat` (bottleneck)", "", _table(SplatParams), "",
               "## `shortcut`", "", _table(ShortcutParams), "",
               "## `merge`", "", _table(MergeParams), "",
+              "## `attn`", "", _table(AttnParams), "",
               "## `head`", "", _table(HeadParams), "",
               "## `reported`", "", _table(Reported), "",
               "## Build arguments", "",

@@ -15,6 +15,10 @@ torchvision and timm's ``resnet.py`` (v1, ResNeXt, Wide) already share resfam's 
 | timm senet (legacy SENet) | ``layer0.conv1..3`` / ``bn1..3`` (3x3 stem) | ``conv1.0 / .3 / .6`` / ``conv1.1 / .4``, ``bn1`` |
 | timm senet (legacy SENet) | ``...se_module``, ``last_linear`` | ``...se``, ``fc`` |
 | timm sknet | ``layerI.J.convK.conv`` / ``.bn`` (conv-norm-act units) | ``layerI.J.convK`` / ``bnK`` |
+| timm regnet | ``stem.conv`` / ``stem.bn``, ``head.fc`` | ``conv1`` / ``bn1``, ``fc`` |
+| timm regnet | ``sI.bJ.convK.conv`` / ``.bn``, ``...downsample.conv`` / ``.bn`` | ``layerI.{J-1}.convK`` / ``bnK``, ``...downsample.0`` / ``.1`` |
+| torchvision regnet | ``stem.0`` / ``stem.1`` | ``conv1`` / ``bn1`` |
+| torchvision regnet | ``trunk_output.blockI.blockI-J.f.{a,b,c}.{0,1}``, ``f.se``, ``proj.{0,1}`` | ``layerI.J.conv{1,2,3}`` / ``bn{1,2,3}``, ``se``, ``downsample.{0,1}`` |
 """
 from __future__ import annotations
 
@@ -102,6 +106,31 @@ def _v2_key(key: str, spec: Spec) -> str:
     return key
 
 
+REGNET_UNITS = {"a": "1", "b": "2", "c": "3"}  # torchvision's f.a / f.b / f.c
+
+
+def _regnet_key(key: str) -> str:
+    """timm's and torchvision's RegNet names (the table above)."""
+    key = re.sub(r"^stem\.(conv|0)\.", "conv1.", key)
+    key = re.sub(r"^stem\.(bn|1)\.", "bn1.", key)
+    key = re.sub(r"^head\.fc\.", "fc.", key)
+    m = re.match(r"^s(\d+)\.b(\d+)\.(.*)$", key)  # timm
+    if m:
+        rest = re.sub(r"^conv(\d)\.(conv|bn)\.",
+                      lambda u: f"{'conv' if u.group(2) == 'conv' else 'bn'}{u.group(1)}.", m.group(3))
+        rest = re.sub(r"^downsample\.(conv|bn)\.", lambda d: f"downsample.{int(d.group(1) == 'bn')}.", rest)
+        return f"layer{m.group(1)}.{int(m.group(2)) - 1}.{rest}"
+    m = re.match(r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.(.*)$", key)  # torchvision
+    if m:
+        rest = re.sub(r"^f\.([abc])\.([01])\.",
+                      lambda u: f"{'conv' if u.group(2) == '0' else 'bn'}{REGNET_UNITS[u.group(1)]}.",
+                      m.group(3))
+        rest = re.sub(r"^f\.se\.", "se.", rest)
+        rest = re.sub(r"^proj\.", "downsample.", rest)
+        return f"layer{m.group(1)}.{m.group(2)}.{rest}"
+    return key
+
+
 def _legacy_senet(state: dict) -> dict:
     """timm's senet.py (the original Caffe models' layout): ``layer0`` is the stem, a 7x7
     ``conv1`` / ``bn1`` or a 3x3 deep stem (conv1..3, bn1..3)."""
@@ -132,7 +161,9 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
     else:
         spec = get_spec(target)
     state = unwrap(state)
-    if any(k.startswith(("stages.", "stem.")) for k in state):
+    if any(k.startswith(("s1.b1.", "trunk_output.")) for k in state):
+        state = {_regnet_key(k): v for k, v in state.items()}
+    elif any(k.startswith(("stages.", "stem.")) for k in state):
         state = {_v2_key(k, spec): v for k, v in state.items()}
     elif any(k.startswith("layer0.") for k in state):
         state = _legacy_senet(state)

@@ -2,8 +2,9 @@
 merge. Every family's block is an instance of this class.
 
 Module names follow torchvision: ``conv1..convN`` are the units, ``bn{i}`` normalises the output
-of ``conv{i}`` and ``bn0`` the block input (pre-activation), ``se`` is the attention slot,
-``downsample`` the projection shortcut and ``gate`` the highway gate. ResNet v1 checkpoints therefore load by name.
+of ``conv{i}`` and ``bn0`` the block input (pre-activation), ``se`` is the attention slot (after
+the branch, or after ``conv2`` with ``attn.after: 3x3``), ``downsample`` the projection shortcut
+and ``gate`` the highway gate. ResNet v1 checkpoints therefore load by name.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class ResidualBlock(nn.Module):
     def __init__(self, params: BlockParams, in_ch: int, out_ch: int, *, stride: int = 1,
                  dilation: int = 1, first_dilation: Optional[int] = None,
                  placement: Placement, shortcut: Optional[nn.Module], merge: MergeParams,
-                 attn: Optional[nn.Module] = None, norm: str = "bn", act: str = "relu",
+                 attn=None, norm: str = "bn", act: str = "relu",
                  drop_path: float = 0.0):
         super().__init__()
         units = params.units(in_ch, out_ch, stride, dilation, first_dilation or dilation, norm, act)
@@ -60,7 +61,14 @@ class ResidualBlock(nn.Module):
             setattr(self, f"conv{i}", unit.module if unit is not None else None)
             setattr(self, f"bn{i}", norms.norm(norm, unit.out_channels) if needs_norm else None)
             setattr(self, f"act{i}", layers.act(act) if acts else None)
-        self.se = attn  # the attention slot (resfam.primitives.attention), timm's name for it
+        # the attention slot (resfam.primitives.attention; timm's name for it): after the branch,
+        # or after the second unit (the bottleneck's 3x3, RegNetY)
+        # (``attn``: resfam.primitives.attention.AttnParams, None for none)
+        from ..attention import build_attn  # (attention imports this package's KeyProblem)
+
+        self.se_after = 2 if attn is not None and attn.after == "3x3" else 0
+        self.se = None if attn is None else build_attn(
+            attn, units[1].out_channels if self.se_after else out_ch, in_ch)
         self.downsample = shortcut
         self.gate = (HighwayGate(in_ch, out_ch, stride, merge.kernel_size, merge.bias_init)
                      if merge.type == "gate" else None)
@@ -102,6 +110,8 @@ class ResidualBlock(nn.Module):
                 out = self.act2(out)
             if self.aa is not None and self.aa_after == 2:
                 out = self.aa(out)
+            if self.se is not None and self.se_after == 2:
+                out = self.se(out)
         if self.conv3 is not None:
             out = self.conv3(out)
             if self.bn3 is not None:
@@ -109,7 +119,7 @@ class ResidualBlock(nn.Module):
             if self.act3 is not None:
                 out = self.act3(out)
 
-        if self.se is not None:
+        if self.se is not None and self.se_after == 0:
             out = self.se(out)
         out = self.drop_path(out)  # always called: its output is F(x) (resfam.probe hooks it)
         if self.has_merge:
