@@ -20,6 +20,13 @@ PAPER_PARAMS = [
     ("iresnet101", 44.55, 2, "Duta et al. 2020 (= ResNet-101)"),
     ("iresnet152", 60.19, 2, "Duta et al. 2020 (= ResNet-152)"),
     ("iresnet200", 64.67, 2, "Duta et al. 2020 (= ResNet-200)"),
+    ("res2net50_48w_2s", 25.29, 2, "Res2Net official README"),
+    ("res2net50_26w_4s", 25.70, 2, "Res2Net official README"),
+    ("res2net50_14w_8s", 25.06, 2, "Res2Net official README"),
+    ("res2net50_26w_6s", 37.05, 2, "Res2Net official README"),
+    ("res2net50_26w_8s", 48.40, 2, "Res2Net official README"),
+    ("res2net101_26w_4s", 45.21, 2, "Res2Net official README"),
+    ("res2next50", 24.67, 2, "Res2Net official README"),
 ]
 
 
