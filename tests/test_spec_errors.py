@@ -85,6 +85,8 @@ CASES = {
     "regnet multiplier of 1": ("extends: regnetx_002\nname: mynet\nstages: {regnet: {wm: 1.0}}\n",
                                "stages.regnet.wm", "greater than 1"),
     "stages without depth": (BASE.replace("depth: [2, 2], ", ""), "stages", "stages needs depth"),
+    "shortcut reading a pre-activation a post block lacks": (
+        BASE + "    shortcut: {reads: preact}\n", "shortcut.reads", "use order: pre"),
 }
 
 

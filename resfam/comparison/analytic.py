@@ -146,7 +146,7 @@ def attention(t: Tally, p, x: Shape, in_ch: int) -> None:
     if p.type == "se":
         rd = se_reduced(p, x.c, in_ch)
         conv(t, Shape(x.c, 1, 1), rd, 1, bias=True)
-        t.op("relu", rd)
+        act(t, p.act, Shape(rd, 1, 1))
         conv(t, Shape(rd, 1, 1), x.c, 1, bias=True)
     else:
         k = p.kernel_size or eca_kernel_size(x.c)
@@ -392,6 +392,7 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
                       placement(m.order, j, plan.depth))
     if m.head.norm:
         norm(t, m.norm, x)
+    if m.head.norm or m.head.act:
         act(t, m.act, x)
     features = x.c
     if m.head.pool == "avg":

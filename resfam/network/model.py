@@ -82,7 +82,8 @@ class ResFamNet(nn.Module):
         return net
 
     def _assemble(self, spec: Spec, args: BuildArgs) -> None:
-        with layers.conv_style(spec.model.conv), norms.group_count(args.norm_groups):
+        groups = norms.group_count(args.norm_groups, spec.model.gn_group_size)
+        with layers.conv_style(spec.model.conv), groups:
             self._assemble_parts(spec, args)
 
     def _assemble_parts(self, spec: Spec, args: BuildArgs) -> None:
@@ -124,6 +125,7 @@ class ResFamNet(nn.Module):
                     shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, geo.dilation, norm,
                                             first),
                     merge=plan.merge, attn=plan.attn, norm=norm, act=m.act,
+                    shortcut_reads_preact=plan.shortcut.reads == "preact",
                     drop_path=drop_path_rate * index / max(total - 1, 1))
                 index += 1
             name = f"layer{i + 1}"
@@ -141,7 +143,7 @@ class ResFamNet(nn.Module):
             self.norm = self.final_act = self.global_pool = self.head_drop = self.fc = None
         else:
             self.norm = norms.norm(norm, in_ch) if m.head.norm else None
-            self.final_act = layers.act(m.act) if m.head.norm else None
+            self.final_act = layers.act(m.act) if m.head.norm or m.head.act else None
             self.global_pool = nn.AdaptiveAvgPool2d(1) if m.head.pool == "avg" else nn.Identity()
             if m.head.pool == "flatten":  # the classifier sees every position
                 self.num_features = in_ch * self._flat_size(m.input_size)
@@ -266,7 +268,9 @@ class ResFamNet(nn.Module):
         for name in self.stage_names:
             x = self._run_stage(getattr(self, name), x)
         if self.norm is not None:
-            x = self.final_act(self.norm(x))
+            x = self.norm(x)
+        if self.final_act is not None:
+            x = self.final_act(x)
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from .blocks.base import KeyProblem
-from .layers import reduced_channels
+from .layers import ACTS, act, reduced_channels
 
 ATTN_TYPES = ("none", "se", "eca")
 
@@ -42,6 +42,8 @@ class AttnParams(BaseModel):
                                                  "of this")
     kernel_size: Optional[int] = Field(None, ge=1, description="eca: 1-D kernel size (default: "
                                                                "from the channel count, Eq. (12))")
+    act: Literal[tuple(ACTS)] = Field("relu", description="se: the activation between the two "
+                                      "1x1s (timm's RegNets use the network's, e.g. silu)")
     after: Literal["branch", "3x3"] = Field(
         "branch", description="where the slot sits: after the residual branch (SENet), or after "
                               "the bottleneck's 3x3, its norm and activation (RegNetY)")
@@ -56,10 +58,10 @@ class AttnParams(BaseModel):
 
 
 class SqueezeExcite(nn.Module):
-    def __init__(self, channels: int, reduced: int):
+    def __init__(self, channels: int, reduced: int, act_kind: str = "relu"):
         super().__init__()
         self.fc1 = nn.Conv2d(channels, reduced, 1)
-        self.act = nn.ReLU(inplace=True)
+        self.act = act(act_kind, inplace=True)
         self.fc2 = nn.Conv2d(reduced, channels, 1)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
@@ -95,7 +97,7 @@ def se_reduced(p: AttnParams, channels: int, in_ch: int) -> int:
 def build_attn(p: AttnParams, channels: int, in_ch: Optional[int] = None) -> Optional[nn.Module]:
     """The slot's module on ``channels`` (``in_ch``: the block's input width, for ``rd_of``)."""
     if p.type == "se":
-        return SqueezeExcite(channels, se_reduced(p, channels, in_ch or channels))
+        return SqueezeExcite(channels, se_reduced(p, channels, in_ch or channels), p.act)
     if p.type == "eca":
         return EfficientChannelAttention(channels, p.kernel_size)
     return None

@@ -66,13 +66,14 @@ class FilterResponseNorm(NormAct):
         return torch.maximum(self.affine(x), self.tau.view(1, -1, 1, 1))
 
 
-_GN_GROUPS = contextvars.ContextVar("gn_groups", default=32)
+_GN_GROUPS = contextvars.ContextVar("gn_groups", default=32)  # a count, or ("size", channels)
 
 
 @contextlib.contextmanager
-def group_count(groups: int | None):
-    """While a network is assembled, ``gn`` layers use ``groups`` groups (None: 32)."""
-    token = _GN_GROUPS.set(groups or 32)
+def group_count(groups: int | None, group_size: int | None = None):
+    """While a network is assembled, ``gn`` layers use ``groups`` groups, or without a count
+    groups of ``group_size`` channels (timm's ``group_size``), else 32 groups."""
+    token = _GN_GROUPS.set(groups or (("size", group_size) if group_size else 32))
     try:
         yield
     finally:
@@ -80,7 +81,10 @@ def group_count(groups: int | None):
 
 
 def _group_norm(channels: int) -> nn.Module:
-    return nn.GroupNorm(math.gcd(_GN_GROUPS.get(), channels), channels)
+    groups = _GN_GROUPS.get()
+    if isinstance(groups, tuple):  # groups of a given size: channels / size of them
+        groups = max(1, channels // groups[1])
+    return nn.GroupNorm(math.gcd(groups, channels), channels)
 
 
 def _frozen(channels: int) -> nn.Module:

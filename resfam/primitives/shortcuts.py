@@ -38,6 +38,10 @@ class ShortcutParams(BaseModel):
                                           "where a block changes shape")
     norm: bool = Field(True, description="norm after the projection conv (ResNet v2 projects "
                                          "the pre-activated input and has none)")
+    reads: Literal["auto", "preact"] = Field(
+        "auto", description="order pre: auto, a projection reads the pre-activated input and the "
+                            "identity the block input (ResNet v2); preact, both read the "
+                            "pre-activated input (timm's pre-activation RegNet, regnetv_*)")
 
     def check(self, in_ch: int, out_ch: int, stride: int) -> None:
         if self.type == "identity" and (stride > 1 or in_ch != out_ch):

@@ -9,6 +9,7 @@
 | conv7 | 7x7/2 conv, BN, ReLU, no pool | iResNet (Duta et al. 2020, Sec. 3.1) |
 | cifar | 3x3/1 conv, BN, ReLU | CIFAR nets (He et al. 2016, Sec. 4.2) |
 | conv3 | 3x3/2 conv, BN, ReLU, no pool | AnyNet / RegNet's stem (Radosavovic et al. 2020, Sec. 3.1, Fig. 3a: "stride-two 3x3 conv", width 32) |
+| preact_conv3 | 3x3/2 conv only | RegNet's stem, pre-activated (timm's regnetv_*) |
 | preact_conv7_maxpool | 7x7/2 conv, max-pool, no BN/ReLU | ResNet v2 (the first block pre-activates) |
 | preact_deep_maxpool | three 3x3 convs (first /2), max-pool, no BN/ReLU after the last conv | ResNet v2 with the ResNet-C stem (timm's resnetv2_*d) |
 | preact_cifar | 3x3/1 conv only | pre-act CIFAR nets, WRN |
@@ -44,6 +45,7 @@ PRESETS = {
     "conv7": _Preset(7, 2, False, True, None),
     "cifar": _Preset(3, 1, False, True, None),
     "conv3": _Preset(3, 2, False, True, None),
+    "preact_conv3": _Preset(3, 2, False, False, None),
     "preact_conv7_maxpool": _Preset(7, 2, False, False, "max"),
     "preact_deep_maxpool": _Preset(3, 2, True, False, "max"),
     "preact_cifar": _Preset(3, 1, False, False, None),

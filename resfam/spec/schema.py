@@ -84,6 +84,8 @@ class HeadParams(_Model):
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the classifier")
     norm: bool = Field(False, description="norm + act on the last stage's output before pooling "
                                           "(pre-activation nets)")
+    act: bool = Field(False, description="the activation alone on the last stage's output, no "
+                                         "norm (timm's pre-activation RegNet, regnetv_*)")
     pool: Literal["avg", "flatten"] = Field("avg", description="global average pool, or flatten "
                                             "the last feature map (a fixed input_size; LeNet-style "
                                             "heads)")
@@ -133,6 +135,9 @@ class SpecModel(_Model):
     order: Literal[ORDERS] = Field("post", description="norm/act placement: post (v1), pre (v2), "
                                                         "iresnet (start/middle/end blocks)")
     norm: Literal[tuple(NORMS)] = Field("bn", description="normalisation layer")
+    gn_group_size: Optional[int] = Field(None, ge=1, description="norm gn: groups of this many "
+                                         "channels (timm's group_size) instead of 32 groups; the "
+                                         "norm_groups build argument overrides it")
     conv: ConvParams = Field(default_factory=ConvParams, description="plain or weight-standardised "
                              "convs (stem, branches, shortcuts)")
     act: Literal[tuple(ACTS)] = Field("relu", description="activation")
@@ -390,6 +395,9 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
         if not b.supports(model.order):
             raise SpecError(f"block type {b.type!r} does not support order {model.order!r}",
                             key="order", hint=f"supported: {', '.join(o for o in ORDERS if b.supports(o))}")
+        if s.reads == "preact" and model.order != "pre":
+            raise SpecError("only a pre-activation block has a pre-activated input to read",
+                            key="shortcut.reads", hint="remove it, or use order: pre")
         if (s.type == "none") != (m.type == "none"):
             raise SpecError("a block without a shortcut has nothing to merge, and a merge needs a "
                             "shortcut", key="merge.type",

@@ -17,6 +17,7 @@ torchvision and timm's ``resnet.py`` (v1, ResNeXt, Wide) already share resfam's 
 | timm sknet | ``layerI.J.convK.conv`` / ``.bn`` (conv-norm-act units) | ``layerI.J.convK`` / ``bnK`` |
 | timm regnet | ``stem.conv`` / ``stem.bn``, ``head.fc`` | ``conv1`` / ``bn1``, ``fc`` |
 | timm regnet | ``sI.bJ.convK.conv`` / ``.bn``, ``...downsample.conv`` / ``.bn`` | ``layerI.{J-1}.convK`` / ``bnK``, ``...downsample.0`` / ``.1`` |
+| timm regnetv (pre-activated) | ``stem.weight``, ``sI.bJ.normK``, ``...downsample.weight`` | ``conv1.weight``, ``layerI.{J-1}.bn{K-1}``, ``...downsample.0.weight`` |
 | torchvision regnet | ``stem.0`` / ``stem.1`` | ``conv1`` / ``bn1`` |
 | torchvision regnet | ``trunk_output.blockI.blockI-J.f.{a,b,c}.{0,1}``, ``f.se``, ``proj.{0,1}`` | ``layerI.J.conv{1,2,3}`` / ``bn{1,2,3}``, ``se``, ``downsample.{0,1}`` |
 """
@@ -111,6 +112,7 @@ REGNET_UNITS = {"a": "1", "b": "2", "c": "3"}  # torchvision's f.a / f.b / f.c
 
 def _regnet_key(key: str) -> str:
     """timm's and torchvision's RegNet names (the table above)."""
+    key = re.sub(r"^stem\.weight$", "conv1.weight", key)  # the pre-activated stem: a bare conv
     key = re.sub(r"^stem\.(conv|0)\.", "conv1.", key)
     key = re.sub(r"^stem\.(bn|1)\.", "bn1.", key)
     key = re.sub(r"^head\.fc\.", "fc.", key)
@@ -119,6 +121,8 @@ def _regnet_key(key: str) -> str:
         rest = re.sub(r"^conv(\d)\.(conv|bn)\.",
                       lambda u: f"{'conv' if u.group(2) == 'conv' else 'bn'}{u.group(1)}.", m.group(3))
         rest = re.sub(r"^downsample\.(conv|bn)\.", lambda d: f"downsample.{int(d.group(1) == 'bn')}.", rest)
+        rest = re.sub(r"^downsample\.weight$", "downsample.0.weight", rest)  # pre-activated: a bare conv
+        rest = re.sub(r"^norm(\d)\.", lambda n: f"bn{int(n.group(1)) - 1}.", rest)  # normK precedes convK
         return f"layer{m.group(1)}.{int(m.group(2)) - 1}.{rest}"
     m = re.match(r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.(.*)$", key)  # torchvision
     if m:

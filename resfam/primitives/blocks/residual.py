@@ -32,13 +32,14 @@ class ResidualBlock(nn.Module):
                  dilation: int = 1, first_dilation: Optional[int] = None,
                  placement: Placement, shortcut: Optional[nn.Module], merge: MergeParams,
                  attn=None, norm: str = "bn", act: str = "relu",
-                 drop_path: float = 0.0):
+                 drop_path: float = 0.0, shortcut_reads_preact: bool = False):
         super().__init__()
         units = params.units(in_ch, out_ch, stride, dilation, first_dilation or dilation, norm, act)
         if not 1 <= len(units) <= MAX_UNITS:
             raise ValueError(f"a block type gave {len(units)} units; 1 to {MAX_UNITS} are supported")
         self.placement = placement  # what the order placed (forward reads the flags below)
         self.shortcut_preact = placement.shortcut_preact
+        self.identity_preact = shortcut_reads_preact and placement.pre_norm
         self.has_merge = merge.type != "none"
         self.bn0 = norms.norm(norm, in_ch) if placement.pre_norm else None
         # in place only on the norm's own output: iResNet's first middle block activates its
@@ -61,14 +62,17 @@ class ResidualBlock(nn.Module):
             setattr(self, f"conv{i}", unit.module if unit is not None else None)
             setattr(self, f"bn{i}", norms.norm(norm, unit.out_channels) if needs_norm else None)
             setattr(self, f"act{i}", layers.act(act) if acts else None)
-        # the attention slot (resfam.primitives.attention; timm's name for it): after the branch,
-        # or after the second unit (the bottleneck's 3x3, RegNetY)
+        # the attention slot (resfam.primitives.attention; timm's name for it): after the branch
+        # (se_site 0), or after the second unit (the bottleneck's 3x3, RegNetY): after its norm
+        # and activation in order post (2), right after the conv where the order puts the next
+        # norm before the next conv (1: pre-activation, timm's regnetv_*)
         # (``attn``: resfam.primitives.attention.AttnParams, None for none)
         from ..attention import build_attn  # (attention imports this package's KeyProblem)
 
-        self.se_after = 2 if attn is not None and attn.after == "3x3" else 0
+        after_3x3 = attn is not None and attn.after == "3x3"
+        self.se_site = 0 if not after_3x3 else (1 if placement.pre_norm else 2)
         self.se = None if attn is None else build_attn(
-            attn, units[1].out_channels if self.se_after else out_ch, in_ch)
+            attn, units[1].out_channels if after_3x3 else out_ch, in_ch)
         self.downsample = shortcut
         self.gate = (HighwayGate(in_ch, out_ch, stride, merge.kernel_size, merge.bias_init)
                      if merge.type == "gate" else None)
@@ -86,7 +90,7 @@ class ResidualBlock(nn.Module):
         out = x
         if self.bn0 is not None and self.act0 is not None:  # pre-activation
             out = self.act0(self.bn0(x))
-            if self.shortcut_preact and self.downsample is not None:
+            if (self.shortcut_preact and self.downsample is not None) or self.identity_preact:
                 shortcut_in = out
         elif self.act0 is not None:  # iResNet (official code): F(relu x) + relu x
             x = self.act0(x)
@@ -104,13 +108,15 @@ class ResidualBlock(nn.Module):
             out = self.aa(out)
         if self.conv2 is not None:
             out = self.conv2(out)
+            if self.se is not None and self.se_site == 1:
+                out = self.se(out)
             if self.bn2 is not None:
                 out = self.bn2(out)
             if self.act2 is not None:
                 out = self.act2(out)
             if self.aa is not None and self.aa_after == 2:
                 out = self.aa(out)
-            if self.se is not None and self.se_after == 2:
+            if self.se is not None and self.se_site == 2:
                 out = self.se(out)
         if self.conv3 is not None:
             out = self.conv3(out)
@@ -119,7 +125,7 @@ class ResidualBlock(nn.Module):
             if self.act3 is not None:
                 out = self.act3(out)
 
-        if self.se is not None and self.se_after == 0:
+        if self.se is not None and self.se_site == 0:
             out = self.se(out)
         out = self.drop_path(out)  # always called: its output is F(x) (resfam.probe hooks it)
         if self.has_merge:
