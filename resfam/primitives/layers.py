@@ -83,8 +83,13 @@ def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: i
                groups=groups, bias=bias, **extra)
 
 
+INPLACE_ACTS = ("relu", "silu")  # the ones with an in-place form (nn.GELU has none)
+
+
 def act(kind: str, inplace: bool = True) -> nn.Module:
-    return ACTS[kind](inplace=inplace) if kind == "relu" else ACTS[kind]()
+    """An activation module; in place where the kind has an in-place form and ``inplace`` (the
+    callers pass a tensor nothing else reads: a norm's or an addition's own output)."""
+    return ACTS[kind](inplace=inplace) if kind in INPLACE_ACTS else ACTS[kind]()
 
 
 def drop_path(p: float) -> nn.Module:
