@@ -185,8 +185,9 @@ def split_attention(t: Tally, p, x: Shape, out: int, stride: int, dilation: int,
     norm(t, norm_kind, u)
     act(t, act_kind, u)
     rd = reduced_channels(x.c * p.radix, p.rd_ratio, p.rd_divisor, p.min_width)
-    t.skip("sum")
-    t.op("mean", out * u.h * u.w)
+    t.op("mean", u.numel)  # pooled first, then the splits summed (a pooled-size sum)
+    if p.radix > 1:
+        t.skip("sum")
     a = conv(t, Shape(out, 1, 1), rd, 1, groups=groups, bias=True)
     norm(t, norm_kind, a)
     act(t, act_kind, a)
@@ -194,8 +195,9 @@ def split_attention(t: Tally, p, x: Shape, out: int, stride: int, dilation: int,
     if p.radix == 1:
         t.op("sigmoid", out)
     else:
-        t.skip("softmax", "sum")
+        t.skip("softmax")
     t.op("mul", u.numel)
+    t.op("add", (p.radix - 1) * out * u.h * u.w)  # the weighted splits, summed
     return u.at(out)
 
 
