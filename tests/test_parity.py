@@ -48,15 +48,17 @@ def _params(names):
     return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in names]
 
 
-def check_parity(reference: torch.nn.Module, name: str, **kwargs) -> None:
+def check_parity(reference: torch.nn.Module, name: str, dtype=torch.float32, tol=1e-4,
+                 **kwargs) -> None:
     reference = randomize_norms(reference.eval())
     model = resfam.build(name, **kwargs).eval()
     assert n_params(model) == n_params(reference)
     model.load_state_dict(resfam.convert_state_dict(reference.state_dict(), name), strict=True)
-    x = torch.randn(2, 3, 64, 64)
+    reference, model = reference.to(dtype), model.to(dtype)
+    x = torch.randn(2, 3, 64, 64, dtype=dtype)
     with torch.no_grad():
         expected, got = reference(x), model(x)
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got, expected, atol=tol, rtol=tol)
 
 
 @pytest.mark.parametrize("name", _params([n for n in TIMM if n not in SHAPES_ONLY]))
@@ -121,12 +123,7 @@ def test_regnet_parity_in_float64(name):
     timm's pre-activated regnetv, whose shortcut reads the pre-activated input even where it is
     the identity), SiLU inside the SE, GroupNorm by group size: equal in float64, where a
     misplaced norm or activation cannot hide in float32 rounding."""
-    reference = randomize_norms(timm.create_model(name).eval()).double()
-    model = resfam.build(name).eval()
-    model.load_state_dict(resfam.convert_state_dict(reference.state_dict(), name), strict=True)
-    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
-    with torch.no_grad():
-        torch.testing.assert_close(model.double()(x), reference(x), atol=1e-10, rtol=1e-10)
+    check_parity(timm.create_model(name), name, dtype=torch.float64, tol=1e-10)
 
 
 def test_regnet_features_only_equal_timm():

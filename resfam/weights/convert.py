@@ -88,6 +88,15 @@ def _deep_stem_key(kind: str, index: str, rest: str) -> str | None:
     return f"{target}.{rest}" if target else None
 
 
+def _norm_before_conv(rest: str) -> str:
+    """A pre-activation block's ``normK`` (before ``convK``) as resfam's ``bn{K-1}`` (after
+    ``conv{K-1}``; ``bn0`` normalises the block input): timm's resnetv2 and regnetv."""
+    return re.sub(r"^norm(\d+)\.", lambda n: f"bn{int(n.group(1)) - 1}.", rest)
+
+
+CONV_NORM_ACT_UNIT = r"conv(\d)\.(conv|bn)\."  # timm's ``convK.conv`` / ``convK.bn`` units
+
+
 def _v2_key(key: str, spec: Spec) -> str:
     m = re.match(r"^stem\.(conv|norm)(\d?)\.(.*)$", key)
     if m:
@@ -99,7 +108,7 @@ def _v2_key(key: str, spec: Spec) -> str:
     m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", key)
     if m:
         stage, block, rest = int(m.group(1)), m.group(2), m.group(3)
-        rest = re.sub(r"^norm(\d+)\.", lambda n: f"bn{int(n.group(1)) - 1}.", rest)
+        rest = _norm_before_conv(rest)
         pool = stage < len(spec.stages) and spec.stages[stage].shortcut.type in POOL_FIRST
         rest = re.sub(r"^downsample\.(conv|norm)\.",
                       lambda d: f"downsample.{(d.group(1) == 'norm') + pool}.", rest)
@@ -118,11 +127,10 @@ def _regnet_key(key: str) -> str:
     key = re.sub(r"^head\.fc\.", "fc.", key)
     m = re.match(r"^s(\d+)\.b(\d+)\.(.*)$", key)  # timm
     if m:
-        rest = re.sub(r"^conv(\d)\.(conv|bn)\.",
-                      lambda u: f"{'conv' if u.group(2) == 'conv' else 'bn'}{u.group(1)}.", m.group(3))
+        rest = re.sub("^" + CONV_NORM_ACT_UNIT, r"\2\1.", m.group(3))
         rest = re.sub(r"^downsample\.(conv|bn)\.", lambda d: f"downsample.{int(d.group(1) == 'bn')}.", rest)
         rest = re.sub(r"^downsample\.weight$", "downsample.0.weight", rest)  # pre-activated: a bare conv
-        rest = re.sub(r"^norm(\d)\.", lambda n: f"bn{int(n.group(1)) - 1}.", rest)  # normK precedes convK
+        rest = _norm_before_conv(rest)
         return f"layer{m.group(1)}.{int(m.group(2)) - 1}.{rest}"
     m = re.match(r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.(.*)$", key)  # torchvision
     if m:
@@ -177,7 +185,7 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
     for key, value in state.items():
         key = re.sub(r"^(layer\d+\.\d+)\.(convs|bns)\.", r"\1.conv2.\2.", key)
         if sknet:  # conv-norm-act units (not ResNeSt's conv2.conv, which keeps its name)
-            key = re.sub(r"^(layer\d+\.\d+)\.conv(\d)\.(conv|bn)\.", r"\1.\3\2.", key)
+            key = re.sub(r"^(layer\d+\.\d+)\." + CONV_NORM_ACT_UNIT, r"\1.\3\2.", key)
         m = re.match(r"^(layer\d+)\.(\d+)\.bn(\d+)\.(.*)$", key)
         if spec.order == "iresnet" and m and int(m.group(2)) == last.get(m.group(1)) \
                 and int(m.group(3)) == spec.stages[int(m.group(1)[5:]) - 1].block.n_units:
