@@ -18,6 +18,7 @@ import torch
 import torchvision
 
 import resfam
+import resfam.weights.hub  # monkeypatched below: resfam loads it lazily, on first use
 from conftest import randomize_norms, warm_hf_cache
 
 def run_offline(tmp_path, code):
