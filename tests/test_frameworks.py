@@ -20,6 +20,7 @@ import re
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -413,6 +414,8 @@ D2_CASES = {
                              MODEL__BACKBONE__FREEZE_AT=0),
     "res5-dilation": dict(MODEL__RESNETS__OUT_FEATURES=["res3", "res5"], MODEL__RESNETS__RES5_DILATION=2,
                           MODEL__BACKBONE__FREEZE_AT=3, MODEL__RESNETS__NORM="BN"),
+    "stem-naive-sync": dict(MODEL__RESNETS__OUT_FEATURES=["stem", "res3"], MODEL__RESNETS__NORM="naiveSyncBN",
+                            MODEL__BACKBONE__FREEZE_AT=0),
     "r18": dict(MODEL__RESNETS__DEPTH=18, MODEL__RESNETS__RES2_OUT_CHANNELS=64, MODEL__RESFAM__ARCH="resnet18",
                 MODEL__RESNETS__OUT_FEATURES=["res2", "res5"], MODEL__RESNETS__NORM="BN",
                 MODEL__BACKBONE__FREEZE_AT=1),
@@ -467,10 +470,14 @@ def _d2_losses(model, batch, seed=0) -> dict:
         return model(batch)
 
 
-D2_DETECTORS = {
-    "faster_rcnn_fpn": ("COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml", "build_resfam_fpn_backbone"),
-    "retinanet": ("COCO-Detection/retinanet_R_50_FPN_1x.yaml", "build_retinanet_resfam_fpn_backbone"),
-    "faster_rcnn_c4": ("COCO-Detection/faster_rcnn_R_50_C4_1x.yaml", "build_resfam_backbone"),
+D2_DETECTORS = {  # model-zoo config, the keys a user changes for a resfam backbone
+    "faster_rcnn_fpn": ("COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml",
+                        dict(MODEL__BACKBONE__NAME="build_resfam_fpn_backbone")),
+    "retinanet": ("COCO-Detection/retinanet_R_50_FPN_1x.yaml",
+                  dict(MODEL__BACKBONE__NAME="build_retinanet_resfam_fpn_backbone")),
+    "faster_rcnn_c4": ("COCO-Detection/faster_rcnn_R_50_C4_1x.yaml",
+                       dict(MODEL__BACKBONE__NAME="build_resfam_backbone",
+                            MODEL__ROI_HEADS__NAME="ResFamRes5ROIHeads")),
 }
 
 
@@ -481,9 +488,9 @@ def test_d2_stock_config_by_name_matches_detectron2(name):
     detector: the same keys, and with the same weights the same losses and detections."""
     from detectron2.modeling import build_model
 
-    config, builder = D2_DETECTORS[name]
+    config, keys = D2_DETECTORS[name]
     stock_cfg = d2_cfg(config)
-    ours_cfg = d2_cfg(config, MODEL__BACKBONE__NAME=builder, MODEL__RESFAM__ARCH="resnet50")
+    ours_cfg = d2_cfg(config, MODEL__RESFAM__ARCH="resnet50", **keys)
     torch.manual_seed(0)
     stock = build_model(stock_cfg)
     ours = build_model(ours_cfg)
@@ -531,7 +538,7 @@ def test_d2_model_weights_load_every_layout(tmp_path):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    config, builder = D2_DETECTORS["faster_rcnn_fpn"]
+    config, keys = D2_DETECTORS["faster_rcnn_fpn"]
     tv = _perturbed(torchvision.models.resnet50().state_dict())
     for k in [k for k in tv if "running" in k]:  # R-50.pkl: affine-only norms
         tv[k] = torch.zeros_like(tv[k]) if "mean" in k else torch.ones_like(tv[k])
@@ -541,7 +548,7 @@ def test_d2_model_weights_load_every_layout(tmp_path):
     DetectionCheckpointer(stock).load(str(pkl))
 
     def ours_with(weights):
-        cfg = d2_cfg(config, MODEL__BACKBONE__NAME=builder, MODEL__RESFAM__ARCH="resnet50", MODEL__WEIGHTS=weights)
+        cfg = d2_cfg(config, MODEL__RESFAM__ARCH="resnet50", MODEL__WEIGHTS=weights, **keys)
         model = build_model(cfg)
         DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
         return model
@@ -561,8 +568,7 @@ def test_d2_model_weights_load_every_layout(tmp_path):
     timm_state = _perturbed(timm.create_model("resnet50d").state_dict(), seed=2)  # deep stem, avg-pool shortcuts
     timm_ckpt = tmp_path / "resnet50d.pth"
     torch.save(timm_state, timm_ckpt)
-    cfg = d2_cfg(config, MODEL__BACKBONE__NAME=builder, MODEL__RESFAM__ARCH="resnet50d",
-                 MODEL__WEIGHTS=str(timm_ckpt))
+    cfg = d2_cfg(config, MODEL__RESFAM__ARCH="resnet50d", MODEL__WEIGHTS=str(timm_ckpt), **keys)
     body = build_model(cfg).backbone.bottom_up.body
     assert torch.equal(body.conv1[3].weight, timm_state["conv1.3.weight"])
     assert torch.equal(body.layer3[0].downsample[1].weight, timm_state["layer3.0.downsample.1.weight"])
@@ -572,6 +578,109 @@ def test_d2_model_weights_load_every_layout(tmp_path):
     saved = torch.load(d2_ckpt, weights_only=True)["model"]
     for k, v in ours.state_dict().items():
         assert torch.equal(v, saved[k]), k
+
+
+def _timm_weights(arch: str, tmp_path, seed: int = 5):
+    """A timm classification checkpoint with random weights and norm statistics away from 0 / 1
+    (the file MODEL.WEIGHTS names), and timm's network holding it in float64 (the reference)."""
+    import timm
+
+    ref = timm.create_model(arch)
+    state = _perturbed(ref.state_dict(), seed)
+    ref.load_state_dict(state)
+    path = tmp_path / f"{arch}.pth"
+    torch.save(state, path)
+    return ref.double().eval(), str(path)
+
+
+def _timm_levels(ref, x) -> dict:
+    """timm's stage outputs res2..res5 (float64, eval)."""
+    out = {}
+    x = ref.maxpool(ref.act1(ref.bn1(ref.conv1(x))))
+    for i in range(1, 5):
+        x = out[f"res{i + 1}"] = getattr(ref, f"layer{i}")(x)
+    return out
+
+
+class _TrainerWithoutData:
+    """detectron2's DefaultTrainer, its data loader left out (resume_or_load is what is tested)."""
+
+    @staticmethod
+    def make(cfg):
+        from detectron2.engine import DefaultTrainer
+
+        class Trainer(DefaultTrainer):
+            @classmethod
+            def build_train_loader(cls, cfg):
+                return []
+
+        return Trainer(cfg)
+
+
+@needs_d2
+@pytest.mark.parametrize("route", ["DefaultPredictor", "DefaultTrainer"])
+@pytest.mark.parametrize("detector", ["faster_rcnn_fpn", "faster_rcnn_c4"])
+def test_d2_classification_weights_survive_the_checkpointer(tmp_path, route, detector):
+    """docs/backbone.md's route: MODEL.WEIGHTS = a timm .pth. After DefaultPredictor (or
+    DefaultTrainer.resume_or_load) the backbone and the C4 res5 head hold the file's weights
+    and norm statistics: their outputs equal timm's network's on the same file (float64).
+    detectron2's FrozenBN alone would reset every statistic the checkpointer does not find."""
+    from detectron2.engine import DefaultPredictor
+
+    arch = "res2net50_26w_4s"
+    ref, path = _timm_weights(arch, tmp_path)
+    config, keys = D2_DETECTORS[detector]
+    cfg = d2_cfg(config, MODEL__RESFAM__ARCH=arch, MODEL__WEIGHTS=path, MODEL__RESNETS__STRIDE_IN_1X1=False,
+                 OUTPUT_DIR=str(tmp_path / "out"), **keys)
+    if route == "DefaultPredictor":
+        model = DefaultPredictor(cfg).model
+    else:
+        trainer = _TrainerWithoutData.make(cfg)
+        trainer.resume_or_load(resume=False)
+        model = trainer.model
+    model.eval().double()
+    x = torch.randn(1, 3, 64, 64, dtype=torch.float64)
+    want = _timm_levels(ref, x)
+    bottom_up = model.backbone.bottom_up if detector.endswith("fpn") else model.backbone
+    got = bottom_up(x)
+    for name in got:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-9, atol=1e-9 * float(want[name].abs().max()))
+    if detector.endswith("c4"):
+        res5 = model.roi_heads.res5(want["res4"])
+        torch.testing.assert_close(res5, want["res5"], rtol=1e-9, atol=1e-9 * float(want["res5"].abs().max()))
+
+
+@needs_d2
+def test_d2_c4_head_is_the_archs_last_stage(tmp_path):
+    """ResFamRes5ROIHeads' res5 is the arch's own last stage (ResNeXt's groups, a ResNet-18's
+    basic blocks and 512 channels), loaded from a torchvision .pth (every tensor of layer4);
+    detectron2's Res5ROIHeads with a resfam backbone is refused in one line."""
+    import torchvision
+    from detectron2.modeling import build_model
+
+    from resfam.errors import BuildArgumentError
+
+    config, keys = D2_DETECTORS["faster_rcnn_c4"]
+    tv = _perturbed(torchvision.models.resnext50_32x4d().state_dict(), seed=4)
+    pth = tmp_path / "resnext50.pth"
+    torch.save(tv, pth)
+    model = build_model(d2_cfg(config, MODEL__RESFAM__ARCH="resnext50_32x4d", MODEL__WEIGHTS=str(pth),
+                               MODEL__RESNETS__STRIDE_IN_1X1=False, **keys))
+    res5 = model.roi_heads.res5
+    assert res5[0].conv2.groups == 32 and sum(1 for m in res5.modules() if isinstance(m, torch.nn.Conv2d)) == 10
+    held = {**dict(res5.named_parameters()), **dict(res5.named_buffers())}
+    loaded = {k[len("layer4."):]: v for k, v in tv.items() if k.startswith("layer4.") and "num_batches" not in k}
+    assert set(loaded) == set(held)
+    for k, v in loaded.items():
+        assert torch.equal(held[k], v), k
+    assert next(iter(res5.state_dict())) == "0.conv1.weight" and "0.shortcut.norm.running_var" in res5.state_dict()
+    r18 = build_model(d2_cfg(config, MODEL__RESFAM__ARCH="resnet18", **keys))
+    assert r18.roi_heads.box_predictor.cls_score.in_features == 512
+    r18.eval()
+    with torch.no_grad():
+        r18(_d2_batch(1))  # detectron2's own head fails here with a shape error
+    with pytest.raises(BuildArgumentError, match="ResFamRes5ROIHeads"):
+        build_model(d2_cfg(config, MODEL__RESFAM__ARCH="resnet50", MODEL__BACKBONE__NAME="build_resfam_backbone"))
 
 
 @needs_d2
@@ -600,14 +709,23 @@ def test_d2_config_keys_and_errors(tmp_path):
             backbone_from_cfg(bad, ShapeSpec(channels=3))
     c4 = backbone_from_cfg(d2_cfg(), ShapeSpec(channels=3))  # OUT_FEATURES ['res4']
     assert not hasattr(c4.body, "layer4")
+    # the keys the arch decides: ignored with a warning where a config contradicts the arch
+    with pytest.warns(UserWarning, match="NUM_GROUPS=1 ignored"):
+        backbone_from_cfg(d2_cfg(MODEL__RESFAM__ARCH="resnext50_32x4d"), ShapeSpec(channels=3))
+    with pytest.warns(UserWarning, match="DEPTH=101 ignored"):
+        backbone_from_cfg(d2_cfg(MODEL__RESNETS__DEPTH=101), ShapeSpec(channels=3))
+    with warnings.catch_warnings():  # a stock R-50 config's keys agree with these (or mean nothing)
+        warnings.simplefilter("error")
+        for arch in ("resnet50", "res2net50_26w_4s", "seresnet50"):
+            backbone_from_cfg(d2_cfg(MODEL__RESFAM__ARCH=arch), ShapeSpec(channels=3))
 
 
-def d2_model(config: str, builder: str):
+def d2_model(config: str, keys: dict):
     from detectron2.modeling import build_model
 
     import resfam.integrations.detectron2  # noqa: F401 - registers the builders
 
-    model = build_model(d2_cfg(config, MODEL__BACKBONE__NAME=builder, MODEL__RESFAM__ARCH="resnet50"))
+    model = build_model(d2_cfg(config, MODEL__RESFAM__ARCH="resnet50", **keys))
     model.train()
 
     def loss_of(ddp, batch):
@@ -624,9 +742,16 @@ def d2_fpn_model():
     return d2_model(*D2_DETECTORS["faster_rcnn_fpn"])
 
 
+def d2_naive_sync_model():
+    """The FPN detector with NORM naiveSyncBN and nothing frozen: batch statistics all-reduced
+    over the gloo processes by detectron2's NaiveSyncBatchNorm."""
+    config, keys = D2_DETECTORS["faster_rcnn_fpn"]
+    return d2_model(config, dict(keys, MODEL__RESNETS__NORM="naiveSyncBN", MODEL__BACKBONE__FREEZE_AT=0))
+
+
 @needs_d2
 @pytest.mark.slow
-@pytest.mark.parametrize("build", [d2_c4_model, d2_fpn_model], ids=["c4", "fpn"])
+@pytest.mark.parametrize("build", [d2_c4_model, d2_fpn_model, d2_naive_sync_model], ids=["c4", "fpn", "naive-sync-bn"])
 def test_d2_detectors_train_under_ddp(build):
     """Two gloo processes, DDP's default find_unused_parameters=False, two iterations: every
     built parameter gets a gradient (the C4 model builds no res5 in its backbone)."""

@@ -104,7 +104,7 @@ def _d2_like_cfg(**resnets):
     from types import SimpleNamespace as N
 
     r = dict(OUT_FEATURES=["res4"], NORM="FrozenBN", STRIDE_IN_1X1=True, RES5_DILATION=1,
-             DEFORM_ON_PER_STAGE=[False] * 4)
+             DEFORM_ON_PER_STAGE=[False] * 4, DEPTH=50, NUM_GROUPS=1, WIDTH_PER_GROUP=64)
     r.update(resnets)
     return N(MODEL=N(RESFAM=N(ARCH=r.pop("ARCH", "resnet50")), RESNETS=N(**r), BACKBONE=N(FREEZE_AT=2),
                      WEIGHTS=""))

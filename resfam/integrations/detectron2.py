@@ -12,27 +12,38 @@ detectron2's own keys, with detectron2's meaning:
 
 | key | meaning |
 |---|---|
-| ``MODEL.RESNETS.OUT_FEATURES`` | ``stem`` (stride 2, before the max-pool), ``res2`` .. ``res5``; no stage past the last is built |
+| ``MODEL.RESNETS.OUT_FEATURES`` | ``stem`` (the whole stem, its max-pool included: stride 4 as detectron2's), ``res2`` .. ``res5``; no stage past the last is built |
 | ``MODEL.BACKBONE.FREEZE_AT`` | 1 freezes the stem, 2 the stem and res2, ...; frozen BatchNorms become FrozenBN |
-| ``MODEL.RESNETS.NORM`` | ``FrozenBN``, ``BN``, ``SyncBN`` (also ``nnSyncBN``, ``naiveSyncBN``), ``GN`` (32 groups), ``""`` (none) |
+| ``MODEL.RESNETS.NORM`` | ``FrozenBN``, ``BN``, ``SyncBN`` / ``nnSyncBN`` (``nn.SyncBatchNorm``), ``naiveSyncBN`` / ``naiveSyncBN_N`` (detectron2's ``NaiveSyncBatchNorm``: any backend, CPU gloo too), ``GN`` (32 groups), ``""`` (none) |
 | ``MODEL.RESNETS.STRIDE_IN_1X1`` | a bottleneck strides its first 1x1 (MSRA / caffe weights; other blocks ignore it) |
 | ``MODEL.RESNETS.RES5_DILATION`` | 2: res5 does not stride, every block dilated by 2 |
 | ``MODEL.FPN.*`` | as for ``build_resnet_fpn_backbone``; the RetinaNet builder adds P6/P7 from the last stage |
 
-``DEPTH``, ``NUM_GROUPS``, ``WIDTH_PER_GROUP``, ``RES2_OUT_CHANNELS`` and
-``STEM_OUT_CHANNELS`` are the arch's to decide and are not read; deformable stages are an error.
-State-dict keys are detectron2's (``stem.conv1.norm.weight``, ``res2.0.conv1.weight``,
-``res2.0.shortcut.norm.bias``, ...), so detectron2 checkpoints, and its ImageNet ``R-50.pkl``
-through the checkpointer's name matching, load into a ``resnet50`` arch by name.
+``DEPTH``, ``NUM_GROUPS`` and ``WIDTH_PER_GROUP`` are the arch's to decide: a value that
+disagrees with it is ignored with a warning; ``RES2_OUT_CHANNELS`` and ``STEM_OUT_CHANNELS`` are
+not read; deformable stages are an error. State-dict keys are detectron2's
+(``stem.conv1.norm.weight``, ``res2.0.conv1.weight``, ``res2.0.shortcut.norm.bias``, ...), so
+detectron2 checkpoints, and its ImageNet ``R-50.pkl`` through the checkpointer's name matching,
+load into a ``resnet50`` arch by name.
+
+C4 detectors: ``MODEL.ROI_HEADS.NAME = "ResFamRes5ROIHeads"`` is detectron2's ``Res5ROIHeads``
+with the arch's own last stage as its res5 (detectron2's builds a plain ResNet stage from
+``MODEL.RESNETS``, whatever the arch, so a resfam backbone refuses to pair with it).
+
 ``MODEL.WEIGHTS`` naming a classification checkpoint (torchvision, timm or resfam layout:
-``.pth`` / ``.pt`` / ``.safetensors``) is loaded into the backbone when it is built, and the
-report logged; detector checkpoints and ``.pkl`` files are left to ``DetectionCheckpointer``.
+``.pth`` / ``.pt`` / ``.safetensors``) is loaded into the backbone and the res5 head when they
+are built, and the report logged; detector checkpoints and ``.pkl`` files are left to
+``DetectionCheckpointer``. When the checkpointer then reads the same file (``DefaultTrainer``,
+``DefaultPredictor``), it finds none of the backbone's names in it: every tensor it does not
+find stays as it is (detectron2's FrozenBN would otherwise reset the statistics it does not
+find to 0 / 1, a shim for its old checkpoints, which hold the affine terms without them).
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
+import warnings
 from typing import NamedTuple, Sequence
 
 import torch
@@ -42,16 +53,19 @@ from ..errors import BuildArgumentError
 from ..factory import build
 from ..primitives import norms
 from ..spec.registry import SpecRef, get_spec
+from ..spec.schema import Spec
 from ..weights.checkpoint import load_state, read_checkpoint
+from .arch_keys import disagreements
 from .keys import use_framework_keys
 from .switches import with_switches
 
 try:  # detectron2 is not on PyPI; the adapter is usable wherever it is installed
-    from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
-    from detectron2.modeling import BACKBONE_REGISTRY, Backbone
+    from detectron2.layers import FrozenBatchNorm2d, ShapeSpec, get_norm
+    from detectron2.modeling import BACKBONE_REGISTRY, ROI_HEADS_REGISTRY, Backbone
     from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool, LastLevelP6P7
+    from detectron2.modeling.roi_heads import Res5ROIHeads
 except ImportError:  # exercised where detectron2 is missing
-    BACKBONE_REGISTRY = Backbone = FrozenBatchNorm2d = None
+    BACKBONE_REGISTRY = Backbone = FrozenBatchNorm2d = Res5ROIHeads = get_norm = None
 
     class ShapeSpec(NamedTuple):  # detectron2's fields
         channels: int = None
@@ -62,10 +76,12 @@ except ImportError:  # exercised where detectron2 is missing
 logger = logging.getLogger(__name__)
 
 NORMS = {"FrozenBN": "frozen_bn", "BN": "bn", "SyncBN": "syncbn", "nnSyncBN": "syncbn",
-         "naiveSyncBN": "syncbn", "GN": "gn", "": "none"}
+         "naiveSyncBN": "syncbn", "naiveSyncBN_N": "syncbn", "GN": "gn", "": "none"}
+NAIVE_SYNC = ("naiveSyncBN", "naiveSyncBN_N")  # detectron2's own class (all-reduce on any backend)
 STEM = {"conv1": "stem.conv1", "bn1": "stem.conv1.norm"}
 DEEP_STEM = {"conv1.0": "stem.conv1", "conv1.1": "stem.conv1.norm", "conv1.3": "stem.conv2",
              "conv1.4": "stem.conv2.norm", "conv1.6": "stem.conv3", "bn1": "stem.conv3.norm"}
+ARCH_KEYS = {"depth": "DEPTH", "groups": "NUM_GROUPS", "width_per_group": "WIDTH_PER_GROUP"}
 
 
 def feature_names(ref: SpecRef) -> list[str]:
@@ -73,10 +89,9 @@ def feature_names(ref: SpecRef) -> list[str]:
     return ["stem"] + [f"res{i + 2}" for i in range(len(get_spec(ref).stages))]
 
 
-def d2_key(key: str, body: nn.Module) -> str:
-    """detectron2's name for one of the adapter's keys (``body.`` + a resfam key)."""
-    key = key[len("body."):]
-    stem = DEEP_STEM if isinstance(getattr(body, "conv1", None), nn.Sequential) else STEM
+def d2_key(key: str, net: nn.Module) -> str:
+    """detectron2's name for one of a resfam network's keys (``net``: the network holding it)."""
+    stem = DEEP_STEM if isinstance(getattr(net, "conv1", None), nn.Sequential) else STEM
     for own, theirs in stem.items():
         if key.startswith(own + "."):
             return theirs + key[len(own):]
@@ -84,7 +99,7 @@ def d2_key(key: str, body: nn.Module) -> str:
     if not (parts[0].startswith("layer") and len(parts) > 3):
         return "stem." + key  # another stem module (none holds weights in the presets)
     stage, j, name, *tail = parts
-    block = getattr(body, stage)[int(j)]
+    block = getattr(net, stage)[int(j)]
     unit = re.fullmatch(r"bn(\d)", name)
     if unit:
         name = f"conv{unit.group(1)}.norm"
@@ -95,12 +110,61 @@ def d2_key(key: str, body: nn.Module) -> str:
     return ".".join([f"res{int(stage[5:]) + 1}", j, name, *tail])
 
 
+def _check_norm(norm: str, arch) -> str:
+    if norm not in NORMS:
+        raise BuildArgumentError(f"is {norm!r}", variant=str(arch), key="MODEL.RESNETS.NORM",
+                                 hint=f"one of {', '.join(map(repr, NORMS))}")
+    return NORMS[norm]
+
+
+def _use_d2_norms(module: nn.Module, norm: str) -> nn.Module:
+    """detectron2's own classes where ``norm`` (its name) asks for one: FrozenBN everywhere
+    (its checkpoints' layout and defaults), NaiveSyncBatchNorm for naiveSyncBN*; the module
+    was built with BatchNorm2d for both."""
+    if FrozenBatchNorm2d is None:
+        return module
+    if norm == "FrozenBN":
+        module = FrozenBatchNorm2d.convert_frozen_batchnorm(module)
+        for mod in module.modules():
+            if isinstance(mod, FrozenBatchNorm2d):
+                mod.num_batches_tracked = None  # as detectron2's FrozenBN is built
+    elif norm in NAIVE_SYNC:
+        for parent in list(module.modules()):
+            for name, child in parent.named_children():
+                if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                    naive = get_norm(norm, child.num_features)
+                    naive.load_state_dict(child.state_dict())
+                    setattr(parent, name, naive)
+    return module
+
+
+def _keep_what_checkpoints_lack(module: nn.Module) -> None:
+    """A checkpoint that holds none of a FrozenBN's tensors leaves its statistics as they are
+    (plain ``strict=False`` semantics). detectron2's FrozenBN inserts mean 0 / var 1 for any it
+    does not find, for its old checkpoints; a classification file, read by the checkpointer
+    after the adapter loaded it, would otherwise reset every one. Register after the key map."""
+    if FrozenBatchNorm2d is None:
+        return
+    frozen = {name: mod for name, mod in module.named_modules() if isinstance(mod, FrozenBatchNorm2d)}
+
+    def hook(_mod, state, prefix, *_):
+        for name, bn in frozen.items():
+            at = prefix + name + "."
+            if not any(at + t in state for t in ("weight", "bias", "running_mean", "running_var")):
+                state[at + "running_mean"], state[at + "running_var"] = bn.running_mean, bn.running_var
+
+    module.register_load_state_dict_pre_hook(hook)
+
+
 def make_backbone_class(base: type) -> type:
     """The adapter on top of ``base`` (detectron2's Backbone; nn.Module to test the contract)."""
 
     class ResFamD2Backbone(base):
+        """``norm``, ``freeze_at`` and ``out_features`` as detectron2's ResNet and RegNet take
+        them (for a LazyConfig: ``L(ResFamD2Backbone)(ref="regnetx_040", ...)``)."""
+
         def __init__(self, ref: SpecRef, out_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
-                     freeze_at: int = 0, norm: str = "bn", **build_kwargs):
+                     freeze_at: int = 0, norm: str = "BN", **build_kwargs):
             super().__init__()
             names = feature_names(ref)
             unknown = [n for n in out_features if n not in names]
@@ -108,16 +172,15 @@ def make_backbone_class(base: type) -> type:
                 raise BuildArgumentError(f"{list(out_features)}: {unknown or 'empty'}",
                                          variant=str(ref), key="OUT_FEATURES",
                                          hint=f"choose from {names}")
+            kind = _check_norm(norm, ref)
             self._out_features = list(out_features)
-            own_frozen = norm == "frozen_bn" and FrozenBatchNorm2d is not None
+            own_norm = FrozenBatchNorm2d is not None and (norm == "FrozenBN" or norm in NAIVE_SYNC)
             self.body = build(ref, features_only=True, out_indices=[names.index(n) for n in out_features],
-                              norm_layer="bn" if own_frozen else norm, frozen_stages=freeze_at - 1,
+                              norm_layer="bn" if own_norm else kind, frozen_stages=freeze_at - 1,
                               as_dict=True, **build_kwargs)
-            if own_frozen:  # detectron2's FrozenBN (its checkpoints' layout and defaults)
-                self.body = FrozenBatchNorm2d.convert_frozen_batchnorm(self.body)
-                for mod in self.body.modules():
-                    if isinstance(mod, FrozenBatchNorm2d):
-                        mod.num_batches_tracked = None  # as detectron2's FrozenBN is built
+            stem = self.body.feature_info.levels[0]  # detectron2's stem ends with its max-pool
+            stem.update(module=self.body.stem_names[-1], reduction=get_spec(ref).model.stem.reduction)
+            self.body = _use_d2_norms(self.body, norm)
             freeze = (FrozenBatchNorm2d.convert_frozen_batchnorm if FrozenBatchNorm2d is not None
                       else norms.freeze_batch_norm)
             for name in self.body.frozen_module_names():  # detectron2 freezes a BatchNorm as FrozenBN
@@ -126,7 +189,8 @@ def make_backbone_class(base: type) -> type:
             self._out_feature_channels = {n: info.channels(names.index(n)) for n in out_features}
             self._out_feature_strides = {n: info.reduction(names.index(n)) for n in out_features}
             self._rename = {info.module_names(names.index(n)): n for n in out_features}
-            self._d2_keys = use_framework_keys(self, lambda k: d2_key(k, self.body))
+            self._d2_keys = use_framework_keys(self, lambda k: d2_key(k[len("body."):], self.body))
+            _keep_what_checkpoints_lack(self)
 
         def forward(self, x: torch.Tensor) -> dict:
             return {self._rename[k]: v for k, v in self.body(x).items()}
@@ -147,12 +211,11 @@ def add_resfam_config(cfg) -> None:
     cfg.MODEL.RESFAM.ARCH = "resnet50"
 
 
-def backbone_from_cfg(cfg, input_shape, base: type = None) -> nn.Module:
-    """The adapter configured from detectron2's keys (module docstring); ``base`` is for tests."""
+def spec_from_cfg(cfg) -> Spec:
+    """``MODEL.RESFAM.ARCH`` with detectron2's structural keys applied (``STRIDE_IN_1X1``,
+    ``RES5_DILATION``), after checking the keys the adapter does not honour."""
     arch, r = cfg.MODEL.RESFAM.ARCH, cfg.MODEL.RESNETS
-    if r.NORM not in NORMS:
-        raise BuildArgumentError(f"is {r.NORM!r}", variant=str(arch), key="MODEL.RESNETS.NORM",
-                                 hint=f"one of {', '.join(map(repr, NORMS))}")
+    _check_norm(r.NORM, arch)
     if any(r.DEFORM_ON_PER_STAGE):
         raise BuildArgumentError("deformable convs are not a resfam primitive", variant=str(arch),
                                  key="MODEL.RESNETS.DEFORM_ON_PER_STAGE", hint="set all False")
@@ -163,18 +226,61 @@ def backbone_from_cfg(cfg, input_shape, base: type = None) -> nn.Module:
     if r.RES5_DILATION == 2 and len(spec.stages) != 4:
         raise BuildArgumentError(f"{spec.name} has no res5", variant=str(arch),
                                  key="MODEL.RESNETS.RES5_DILATION", hint="leave it 1")
-    spec = with_switches(
+    given = {k: getattr(r, key) for k, key in ARCH_KEYS.items()}
+    for k, (value, own) in disagreements(spec, given).items():
+        if own is None and k == "width_per_group":
+            continue  # detectron2's key has no meaning for the block (Res2Net): nothing to ignore
+        warnings.warn(f"resfam backbone {spec.name!r}: MODEL.RESNETS.{ARCH_KEYS[k]}={value} ignored, "
+                      f"the arch decides it ({own if own is not None else 'it has no such key'})",
+                      stacklevel=3)
+    return with_switches(
         spec, stride_on_1x1=r.STRIDE_IN_1X1 and all(p.block.type == "bottleneck" for p in spec.stages),
         stages={"stride": [p.stride for p in spec.stages[:3]] + [1], "dilation": [1, 1, 1, 2]}
         if r.RES5_DILATION == 2 else None)
+
+
+def backbone_from_cfg(cfg, input_shape, base: type = None) -> nn.Module:
+    """The adapter configured from detectron2's keys (module docstring); ``base`` is for tests."""
+    spec = spec_from_cfg(cfg)
+    r = cfg.MODEL.RESNETS
     cls = base or ResFamD2Backbone
     backbone = cls(spec, out_features=r.OUT_FEATURES, freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
-                   norm=NORMS[r.NORM], in_chans=input_shape.channels)
-    _load_classification_weights(backbone.body, cfg.MODEL.WEIGHTS)
+                   norm=r.NORM, in_chans=input_shape.channels)
+    _load_classification_weights(backbone.body, cfg.MODEL.WEIGHTS, "resfam backbone")
     return backbone
 
 
-def _load_classification_weights(body: nn.Module, path: str) -> None:
+def check_c4_head(cfg) -> None:
+    """A detector whose ROI heads detectron2 builds as ``Res5ROIHeads`` gets a plain ResNet res5
+    whatever the arch (and none of a classification MODEL.WEIGHTS): refuse it, naming the fix."""
+    if cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN" and cfg.MODEL.ROI_HEADS.NAME == "Res5ROIHeads":
+        arch = cfg.MODEL.RESFAM.ARCH
+        raise BuildArgumentError(
+            f"detectron2's Res5ROIHeads builds its res5 from MODEL.RESNETS (a plain ResNet stage), "
+            f"not from {arch}'s last stage", variant=str(arch), key="MODEL.ROI_HEADS.NAME",
+            hint="set it to 'ResFamRes5ROIHeads' (the arch's own res5, loaded from MODEL.WEIGHTS)")
+
+
+def res5_from_cfg(cfg) -> tuple[nn.Module, int]:
+    """The arch's last stage as a C4 head's res5 (detectron2's keys ``0.conv1.weight``, ...,
+    its norm), with MODEL.WEIGHTS's classification weights; and its output channels."""
+    spec = spec_from_cfg(cfg)
+    if len(spec.stages) != 4:
+        raise BuildArgumentError(f"{spec.name} has {len(spec.stages)} stages, no res5",
+                                 variant=str(cfg.MODEL.RESFAM.ARCH), key="MODEL.ROI_HEADS.NAME",
+                                 hint="a C4 head needs a four-stage arch; use an FPN config")
+    norm = cfg.MODEL.RESNETS.NORM
+    own_norm = FrozenBatchNorm2d is not None and (norm == "FrozenBN" or norm in NAIVE_SYNC)
+    net = build(spec, features_only=True, out_indices=[4],
+                norm_layer="bn" if own_norm else NORMS[norm])
+    _load_classification_weights(net, cfg.MODEL.WEIGHTS, "resfam res5 head")
+    res5 = _use_d2_norms(net.layer4, norm)
+    use_framework_keys(res5, lambda k: d2_key("layer4." + k, net).split(".", 1)[1])
+    _keep_what_checkpoints_lack(res5)
+    return res5, spec.stages[-1].width
+
+
+def _load_classification_weights(net: nn.Module, path: str, what: str) -> None:
     """``MODEL.WEIGHTS`` when it is a local classification checkpoint (no detector keys)."""
     if not path or not os.path.isfile(path) or not path.endswith((".pth", ".pt", ".safetensors")):
         return
@@ -183,9 +289,9 @@ def _load_classification_weights(body: nn.Module, path: str) -> None:
     if not isinstance(state, dict) or any(k.startswith(("backbone.", "roi_heads.", "proposal_generator."))
                                           for k in state):
         return  # a detector checkpoint: DetectionCheckpointer loads it by name
-    report = load_state(body, state, path, strict=False)
+    report = load_state(net, state, path, strict=False)
     logger.log(logging.WARNING if report.missing or report.unexpected else logging.INFO,
-               "resfam backbone: %s", report)
+               "%s: %s", what, report)
 
 
 def _fpn(cfg, input_shape, top_block):
@@ -198,7 +304,8 @@ def _fpn(cfg, input_shape, top_block):
 if BACKBONE_REGISTRY is not None:
     @BACKBONE_REGISTRY.register()
     def build_resfam_backbone(cfg, input_shape):
-        """C4-style: the stages named by MODEL.RESNETS.OUT_FEATURES."""
+        """C4-style: the stages named by MODEL.RESNETS.OUT_FEATURES (with ResFamRes5ROIHeads)."""
+        check_c4_head(cfg)
         return backbone_from_cfg(cfg, input_shape)
 
     @BACKBONE_REGISTRY.register()
@@ -215,3 +322,13 @@ if BACKBONE_REGISTRY is not None:
             return LastLevelP6P7(bottom_up.output_shape()[last].channels,
                                  cfg.MODEL.FPN.OUT_CHANNELS, in_feature=last)
         return _fpn(cfg, input_shape, p6p7)
+
+    @ROI_HEADS_REGISTRY.register()
+    class ResFamRes5ROIHeads(Res5ROIHeads):
+        """detectron2's C4 ``Res5ROIHeads`` with ``MODEL.RESFAM.ARCH``'s own last stage as res5
+        (``MODEL.RESNETS.NORM`` and ``STRIDE_IN_1X1`` as for the backbone), loaded from a
+        classification ``MODEL.WEIGHTS`` like the backbone; detectron2's res5 keys."""
+
+        @classmethod
+        def _build_res5_block(cls, cfg):
+            return res5_from_cfg(cfg)
