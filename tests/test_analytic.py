@@ -131,7 +131,8 @@ blocks = st.one_of(
                            "sk": st.one_of(st.none(), st.fixed_dictionaries({"split_input": st.booleans()})),
                            "splat": st.one_of(st.none(), st.fixed_dictionaries({"radix": st.integers(1, 2)}))}),
     st.fixed_dictionaries({"type": st.just("res2"), "scale": st.integers(2, 5),
-                           "stype": st.sampled_from(["auto", "stage"])}),
+                           "stype": st.sampled_from(["auto", "stage"]),
+                           "stage_pool": st.sampled_from(["always", "strided"])}),
 )
 
 

@@ -45,8 +45,9 @@ needs_d2 = pytest.mark.skipif(not _importable("detectron2.modeling"),
                               reason=f"detectron2 is not installed (not on PyPI); {INSTALL} <checkout>")
 
 
-def _perturbed(state: dict, seed: int = 0) -> dict:
-    """The same keys with random values: norm statistics away from 0 / 1, so every term counts."""
+def _perturbed(state: dict, seed: int = 0, scale: float = 0.1) -> dict:
+    """The same keys with random values: norm statistics away from 0 / 1, so every term counts
+    (``scale``: the noise added to the other tensors)."""
     g = torch.Generator().manual_seed(seed)
     out = {}
     for k, v in state.items():
@@ -55,7 +56,7 @@ def _perturbed(state: dict, seed: int = 0) -> dict:
         elif k.endswith("running_var"):
             out[k] = torch.rand(v.shape, generator=g) + 0.5
         else:
-            out[k] = v + 0.1 * torch.randn(v.shape, generator=g)
+            out[k] = v + scale * torch.randn(v.shape, generator=g)
     return out
 
 
@@ -168,20 +169,6 @@ def _mmdet_config(tmp_path, text: str):
     return Config.fromfile(str(path))
 
 
-@pytest.fixture
-def tv_resnet50_in_hub(tmp_path, monkeypatch):
-    """torchvision's resnet50 weights (random) where the hub cache is read, for stock configs'
-    ``torchvision://resnet50``."""
-    import torchvision
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    hub = tmp_path / "torch" / "hub" / "checkpoints"
-    hub.mkdir(parents=True)
-    state = _perturbed(torchvision.models.resnet50().state_dict(), seed=1)
-    torch.save(state, hub / "resnet50-0676ba61.pth")
-    return state
-
-
 def _mmdet_batch():
     from mmdet.testing import demo_mm_inputs
 
@@ -199,24 +186,63 @@ def _mmdet_predict(model, data):
     return model(**model.data_preprocessor(data, False), mode="predict")
 
 
+def _in_hub(tmp_path, monkeypatch, filename: str, state: dict) -> None:
+    """``state`` where mmengine's and torchvision's loaders look for ``filename`` (the hub cache)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True, exist_ok=True)
+    torch.save(state, hub / filename)
+
+
+def _tv_resnet50():
+    import torchvision
+
+    return torchvision.models.resnet50().state_dict()
+
+
+def _mmdet_backbone_state(kind: str, **kw):
+    from mmdet.models import backbones
+
+    return getattr(backbones, kind)(**kw).state_dict()
+
+
+# stock config, the backbone keys a user sets, and the file its init_cfg names (in the hub cache)
+MMDET_STOCK = {
+    "faster_rcnn_r50": ("faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py", "arch='resnet50'",
+                        "resnet50-0676ba61.pth", _tv_resnet50),
+    "regnetx_3.2gf": ("regnet/faster-rcnn_regnetx-3.2GF_fpn_1x_coco.py", "arch='regnetx_032'",
+                      "regnetx_3.2gf-c2599b0f.pth",
+                      lambda: _mmdet_backbone_state("RegNet", arch="regnetx_3.2gf")),
+    "res2net101": ("res2net/faster-rcnn_res2net-101_fpn_2x_coco.py", "arch='res2net101d', stage_pool='strided'",
+                   "res2net101_v1d_26w_4s_mmdetv2-f0a600f9.pth",
+                   lambda: _mmdet_backbone_state("Res2Net", depth=101, scales=4, base_width=26)),
+}
+
+
 @needs_mmdet
-def test_mmdet_stock_base_config_overridden_with_a_resfam_backbone(tmp_path, tv_resnet50_in_hub):
-    """`_base_` Faster R-CNN with only `type`/`arch` overridden: the inherited ResNet keys
-    (depth, norm_cfg, norm_eval, style, init_cfg=torchvision://resnet50) merge in and mean what
-    they mean in mmdet; with the same weights the detector's losses and detections are mmdet's."""
+@pytest.mark.parametrize("name", list(MMDET_STOCK))
+def test_mmdet_stock_base_config_overridden_with_a_resfam_backbone(tmp_path, monkeypatch, name):
+    """A stock config with only `type`/`arch` set: the inherited keys (depth, norm_cfg,
+    norm_eval, style, ResNeXt's / Res2Net's own, and init_cfg naming torchvision:// or
+    open-mmlab:// weights) merge in and mean what they mean in mmdet; with the same file the
+    backbone holds the same tensors and the detector's losses and detections are mmdet's.
+    Res2Net: mmdet's network (stage_pool='strided') on mmdet's Res2Net weights; RegNet: mmdet's
+    RegNet config with timm's name for the same network."""
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
 
+    base, keys, filename, make_state = MMDET_STOCK[name]
+    # (101 layers of weights 0.1 off their init overflow the detector's losses: less noise there)
+    _in_hub(tmp_path, monkeypatch, filename, _perturbed(make_state(), seed=1, scale=0.01 if "101" in name else 0.1))
     register_all_modules()
-    stock_cfg = _mmdet_config(tmp_path, "_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n")
-    ours_cfg = _mmdet_config(tmp_path, "_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n"
+    stock_cfg = _mmdet_config(tmp_path, f"_base_ = 'mmdet::{base}'\n")
+    ours_cfg = _mmdet_config(tmp_path, f"_base_ = 'mmdet::{base}'\n"
                              "custom_imports = dict(imports=['resfam.integrations.mmdet'], allow_failed_imports=False)\n"
-                             "model = dict(backbone=dict(type='ResFamBackbone', arch='resnet50'))\n")
-    assert ours_cfg.model.backbone.depth == 50  # merged from the base, as mmengine does
+                             f"model = dict(backbone=dict(type='ResFamBackbone', {keys}))\n")
     stock, ours = MODELS.build(stock_cfg.model), MODELS.build(ours_cfg.model)
     stock.init_weights()
-    ours.init_weights()  # loads torchvision://resnet50 from the hub cache, converted by name
-    assert list(ours.state_dict()) == list(stock.state_dict())
+    ours.init_weights()  # the same file from the hub cache, converted by name
+    assert sorted(ours.state_dict()) == sorted(stock.state_dict())
     for k, v in stock.backbone.state_dict().items():
         assert torch.equal(ours.backbone.state_dict()[k], v), k
     assert ours.backbone.load_report.missing == []
@@ -230,6 +256,64 @@ def test_mmdet_stock_base_config_overridden_with_a_resfam_backbone(tmp_path, tv_
     for x, y in zip(pa, pb):
         torch.testing.assert_close(y.pred_instances.bboxes, x.pred_instances.bboxes, rtol=1e-4, atol=1e-3)
         assert torch.equal(y.pred_instances.labels, x.pred_instances.labels)
+
+
+@needs_mmdet
+def test_mmdet_res2net_checkpoints_need_stage_pool(tmp_path):
+    """mmdet's Res2Net checkpoints load with no key missing into any Res2Net arch, but mmdet's
+    network differs (layer1[0] passes its last split through): refused unless stage_pool says
+    which network; 'strided' equals mmdet's Res2Net (float64), 'always' is the official one.
+    The arch's own deep stem takes mmdet's stem.* keys without deep_stem=True."""
+    from mmdet.models.backbones import Res2Net
+
+    from resfam.errors import CheckpointError
+    from resfam.integrations.mmdet import ResFamBackbone
+
+    ref = Res2Net(depth=50, scales=4, base_width=26)
+    state = _perturbed(ref.state_dict())
+    ref.load_state_dict(state)
+    ckpt = tmp_path / "mmdet_res2net50.pth"
+    torch.save(state, ckpt)
+    init = dict(type="Pretrained", checkpoint=str(ckpt))
+    with pytest.raises(CheckpointError, match="stage_pool='strided'"):
+        ResFamBackbone("res2net50d", init_cfg=init).init_weights()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    ref.double().eval()
+    for stage_pool in ("strided", "always"):
+        mine = ResFamBackbone("res2net50d", stage_pool=stage_pool, init_cfg=init)
+        mine.init_weights()
+        assert mine.load_report.missing == [] and mine.load_report.unexpected == []
+        mine.double().eval()
+        same = torch.allclose(mine(x)[0], ref(x)[0], rtol=1e-10, atol=0)
+        assert same == (stage_pool == "strided")
+    with pytest.raises(resfam.BuildArgumentError, match="stage_pool"):
+        ResFamBackbone("resnet50", stage_pool="strided")
+
+
+@needs_mmdet
+def test_mmdet_resnext_and_res2net_keys_agree_with_the_arch_or_fail(tmp_path):
+    """Stock ResNeXt / Res2Net configs with only `type` and `arch` changed build (their
+    groups / base_width / scales describe the arch); keys that contradict the arch fail in one
+    resfam error naming the key."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    for base, arch, wrong in [("faster_rcnn/faster-rcnn_x101-32x4d_fpn_1x_coco.py", "resnext101_32x4d", "resnext101_32x8d"),
+                              ("res2net/faster-rcnn_res2net-101_fpn_2x_coco.py", "res2net101d", "resnet101")]:
+        def cfg(a):
+            return _mmdet_config(tmp_path, f"_base_ = 'mmdet::{base}'\n"
+                                 "custom_imports = dict(imports=['resfam.integrations.mmdet'], allow_failed_imports=False)\n"
+                                 f"model = dict(backbone=dict(type='ResFamBackbone', arch='{a}'))\n")
+        model = MODELS.build(cfg(arch).model)
+        assert type(model.backbone).__name__ == "ResFamBackbone"
+        with pytest.raises(resfam.BuildArgumentError, match="groups|base_width|scales"):
+            MODELS.build(cfg(wrong).model)
+    from resfam.integrations.mmdet import ResFamBackbone
+
+    ResFamBackbone("resnet50", groups=1, base_width=4)  # mmdet ignores base_width with one group
+    with pytest.raises(resfam.BuildArgumentError, match="scales"):
+        ResFamBackbone("res2net50_26w_4s", scales=8)
 
 
 @needs_mmdet
@@ -285,11 +369,13 @@ def test_mmdet_gn_and_deep_stem_checkpoints_load_by_name(tmp_path, caplog):
         state = _perturbed(ref.state_dict())
         ckpt = tmp_path / "mmdet.pth"
         torch.save({"state_dict": {"backbone." + k: v for k, v in state.items()}, "meta": {}}, ckpt)
-        mine = ResFamBackbone("resnet50", init_cfg=dict(type="Pretrained", checkpoint=str(ckpt), prefix="backbone."), **kw)
-        mine.init_weights()
-        assert mine.load_report.missing == [] and mine.load_report.unexpected == []
-        for k, v in state.items():
-            assert torch.equal(mine.state_dict()[k], v), k
+        for init in (dict(type="Pretrained", checkpoint=str(ckpt), prefix="backbone."),
+                     dict(type="Pretrained", checkpoint=str(ckpt))):  # mmdet's ResNet loads nothing here
+            mine = ResFamBackbone("resnet50", init_cfg=init, **kw)
+            mine.init_weights()
+            assert mine.load_report.missing == [] and mine.load_report.unexpected == []
+            for k, v in state.items():
+                assert torch.equal(mine.state_dict()[k], v), k
     partial = tmp_path / "partial.pth"
     torch.save({k: v for k, v in resfam.build("resnet50").state_dict().items() if not k.startswith("layer4.")}, partial)
     mine = ResFamBackbone("resnet50", init_cfg=dict(type="Pretrained", checkpoint=str(partial)))
@@ -315,6 +401,85 @@ def test_mmdet_arguments_it_cannot_honour_fail_or_warn():
         ResFamBackbone("resnet50", depth=101)
     bb = ResFamBackbone("resnet50", num_stages=3, out_indices=(2,))
     assert not hasattr(bb, "layer4")  # C4: the stage the detector never reads is not built
+
+
+@needs_mmdet
+def test_mmdet_c4_shared_head_is_mmdets_reslayer_for_resnet50():
+    """ResFamResLayer('resnet50') with the stock C4 head's arguments is mmdet's ResLayer: the
+    keys, the trainable set, the outputs in float64 in eval and train mode (norm_eval)."""
+    from mmdet.models.roi_heads.shared_heads import ResLayer
+
+    from resfam.integrations.mmdet import ResFamResLayer
+
+    kw = dict(depth=50, stage=3, stride=2, dilation=1, style="caffe",
+              norm_cfg=dict(type="BN", requires_grad=False), norm_eval=True)
+    ref = ResLayer(**kw)
+    ref.init_weights()
+    mine = ResFamResLayer("resnet50", **kw)
+    mine.init_weights()
+    assert list(mine.state_dict()) == list(ref.state_dict())
+    state = _perturbed(ref.state_dict())
+    ref.load_state_dict(state)
+    mine.load_state_dict(state)
+    ref.double(), mine.double()
+    x = torch.randn(2, 1024, 14, 14, dtype=torch.float64)
+    _same_outputs(ref, mine, x, train=False)
+    _same_outputs(ref, mine, x, train=True)
+    names = _param_keys(mine)
+    assert {names[n] for n, p in mine.named_parameters() if p.requires_grad} == \
+        {n for n, p in ref.named_parameters() if p.requires_grad}
+
+
+@needs_mmdet
+def test_mmdet_c4_detector_with_the_archs_own_head(tmp_path):
+    """The stock C4 Faster R-CNN with a ResNeXt arch in the backbone and in ResFamResLayer, both
+    from one torchvision .pth: the head holds the file's layer4 (groups 32) and the detector
+    trains and predicts; a ResNet-18 head (512 channels) predicts; the backbone warns when a
+    non-ResNet arch is cut for C4 (mmdet's ResLayer would be a plain ResNet stage)."""
+    import torchvision
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    tv = _perturbed(torchvision.models.resnext50_32x4d().state_dict(), seed=6, scale=0.01)
+    ckpt = tmp_path / "resnext50.pth"
+    torch.save(tv, ckpt)
+
+    def c4(arch, extra="", rpn=""):
+        init = f"init_cfg=dict(type='Pretrained', checkpoint='{ckpt}')" if arch.startswith("resnext") else "init_cfg=None"
+        return _mmdet_config(tmp_path, "_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py'\n"
+                             "custom_imports = dict(imports=['resfam.integrations.mmdet'], allow_failed_imports=False)\n"
+                             f"model = dict(backbone=dict(type='ResFamBackbone', arch='{arch}', style='pytorch', {init}),\n"
+                             f"             roi_head=dict(shared_head=dict(type='ResFamResLayer', arch='{arch}', "
+                             f"style='pytorch', {init}){extra}){rpn})\n").model
+
+    model = MODELS.build(c4("resnext50_32x4d"))
+    model.init_weights()
+    head = model.roi_head.shared_head
+    assert head.layer4[0].conv2.groups == 32 and head.load_report.missing == []
+    for k, v in head.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            assert torch.equal(v, tv[k]), k
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    data = _mmdet_batch()
+    model.train()
+    for step in range(2):
+        losses = _mmdet_losses(model, data, seed=step)
+        total = sum(v if torch.is_tensor(v) else sum(v) for v in losses.values())
+        assert torch.isfinite(total)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    r18 = MODELS.build(c4("resnet18", ", bbox_roi_extractor=dict(out_channels=256), bbox_head=dict(in_channels=512)",
+                          ", rpn_head=dict(in_channels=256, feat_channels=256)"))  # its own widths
+    r18.init_weights()
+    r18.eval()
+    with torch.no_grad():
+        assert len(_mmdet_predict(r18, data)) == 2
+    from resfam.integrations.mmdet import ResFamBackbone
+
+    with pytest.warns(UserWarning, match="ResFamResLayer"):
+        ResFamBackbone("resnext50_32x4d", num_stages=3, strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(2,))
 
 
 def _ddp_worker(rank, world, port, build, steps, errors):
@@ -780,8 +945,23 @@ def _run_recipes(blocks: list[str], cwd) -> None:
 @needs_mmdet
 def test_docs_mmdet_recipe_runs(tmp_path):
     blocks = _recipes("mmdetection")
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     _run_recipes(blocks, tmp_path)
+    # the C4 config file the page writes out: it builds, and its head is the arch's own
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    torch.save(resfam.build("resnext50_32x4d").state_dict(), tmp_path / "resnext50_32x4d.pth")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        model = MODELS.build(_mmdet_config(tmp_path, (tmp_path / "my_c4.py").read_text()).model)
+        model.init_weights()
+    finally:
+        os.chdir(cwd)
+    assert model.roi_head.shared_head.layer4[0].conv2.groups == 32
+    assert model.roi_head.shared_head.load_report.missing == []
 
 
 @needs_d2

@@ -253,7 +253,7 @@ def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int, attn
                  lambda s: (conv(t, s, out, 1), False, None)]
     elif bp.type == "res2":
         width = bp.split_width(out)
-        stage = bp.stype == "stage" or (bp.stype == "auto" and (stride > 1 or x.c != out))
+        stage, pooled = bp.is_stage(x.c, out, stride), bp.pools_last_split(x.c, out, stride)
 
         def res2(s):
             for i in range(bp.scale - 1):
@@ -262,7 +262,7 @@ def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int, attn
                 y = conv(t, s.at(width), width, 3, stride, ctx.first_dilation, bp.groups)
                 norm(t, ctx.norm, y)
                 act(t, ctx.act, y)
-            if stage:
+            if pooled:
                 pool(t, "avg", s.at(width), 3, stride, 1)
             return y.at(width * bp.scale), True, None
 

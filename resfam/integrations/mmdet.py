@@ -9,10 +9,18 @@ Override the backbone of any stock config::
 
 mmengine merges the base config's ResNet keys (``depth=50``, ``norm_cfg``, ``norm_eval``,
 ``style``, ``init_cfg``, ...) into this dict, so the adapter takes mmdet ResNet's whole argument
-list, with mmdet's defaults (``norm_eval=True``, ``zero_init_residual=True``). What the arch
-decides (``depth``, ``base_channels``, ``stem_channels``) is ignored with a warning where it
-disagrees; what resfam cannot build (``dcn``, ``plugins``, a ``conv_cfg`` other than plain
-convs) is an error. ``_delete_=True`` in the backbone dict drops the inherited keys instead.
+list, with mmdet's defaults (``norm_eval=True``, ``zero_init_residual=True``), and ResNeXt's and
+Res2Net's (``groups``, ``base_width``, ``scales``: accepted where they agree with the arch, an
+error where they do not). What the arch decides (``depth``, ``base_channels``,
+``stem_channels``) is ignored with a warning where it disagrees; what resfam cannot build
+(``dcn``, ``plugins``, a ``conv_cfg`` other than plain convs) is an error. ``_delete_=True`` in
+the backbone dict drops the inherited keys instead.
+
+mmdet's Res2Net differs from the official one (and timm's, and resfam's): the first block of
+layer1 passes its last split through instead of pooling it. ``stage_pool="strided"`` builds
+mmdet's; a checkpoint in mmdet's Res2Net layout (``stem.*`` with ``convs``) is refused unless
+``stage_pool`` says which network it is for. C4 (``num_stages=3``): the shared head is
+``ResFamResLayer`` (below), the arch's own last stage.
 
 The rest means what it means in mmdet: ``out_indices`` count stages from 0 (layer1) and no stage
 past the last is built; ``num_stages``, ``strides`` and ``dilations`` (every block of a dilated
@@ -29,14 +37,19 @@ import re
 import warnings
 from typing import Optional, Sequence
 
+import torch
 from mmengine.logging import print_log
+from mmengine.model import BaseModule
 from mmengine.registry import MODELS
+from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from ..errors import BuildArgumentError
+from ..errors import BuildArgumentError, CheckpointError
 from ..network.model import ResFamNet
 from ..primitives import norms
 from ..spec.registry import get_spec
 from ..weights.checkpoint import load_state
+from .arch_keys import arch_values, disagreements, nominal_depth
 from .keys import own_keys, to_module_keys, use_framework_keys
 from .switches import with_switches
 
@@ -51,14 +64,18 @@ def _error(msg: str, arch, key: str, hint: str = "") -> BuildArgumentError:
 
 
 def _spec_for(arch, style: str, deep_stem: bool, avg_down: bool, strides, dilations, conv_cfg,
-              num_stages: int):
+              num_stages: int, stage_pool: Optional[str] = None):
     """The arch's spec with mmdet's structural switches applied."""
     spec = get_spec(arch)
     n = len(spec.stages)
     if isinstance(num_stages, bool) or not isinstance(num_stages, int) or not 1 <= num_stages <= n:
         raise _error(f"is {num_stages!r}; {spec.name} has {n} stages", arch, "num_stages")
+    kinds = {p.block.type for p in spec.stages}
+    if stage_pool is not None and (kinds != {"res2"} or stage_pool not in ("always", "strided")):
+        raise _error(f"is {stage_pool!r} for {spec.name} ({', '.join(sorted(kinds))} blocks)", arch,
+                     "stage_pool", "'strided' (mmdet's Res2Net) or 'always' (the official one), "
+                     "for Res2Net archs only")
     if style == "caffe":
-        kinds = {p.block.type for p in spec.stages}
         if kinds != {"bottleneck"}:
             raise _error(f"style='caffe' strides a bottleneck's first 1x1; {spec.name} has "
                          f"{', '.join(sorted(kinds))} blocks", arch, "style", "use style='pytorch'")
@@ -76,13 +93,9 @@ def _spec_for(arch, style: str, deep_stem: bool, avg_down: bool, strides, dilati
                      "conv_cfg", "leave conv_cfg=None (plain convs), or use mmdet's ResNet")
     return with_switches(
         spec, stride_on_1x1=style == "caffe", stages=stages,
+        block={"stage_pool": stage_pool} if stage_pool else None,
         stem={"type": "deep_maxpool", "width": spec.stem.width} if deep_stem else None,
         shortcut={"type": "avgpool_conv1x1"} if avg_down else None)
-
-
-def _nominal_depth(arch) -> Optional[int]:
-    m = re.search(r"[a-z_](\d{2,4})(?=[a-z_]|$)", arch) if isinstance(arch, str) else None
-    return int(m.group(1)) if m else None
 
 
 def mmdet_key(key: str, norm_abbr: str, deep_stem: bool) -> str:
@@ -98,6 +111,8 @@ def mmdet_key(key: str, norm_abbr: str, deep_stem: bool) -> str:
     if head.startswith("layer") and len(parts) > 3:
         if re.fullmatch(r"bn\d", parts[2]):
             parts[2] = norm_abbr + parts[2][2:]
+        elif parts[2] == "conv2" and parts[3] in ("convs", "bns"):  # Res2Net's split convs
+            del parts[2]
     return ".".join(parts)
 
 
@@ -117,7 +132,9 @@ class ResFamBackbone(ResFamNet):
                  stage_with_dcn: Sequence[bool] = (False, False, False, False),
                  plugins: Optional[list] = None, with_cp: bool = False,
                  zero_init_residual: bool = True, pretrained: Optional[str] = None,
-                 init_cfg: Optional[dict] = None, output_stride: int = 32):
+                 init_cfg: Optional[dict] = None, output_stride: int = 32,
+                 groups: Optional[int] = None, base_width: Optional[int] = None,
+                 scales: Optional[int] = None, stage_pool: Optional[str] = None):
         norm_cfg = dict(norm_cfg or {"type": "BN", "requires_grad": True})
         for key, value, hint in (("dcn", dcn, "deformable convs"), ("plugins", plugins, "plugins")):
             if value is not None:
@@ -134,12 +151,18 @@ class ResFamBackbone(ResFamNet):
             raise _error("init_cfg and pretrained cannot both be set", arch, "pretrained",
                          "use init_cfg=dict(type='Pretrained', checkpoint=...)")
         num_stages = len(get_spec(arch).stages) if num_stages is None else num_stages
-        spec = _spec_for(arch, style, deep_stem, avg_down, strides, dilations, conv_cfg, num_stages)
+        spec = _spec_for(arch, style, deep_stem, avg_down, strides, dilations, conv_cfg, num_stages,
+                         stage_pool)
+        _check_family_keys(spec, arch, groups, base_width, scales)
+        if num_stages < len(spec.stages) and spec.name not in PLAIN:
+            warnings.warn(f"ResFamBackbone({arch!r}) builds {num_stages} of {len(spec.stages)} stages "
+                          "(C4): give the detector roi_head.shared_head=dict(type='ResFamResLayer', "
+                          f"arch={arch!r}); mmdet's ResLayer is a plain ResNet stage", stacklevel=2)
         if not out_indices or min(out_indices) < 0 or max(out_indices) >= num_stages:
             raise _error(f"{tuple(out_indices)} must name stages 0 to num_stages - 1 = "
                          f"{num_stages - 1}", arch, "out_indices", "mmdet counts stages from "
                          "0: 0 is layer1; the stem is not an output")
-        ignored = {"depth": (depth, _nominal_depth(arch)), "base_channels": (base_channels, 64),
+        ignored = {"depth": (depth, nominal_depth(spec.name)), "base_channels": (base_channels, 64),
                    "stem_channels": (stem_channels, spec.stem.width)}
         for key, (given, own) in ignored.items():
             if given is not None and given != own:
@@ -155,8 +178,10 @@ class ResFamBackbone(ResFamNet):
         self.init_cfg = init_cfg or ({"type": "Pretrained", "checkpoint": pretrained} if pretrained else None)
         self._zero_init_residual = zero_init_residual
         self.set_grad_checkpointing(with_cp)
+        self._stage_pool = stage_pool
+        deep = deep_stem or isinstance(self.conv1, nn.Sequential)  # the flag, or the arch's own
         self._mmdet_keys = use_framework_keys(
-            self, lambda k: mmdet_key(k, "gn" if kind == "gn" else "bn", deep_stem))
+            self, lambda k: mmdet_key(k, "gn" if kind == "gn" else "bn", deep))
 
     def _configure_norms(self) -> None:
         """norm_cfg's eps / momentum, and requires_grad=False: fixed affine terms (the norm
@@ -182,9 +207,11 @@ class ResFamBackbone(ResFamNet):
 
             raw = CheckpointLoader.load_checkpoint(cfg["checkpoint"], map_location="cpu")
             raw = raw.get("state_dict", raw) if isinstance(raw, dict) else raw
-            prefix = cfg.get("prefix")
+            prefix = cfg.get("prefix") or ("backbone." if any(k.startswith("backbone.") for k in raw)
+                                           else None)  # a detector's file: its backbone (mmdet: nothing)
             if prefix:
                 raw = {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}
+            self._check_res2net_layout(raw, cfg["checkpoint"])
             with own_keys(self):  # mmdet's names -> resfam's, then resfam's converters
                 report = load_state(self, to_module_keys(raw, self._mmdet_keys), cfg["checkpoint"],
                                     strict=False)
@@ -194,5 +221,92 @@ class ResFamBackbone(ResFamNet):
             return
         super().init_weights(self._zero_init_residual if zero_init_last is None else zero_init_last)
 
+    def _check_res2net_layout(self, raw: dict, label: str) -> None:
+        """mmdet's Res2Net checkpoints (``stem.*`` and ``convs``) load by name into a Res2Net
+        arch whichever network it runs: refuse them unless ``stage_pool`` says which."""
+        names = [k.split("backbone.", 1)[-1] for k in raw]
+        if (self._stage_pool is None and any(".convs." in k for k in names)
+                and any(re.match(r"stem\.\d", k) for k in names)):
+            raise CheckpointError(
+                f"{label} is in mmdet's Res2Net layout: mmdet's Bottle2neck passes the last split "
+                f"of layer1's first block through, where {self.spec.name} (the official code, timm) "
+                "pools it", hint="pass stage_pool='strided' to run mmdet's Res2Net on it (as mmdet "
+                "trains and tests these weights), or stage_pool='always' for the official network")
+
     def forward(self, x):
         return tuple(super().forward(x))
+
+
+PLAIN = {f"resnet{d}" for d in (18, 34, 50, 101, 152)}  # mmdet's ResLayer is their last stage
+
+
+def _check_family_keys(spec, arch, groups, base_width, scales) -> None:
+    """mmdet ResNeXt's ``groups`` / ``base_width`` and Res2Net's ``scales`` / ``base_width``,
+    merged in from a stock config: they must describe the arch (mmdet ignores ``base_width``
+    for a bottleneck with one group)."""
+    own = arch_values(spec)
+    if (groups or 1) == 1 and own.get("groups") == 1 and "scales" not in own:
+        base_width = None
+    for key, (value, theirs) in disagreements(
+            spec, {"groups": groups, "base_width": base_width, "scales": scales}).items():
+        raise _error(f"is {value}, but {spec.name} has " + (f"{key}={theirs}" if theirs is not None
+                     else f"no {key}"), arch, key, "drop the key (the arch decides it), or pick the "
+                     "arch it describes")
+
+
+@MODELS.register_module()
+class ResFamResLayer(BaseModule):
+    """mmdet's ``ResLayer`` shared head (C4 detectors) as the arch's own stage ``stage + 1``,
+    with mmdet ResLayer's arguments (``depth`` as for the backbone); ``init_cfg``'s checkpoint
+    is read as the backbone reads it and the stage's tensors kept. Keys: ``layer4.0.conv1.weight``..."""
+
+    def __init__(self, arch: str, depth: Optional[int] = None, stage: int = 3, stride: int = 2,
+                 dilation: int = 1, style: str = "pytorch", norm_cfg: Optional[dict] = None,
+                 norm_eval: bool = True, with_cp: bool = False, dcn: Optional[dict] = None,
+                 pretrained: Optional[str] = None, init_cfg: Optional[dict] = None,
+                 stage_pool: Optional[str] = None):
+        super().__init__()
+        spec = get_spec(arch)
+        if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage < len(spec.stages):
+            raise _error(f"is {stage!r}; {spec.name} has stages 0 to {len(spec.stages) - 1}", arch, "stage")
+        self._kwargs = dict(
+            arch=arch, depth=depth, num_stages=stage + 1, out_indices=(stage,), style=style,
+            strides=[p.stride for p in spec.stages[:stage]] + [stride],
+            dilations=[1] * stage + [dilation], norm_cfg=norm_cfg, norm_eval=norm_eval, dcn=dcn,
+            pretrained=pretrained, init_cfg=init_cfg, zero_init_residual=False, stage_pool=stage_pool)
+        self._stage, self.norm_eval, self.with_cp = f"layer{stage + 1}", norm_eval, with_cp
+        self.load_report = None
+        self.add_module(self._stage, getattr(self._backbone(), self._stage))
+        abbr = "gn" if (norm_cfg or {}).get("type") == "GN" else "bn"
+        self._mmdet_keys = use_framework_keys(self, lambda k: mmdet_key(k, abbr, False))
+
+    def _backbone(self) -> ResFamBackbone:
+        with warnings.catch_warnings():  # its C4 advice is for the backbone, not this head
+            warnings.simplefilter("ignore", UserWarning)
+            return ResFamBackbone(**self._kwargs)
+
+    def init_weights(self) -> None:
+        """The arch's stage from ``init_cfg``'s checkpoint (read as ResFamBackbone reads it), or
+        freshly initialised as the backbone initialises it."""
+        net = self._backbone()
+        net.init_weights()
+        getattr(self, self._stage).load_state_dict(getattr(net, self._stage).state_dict())
+        self.load_report = net.load_report
+        if net.load_report is not None:
+            print_log(f"ResFamResLayer: {net.load_report}", logger="current", level=logging.INFO)
+
+    def train(self, mode: bool = True) -> "ResFamResLayer":
+        super().train(mode)
+        if self.norm_eval and mode:
+            for mod in self.modules():
+                if norms.is_norm(mod):
+                    mod.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stage = getattr(self, self._stage)
+        if self.with_cp and torch.is_grad_enabled():
+            for block in stage:
+                x = checkpoint(block, x, use_reentrant=False)
+            return x
+        return stage(x)
