@@ -848,6 +848,62 @@ def test_d2_c4_head_is_the_archs_last_stage(tmp_path):
         build_model(d2_cfg(config, MODEL__RESFAM__ARCH="resnet50", MODEL__BACKBONE__NAME="build_resfam_backbone"))
 
 
+def _d2_regnet_to_resnet_names(key: str) -> str:
+    """detectron2's RegNet names (detectron2/modeling/backbone/regnet.py: stem.conv / stem.bn,
+    s{i}.b{j}.proj / .bn, .f.a / .f.a_bn / .f.b / .f.c) in the names of its ResNet."""
+    key = re.sub(r"^stem\.conv\.", "stem.conv1.", key)
+    key = re.sub(r"^stem\.bn\.", "stem.conv1.norm.", key)
+    m = re.match(r"s(\d)\.b(\d+)\.(.*)", key)
+    if not m:
+        return key
+    rest = m.group(3)
+    for theirs, ours in (("f.a_bn.", "conv1.norm."), ("f.b_bn.", "conv2.norm."), ("f.c_bn.", "conv3.norm."),
+                         ("f.a.", "conv1."), ("f.b.", "conv2."), ("f.c.", "conv3."),
+                         ("proj.", "shortcut."), ("bn.", "shortcut.norm.")):
+        if rest.startswith(theirs):
+            rest = ours + rest[len(theirs):]
+            break
+    return f"res{int(m.group(1)) + 1}.{int(m.group(2)) - 1}.{rest}"
+
+
+@needs_d2
+def test_d2_regnet_lazy_config_with_a_resfam_bottom_up():
+    """detectron2's RegNetX-4GF LazyConfig (new_baselines) with its bottom-up swapped for
+    L(ResFamD2Backbone)(ref="regnetx_040", ...): with detectron2's RegNet weights (renamed) the
+    stage outputs equal detectron2's RegNet's in float64, and the Mask R-CNN instantiates and
+    predicts with only the bottom-up and the FPN's in_features changed."""
+    from detectron2 import model_zoo
+    from detectron2.config import LazyCall as L
+    from detectron2.config import instantiate
+
+    from resfam.integrations.detectron2 import ResFamD2Backbone
+
+    cfg = model_zoo.get_config("new_baselines/mask_rcnn_regnetx_4gf_dds_FPN_100ep_LSJ.py")
+    cfg.model.backbone.bottom_up.update(norm="FrozenBN", freeze_at=2)
+    theirs = instantiate(cfg.model.backbone.bottom_up)
+    levels = ["res2", "res3", "res4", "res5"]
+    ours = ResFamD2Backbone("regnetx_040", out_features=levels, freeze_at=2, norm="FrozenBN")
+    weights = _perturbed(theirs.state_dict())
+    state = {_d2_regnet_to_resnet_names(k): v for k, v in weights.items()}
+    assert set(state) == set(ours.state_dict())
+    theirs.load_state_dict(weights)
+    ours.load_state_dict(state)
+    theirs.double().eval(), ours.double().eval()
+    x = torch.randn(1, 3, 64, 64, dtype=torch.float64)
+    a, b = theirs(x), ours(x)
+    for s_name, r_name in zip(["s1", "s2", "s3", "s4"], levels):
+        torch.testing.assert_close(b[r_name], a[s_name], rtol=1e-10, atol=1e-10 * float(a[s_name].abs().max()))
+    assert [ours.output_shape()[n].channels for n in levels] == \
+        [theirs.output_shape()[n].channels for n in ["s1", "s2", "s3", "s4"]]
+    cfg.model.backbone.bottom_up = L(ResFamD2Backbone)(ref="regnetx_040", out_features=levels, freeze_at=2,
+                                                       norm="FrozenBN")
+    cfg.model.backbone.in_features = levels
+    model = instantiate(cfg.model).eval()
+    with torch.no_grad():
+        out = model(_d2_batch(1))
+    assert out[0]["instances"].image_size == (128, 160)
+
+
 @needs_d2
 def test_d2_config_keys_and_errors(tmp_path):
     from detectron2.config import get_cfg
@@ -967,5 +1023,5 @@ def test_docs_mmdet_recipe_runs(tmp_path):
 @needs_d2
 def test_docs_detectron2_recipe_runs(tmp_path):
     blocks = _recipes("detectron2")
-    assert len(blocks) == 1
+    assert len(blocks) == 2  # the yacs recipe, the RegNet LazyConfig
     _run_recipes(blocks, tmp_path)
