@@ -385,6 +385,37 @@ def test_mmdet_gn_and_deep_stem_checkpoints_load_by_name(tmp_path, caplog):
 
 
 @needs_mmdet
+@pytest.mark.parametrize("kw", [dict(deep_stem=True, avg_down=True),
+                                dict(norm_cfg=dict(type="GN", num_groups=32, requires_grad=True))],
+                         ids=["deep-stem", "gn"])
+def test_mmdet_custom_keys_reach_the_same_parameters(kw):
+    """mmengine's optimizer constructor matches paramwise_cfg.custom_keys against module paths:
+    'backbone.stem' (a deep stem), 'backbone.gn1' and 'layer1.0.gn2' (GN) give the same
+    parameters the same learning rate in mmdet's ResNet and in ResFamBackbone."""
+    from mmdet.models.backbones import ResNet
+    from mmengine.optim import DefaultOptimWrapperConstructor
+
+    from resfam.integrations.mmdet import ResFamBackbone
+
+    keys = {"backbone.stem": 0.1, "backbone.gn1": 0.2, "layer1.0.gn2": 0.3, "backbone.layer4": 0.4}
+    constructor = DefaultOptimWrapperConstructor(
+        dict(optimizer=dict(type="SGD", lr=1.0)),
+        paramwise_cfg=dict(custom_keys={k: dict(lr_mult=v) for k, v in keys.items()}))
+
+    def numel_per_lr(backbone) -> dict:
+        holder = torch.nn.Module()
+        holder.backbone = backbone
+        out = {}
+        for group in constructor(holder).optimizer.param_groups:
+            out[group["lr"]] = out.get(group["lr"], 0) + sum(p.numel() for p in group["params"])
+        return out
+
+    theirs, ours = numel_per_lr(ResNet(depth=50, **kw)), numel_per_lr(ResFamBackbone("resnet50", **kw))
+    assert ours == theirs
+    assert set(theirs) >= {1.0, 0.4} and len(theirs) >= 3  # some of the keys matched something
+
+
+@needs_mmdet
 def test_mmdet_arguments_it_cannot_honour_fail_or_warn():
     from resfam.errors import BuildArgumentError
     from resfam.integrations.mmdet import ResFamBackbone

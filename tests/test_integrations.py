@@ -39,10 +39,10 @@ def test_mmdet_options_map_to_specs(tmp_path):
     bb = ResFamBackbone("resnet50", style="caffe", deep_stem=True, avg_down=True, out_indices=(3,),
                         norm_cfg=dict(type="BN", requires_grad=False), with_cp=True)
     assert bb.layer2[0].conv1.stride == (2, 2) and bb.layer2[0].conv2.stride == (1, 1)
-    assert isinstance(bb.conv1, torch.nn.Sequential) and isinstance(bb.layer2[0].downsample[0], torch.nn.AvgPool2d)
+    assert len(bb.stem) == 9 and isinstance(bb.layer2[0].downsample[0], torch.nn.AvgPool2d)  # mmdet's modules
     # requires_grad=False: a BatchNorm that still normalises, its affine terms fixed (mmdet's)
-    assert bb.grad_checkpointing and type(bb.bn1) is torch.nn.BatchNorm2d
-    assert not bb.bn1.weight.requires_grad and bb.layer1[0].conv1.weight.requires_grad
+    assert bb.grad_checkpointing and type(bb.stem[7]) is torch.nn.BatchNorm2d
+    assert not bb.stem[7].weight.requires_grad and bb.layer1[0].conv1.weight.requires_grad
     keys = list(bb.state_dict())  # mmdet ResNetV1d's names
     assert keys[:3] == ["stem.0.weight", "stem.1.weight", "stem.1.bias"]
     assert "stem.7.num_batches_tracked" in keys and "conv1.0.weight" not in keys
@@ -70,7 +70,7 @@ def test_mmdet_base_config_keys_defaults_gn_and_c4():
     with pytest.warns(UserWarning, match="depth=18 ignored"):
         ResFamBackbone("resnet50", depth=18)
     gn = ResFamBackbone("resnet50", norm_cfg=dict(type="GN", num_groups=16, requires_grad=True))
-    assert gn.bn1.num_groups == 16 and gn.layer4[2].bn3.num_groups == 16
+    assert gn.gn1.num_groups == 16 and gn.layer4[2].gn3.num_groups == 16
     assert "gn1.weight" in gn.state_dict() and "layer1.0.gn3.bias" in gn.state_dict()
     c4 = ResFamBackbone("resnet50", num_stages=3, strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(2,))
     assert not hasattr(c4, "layer4") and c4(torch.randn(1, 3, 64, 64))[0].shape == (1, 1024, 4, 4)

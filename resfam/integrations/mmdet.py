@@ -27,8 +27,9 @@ past the last is built; ``num_stages``, ``strides`` and ``dilations`` (every blo
 stage, its first included); ``frozen_stages``; ``norm_cfg`` (BN / SyncBN / GN with
 ``num_groups``; ``requires_grad=False`` freezes only the affine terms); ``style="caffe"``
 strides a bottleneck's first 1x1; ``deep_stem`` and ``avg_down`` (ResNetV1d); ``with_cp``.
-State-dict keys are mmdet ResNet's (``conv1, bn1 | gn1, layer1.0.conv1, ...``, ``stem.0`` for
-a deep stem), so mmdet checkpoints load by name.
+Module paths and state-dict keys are mmdet ResNet's (``conv1, bn1 | gn1, layer1.0.conv1, ...``,
+``stem.0`` .. ``stem.8`` for a deep stem, Res2Net's ``convs``), so mmdet checkpoints load by name
+and ``paramwise_cfg.custom_keys`` match the parameters they match in mmdet.
 """
 from __future__ import annotations
 
@@ -47,17 +48,15 @@ from torch.utils.checkpoint import checkpoint
 from ..errors import BuildArgumentError, CheckpointError
 from ..network.model import ResFamNet
 from ..primitives import norms
+from ..primitives.blocks.residual import MAX_UNITS, ResidualBlock
 from ..spec.registry import get_spec
 from ..weights.checkpoint import load_state
 from .arch_keys import arch_values, disagreements, nominal_depth
-from .keys import own_keys, to_module_keys, use_framework_keys
+from .keys import own_keys, own_names, rename_children, to_module_keys, use_framework_keys
 from .switches import with_switches
 
 NORMS = {"BN": "bn", "BN2d": "bn", "SyncBN": "syncbn", "GN": "gn", "FrozenBN": "frozen_bn"}
 NORM_KEYS = {"type", "requires_grad", "num_groups", "eps", "momentum"}
-DEEP_STEM = {"conv1.0": "stem.0", "conv1.1": "stem.1", "conv1.3": "stem.3", "conv1.4": "stem.4",
-             "conv1.6": "stem.6", "bn1": "stem.7"}  # mmdet's stem Sequential: conv, norm, relu x3
-
 
 def _error(msg: str, arch, key: str, hint: str = "") -> BuildArgumentError:
     return BuildArgumentError(msg, variant=str(arch), key=key, hint=hint)
@@ -98,21 +97,13 @@ def _spec_for(arch, style: str, deep_stem: bool, avg_down: bool, strides, dilati
         shortcut={"type": "avgpool_conv1x1"} if avg_down else None)
 
 
-def mmdet_key(key: str, norm_abbr: str, deep_stem: bool) -> str:
-    """mmdet ResNet's name for one of the adapter's state-dict keys."""
-    head, _, rest = key.partition(".")
-    if deep_stem:
-        for own, theirs in DEEP_STEM.items():
-            if key.startswith(own + "."):
-                return theirs + key[len(own):]
-    elif head == "bn1":
-        return f"{norm_abbr}1.{rest}"
+def mmdet_key(key: str) -> str:
+    """mmdet's name for one of the adapter's state-dict keys, where its module path is not
+    mmdet's already (:meth:`ResFamBackbone._use_mmdet_names`): Res2Net's split convs, which
+    mmdet's Bottle2neck holds itself (``layer1.0.convs.0``)."""
     parts = key.split(".")
-    if head.startswith("layer") and len(parts) > 3:
-        if re.fullmatch(r"bn\d", parts[2]):
-            parts[2] = norm_abbr + parts[2][2:]
-        elif parts[2] == "conv2" and parts[3] in ("convs", "bns"):  # Res2Net's split convs
-            del parts[2]
+    if parts[0].startswith("layer") and len(parts) > 4 and parts[2] == "conv2" and parts[3] in ("convs", "bns"):
+        del parts[2]
     return ".".join(parts)
 
 
@@ -179,9 +170,28 @@ class ResFamBackbone(ResFamNet):
         self._zero_init_residual = zero_init_residual
         self.set_grad_checkpointing(with_cp)
         self._stage_pool = stage_pool
-        deep = deep_stem or isinstance(self.conv1, nn.Sequential)  # the flag, or the arch's own
-        self._mmdet_keys = use_framework_keys(
-            self, lambda k: mmdet_key(k, "gn" if kind == "gn" else "bn", deep))
+        before = {id(mod): name for name, mod in self.named_modules()}
+        self._use_mmdet_names(gn=kind == "gn")
+        self._mmdet_keys = use_framework_keys(self, mmdet_key, own_names(self, before))
+
+    def _use_mmdet_names(self, gn: bool) -> None:
+        """Register modules under mmdet ResNet's paths, so its checkpoints' keys and the
+        parameter names its configs match (``paramwise_cfg.custom_keys``) are mmdet's: a deep
+        stem (the arch's own or ``deep_stem=True``) is one ``stem`` Sequential (conv, norm, relu
+        x3), and under GN the norms are ``gn1``, ``gn2``, ... in the stem and every block."""
+        if self.stem_names[:3] == ["conv1", "bn1", "act1"] and isinstance(self.conv1, nn.Sequential):
+            stem = nn.Sequential(*self.conv1, self.bn1, self.act1)
+            rest = {k: v for k, v in self._modules.items() if k not in ("conv1", "bn1", "act1")}
+            self._modules = {"stem": stem, **rest}
+            self.stem_names = ["stem", *self.stem_names[3:]]
+            self.feature_info.levels[0]["module"] = "stem"
+        elif gn:
+            self._modules = {("gn1" if k == "bn1" else k): v for k, v in self._modules.items()}
+            self.stem_names = ["gn1" if n == "bn1" else n for n in self.stem_names]
+        if gn:
+            for block in self.modules():
+                if isinstance(block, ResidualBlock):
+                    rename_children(block, {f"bn{i}": f"gn{i}" for i in range(MAX_UNITS + 1)})
 
     def _configure_norms(self) -> None:
         """norm_cfg's eps / momentum, and requires_grad=False: fixed affine terms (the norm
@@ -277,8 +287,7 @@ class ResFamResLayer(BaseModule):
         self._stage, self.norm_eval, self.with_cp = f"layer{stage + 1}", norm_eval, with_cp
         self.load_report = None
         self.add_module(self._stage, getattr(self._backbone(), self._stage))
-        abbr = "gn" if (norm_cfg or {}).get("type") == "GN" else "bn"
-        self._mmdet_keys = use_framework_keys(self, lambda k: mmdet_key(k, abbr, False))
+        self._mmdet_keys = use_framework_keys(self, mmdet_key)
 
     def _backbone(self) -> ResFamBackbone:
         with warnings.catch_warnings():  # its C4 advice is for the backbone, not this head
