@@ -73,6 +73,20 @@ def _same_outputs(ref, mine, x, train: bool) -> None:
         torch.testing.assert_close(q, p, rtol=1e-12, atol=0)
 
 
+def _same_network(ref, mine, x) -> None:
+    """With the same random weights and norm statistics (loaded by the framework's names): the
+    same outputs in float64 in eval and train mode, and the same trainable tensors."""
+    state = _perturbed(ref.state_dict())
+    ref.load_state_dict(state)
+    mine.load_state_dict(state)
+    ref.double(), mine.double()
+    _same_outputs(ref, mine, x, train=False)
+    _same_outputs(ref, mine, x, train=True)  # norm_eval, frozen stages, batch statistics
+    names = _param_keys(mine)
+    assert {names[n] for n, p in mine.named_parameters() if p.requires_grad} == \
+        {n for n, p in ref.named_parameters() if p.requires_grad}
+
+
 def _same_losses(theirs: dict, ours: dict) -> None:
     """A detector's loss dict, term by term (float32: equal up to summation order)."""
     assert list(ours) == list(theirs)
@@ -132,18 +146,9 @@ def test_mmdet_resnet_keys_outputs_and_trainable_set(case):
     """Same keys in the same order, the same trainable tensors, the same maps (float64)."""
     ref, mine = _mmdet_pair(MMDET_CASES[case])
     assert list(mine.state_dict()) == list(ref.state_dict())
-    state = _perturbed(ref.state_dict())
-    ref.load_state_dict(state)
-    mine.load_state_dict(state)  # strict: mmdet's names load as they are
-    ref.double(), mine.double()
-    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
-    _same_outputs(ref, mine, x, train=False)
-    _same_outputs(ref, mine, x, train=True)  # norm_eval, frozen stages, batch statistics
+    _same_network(ref, mine, torch.randn(2, 3, 64, 64, dtype=torch.float64))  # strict loads: mmdet's names
     for name, buf in ref.state_dict().items():  # running statistics moved the same way
         torch.testing.assert_close(mine.state_dict()[name], buf, rtol=1e-12, atol=0)
-    names = _param_keys(mine)
-    assert {names[n] for n, p in mine.named_parameters() if p.requires_grad} == \
-        {n for n, p in ref.named_parameters() if p.requires_grad}
 
 
 @needs_mmdet
@@ -180,6 +185,21 @@ def _mmdet_batch():
 def _mmdet_losses(model, data, seed=0):
     torch.manual_seed(seed)
     return model(**model.data_preprocessor(data, True), mode="loss")
+
+
+def _mmdet_train_steps(model, steps: int = 2):
+    """``steps`` SGD steps on the demo batch with finite losses; returns the batch."""
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    data = _mmdet_batch()
+    model.train()
+    for step in range(steps):
+        losses = _mmdet_losses(model, data, seed=step)
+        total = sum(v if torch.is_tensor(v) else sum(v) for v in losses.values())
+        assert torch.isfinite(total)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    return data
 
 
 def _mmdet_predict(model, data):
@@ -340,16 +360,7 @@ def test_mmdet_stock_configs_train_with_other_archs(tmp_path, arch):
         model = MODELS.build(cfg.model)
         model.init_weights()
         assert model.backbone.load_report.loaded > 0 and not model.backbone.load_report.missing
-        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-        data = _mmdet_batch()
-        model.train()
-        for step in range(2):
-            losses = _mmdet_losses(model, data, seed=step)
-            total = sum(v if torch.is_tensor(v) else sum(v) for v in losses.values())
-            assert torch.isfinite(total)
-            opt.zero_grad()
-            total.backward()
-            opt.step()
+        data = _mmdet_train_steps(model)
         model.eval()
         with torch.no_grad():
             assert len(_mmdet_predict(model, data)) == 2
@@ -449,16 +460,7 @@ def test_mmdet_c4_shared_head_is_mmdets_reslayer_for_resnet50():
     mine = ResFamResLayer("resnet50", **kw)
     mine.init_weights()
     assert list(mine.state_dict()) == list(ref.state_dict())
-    state = _perturbed(ref.state_dict())
-    ref.load_state_dict(state)
-    mine.load_state_dict(state)
-    ref.double(), mine.double()
-    x = torch.randn(2, 1024, 14, 14, dtype=torch.float64)
-    _same_outputs(ref, mine, x, train=False)
-    _same_outputs(ref, mine, x, train=True)
-    names = _param_keys(mine)
-    assert {names[n] for n, p in mine.named_parameters() if p.requires_grad} == \
-        {n for n, p in ref.named_parameters() if p.requires_grad}
+    _same_network(ref, mine, torch.randn(2, 1024, 14, 14, dtype=torch.float64))
 
 
 @needs_mmdet
@@ -491,16 +493,7 @@ def test_mmdet_c4_detector_with_the_archs_own_head(tmp_path):
     for k, v in head.state_dict().items():
         if not k.endswith("num_batches_tracked"):
             assert torch.equal(v, tv[k]), k
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    data = _mmdet_batch()
-    model.train()
-    for step in range(2):
-        losses = _mmdet_losses(model, data, seed=step)
-        total = sum(v if torch.is_tensor(v) else sum(v) for v in losses.values())
-        assert torch.isfinite(total)
-        opt.zero_grad()
-        total.backward()
-        opt.step()
+    data = _mmdet_train_steps(model, steps=1)
     r18 = MODELS.build(c4("resnet18", ", bbox_roi_extractor=dict(out_channels=256), bbox_head=dict(in_channels=512)",
                           ", rpn_head=dict(in_channels=256, feat_channels=256)"))  # its own widths
     r18.init_weights()
@@ -632,16 +625,7 @@ def test_d2_resnet_keys_outputs_and_trainable_set(case):
     assert set(mine.state_dict()) == set(ref.state_dict())
     assert mine.output_shape() == ref.output_shape()
     assert sum(p.numel() for p in mine.parameters()) == sum(p.numel() for p in ref.parameters())
-    state = _perturbed(ref.state_dict())
-    ref.load_state_dict(state)
-    mine.load_state_dict(state)
-    ref.double(), mine.double()
-    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
-    _same_outputs(ref, mine, x, train=False)
-    _same_outputs(ref, mine, x, train=True)
-    names = _param_keys(mine)
-    assert {names[n] for n, p in mine.named_parameters() if p.requires_grad} == \
-        {n for n, p in ref.named_parameters() if p.requires_grad}
+    _same_network(ref, mine, torch.randn(2, 3, 64, 64, dtype=torch.float64))
 
 
 def _d2_batch(n=2):
