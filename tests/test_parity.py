@@ -117,6 +117,30 @@ def test_timm_parity_with_dilation(name, output_stride):
                  output_stride=output_stride)
 
 
+# one network per family and primitive: the same arithmetic as timm's, so equal in float64 to
+# 1e-10 (float32 parity above is equality up to float32 rounding, 1e-4)
+FLOAT64_EXACT = ["resnet18", "resnet50d", "resnet50s", "resnext50_32x4d", "wide_resnet50_2",
+                 "seresnet50", "ecaresnet50d", "resnetblur50", "resnetaa50d", "resnetrs50",
+                 "res2net50_26w_4s", "res2next50", "res2net50d", "resnest14d", "skresnet18",
+                 "skresnext50_32x4d", "legacy_seresnet18", "legacy_seresnext26_32x4d",
+                 "resnetv2_50", "resnetv2_50x1_bit", "resnetv2_50d_gn"]
+# timm computes these norms' statistics in float32 whatever the input's dtype: equal to that
+# rounding only (differences up to ~1e-5 in float64, measured)
+FLOAT32_STATISTICS = ["resnetv2_50d_frn", "resnetv2_50d_evos"]
+
+
+@pytest.mark.parametrize("name", FLOAT64_EXACT)
+def test_timm_parity_in_float64(name):
+    """What "equal" means, one family at a time: in float64 a misplaced norm, activation or
+    pool, or a different padding or rounding of widths, cannot hide in float32 rounding."""
+    check_parity(timm.create_model(name), name, dtype=torch.float64, tol=1e-10)
+
+
+@pytest.mark.parametrize("name", FLOAT32_STATISTICS)
+def test_timm_parity_in_float64_up_to_float32_statistics(name):
+    check_parity(timm.create_model(name), name, dtype=torch.float64, tol=1e-4)
+
+
 @pytest.mark.parametrize("name", ["regnety_002", "regnetv_040", "regnety_040_sgn"])
 def test_regnet_parity_in_float64(name):
     """RegNetY's SE after the 3x3 (after its BN-ReLU in order post, right after the conv in
