@@ -5,7 +5,7 @@
 #   bash tests/install_detection_frameworks.sh [DETECTRON2_SOURCE]
 #
 # DETECTRON2_SOURCE: a checkout of github.com/facebookresearch/detectron2 (not on PyPI); without
-# it only mmdet is built.  PYTHON picks the interpreter (default: python).  About 10 minutes on
+# it only mmdet is built.  PYTHON picks the interpreter (default: python).  About 6 minutes on
 # two cores; .ci/run does not call this (too slow for every run).
 #
 # Why each step:

@@ -2,7 +2,7 @@
 
 Neither framework installs from a wheel for this torch (mmcv's ops need building; detectron2 is
 not on PyPI): `bash tests/install_detection_frameworks.sh [detectron2 checkout]` builds both
-into the current environment (about 10 minutes on two cores), and these tests run wherever
+into the current environment (about 6 minutes on two cores), and these tests run wherever
 they import. .ci/run does not build them; there the tests skip and say so.
 
 Every comparison holds resfam's adapter against the framework's own ResNet-50 (or detector)
