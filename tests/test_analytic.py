@@ -126,6 +126,7 @@ def test_the_zoo_is_counted_without_building_or_running_anything():
 blocks = st.one_of(
     st.fixed_dictionaries({"type": st.just("basic"), "aa": st.sampled_from(["none", "avg", "blur"])}),
     st.fixed_dictionaries({"type": st.just("bottleneck"), "groups": st.sampled_from([1, 2, 4]),
+                           "expansion": st.sampled_from([4, 1, 0.25]),
                            "stride_on": st.sampled_from(["3x3", "1x1"]),
                            "avd": st.sampled_from(["none", "first", "last"]),
                            "sk": st.one_of(st.none(), st.fixed_dictionaries({"split_input": st.booleans()})),
@@ -166,13 +167,15 @@ def user_specs(draw):
                    "stride": [1] + draw(st.lists(st.sampled_from([1, 2]), min_size=n - 1, max_size=n - 1)),
                    "dilation": draw(st.lists(st.sampled_from([1, 2]), min_size=n, max_size=n))},
         "block": block,
-        "shortcut": {"type": draw(st.sampled_from(["conv1x1", "conv3x3", "avgpool_conv1x1", "maxpool_conv1x1"]))},
-        "merge": {"type": draw(st.sampled_from(["add", "gate"]))},
+        "shortcut": {"type": draw(st.sampled_from(["conv1x1", "conv3x3", "avgpool_conv1x1", "maxpool_conv1x1",
+                                                   "drop"]))},
+        "merge": {"type": draw(st.sampled_from(["add", "gate"])), "act": draw(st.booleans())},
         "attn": attn,
         "order": order,
         "norm": draw(st.sampled_from(["bn", "gn", "frn", "evonorm_s0", "none"])),
         "act": "relu",
-        "head": {"num_classes": draw(st.integers(0, 20)), "norm": draw(st.booleans())},
+        "head": {"num_classes": draw(st.integers(0, 20)), "norm": draw(st.booleans()),
+                 "conv": draw(st.sampled_from([None, 24]))},
     }
 
 

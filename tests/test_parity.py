@@ -30,13 +30,8 @@ SLOW = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "resnet152",
 SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
 
 TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "regnet")
-# timm ResNet-family names resfam cannot build yet, and the primitive each one needs
-NOT_YET: dict[str, str] = {
-    "regnetz_005": "RegNetZ's inverted bottleneck (inner width 4x the output, linear output, no "
-                   "merge where the shape changes), SiLU, a final 1x1 conv to 1024",
-    "regnetz_040": "RegNetZ's inverted bottleneck, SiLU",
-    "regnetz_040_h": "RegNetZ's inverted bottleneck, SiLU, a final 1x1 conv to 1536",
-}
+# timm ResNet-family names resfam cannot build yet, and the primitive each one needs (none now)
+NOT_YET: dict[str, str] = {}
 
 
 def timm_family() -> list[str]:
@@ -141,12 +136,14 @@ def test_timm_parity_in_float64_up_to_float32_statistics(name):
     check_parity(timm.create_model(name), name, dtype=torch.float64, tol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["regnety_002", "regnetv_040", "regnety_040_sgn"])
+@pytest.mark.parametrize("name", ["regnety_002", "regnetv_040", "regnety_040_sgn", "regnetz_005",
+                                  "regnetz_040"])
 def test_regnet_parity_in_float64(name):
     """RegNetY's SE after the 3x3 (after its BN-ReLU in order post, right after the conv in
     timm's pre-activated regnetv, whose shortcut reads the pre-activated input even where it is
-    the identity), SiLU inside the SE, GroupNorm by group size: equal in float64, where a
-    misplaced norm or activation cannot hide in float32 rounding."""
+    the identity), SiLU inside the SE, GroupNorm by group size; RegNetZ's inverted bottleneck,
+    linear output, no shortcut where the shape changes and final 1x1 conv: equal in float64,
+    where a misplaced norm or activation cannot hide in float32 rounding."""
     check_parity(timm.create_model(name), name, dtype=torch.float64, tol=1e-10)
 
 

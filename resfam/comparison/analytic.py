@@ -20,6 +20,7 @@ from ..primitives.attention import eca_kernel_size, se_reduced
 from ..primitives.blocks.base import BlockParams
 from ..primitives.layers import reduced_channels
 from ..primitives.orders import Placement, placement
+from ..primitives.shortcuts import merges
 from ..primitives.stems import PRESETS, StemParams
 from ..spec.build_args import check_build_args
 from .counting import Counts
@@ -324,9 +325,10 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
     y = _units(ctx, bp, x, out, stride, plan.attn)
     if plan.attn.after == "branch":
         attention(t, plan.attn, y, x.c)
-    if plan.merge.type != "none":
+    merge = plan.merge.at(merges(plan.shortcut, x.c, out, stride))
+    if merge.type != "none":
         shortcut(t, plan.shortcut, x, out, stride, dilation, first_dilation, m.norm)
-        if plan.merge.type == "gate":  # merges.HighwayGate: T(x), then the two products
+        if merge.type == "gate":  # merges.HighwayGate: T(x), then the two products
             conv(t, x, out, plan.merge.kernel_size, stride, bias=True)
             for op in ("sigmoid", "mul", "rsub", "mul", "add"):
                 t.op(op, y.numel)
@@ -334,7 +336,7 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
             t.op("add", y.numel)
     if where.merge_norm:
         norm(t, m.norm, y)
-    if where.merge_act:
+    if where.merge_act and merge.act:
         act(t, m.act, y)
     return y
 
@@ -395,6 +397,10 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
     if m.head.norm:
         norm(t, m.norm, x)
     if m.head.norm or m.head.act:
+        act(t, m.act, x)
+    if m.head.conv:
+        x = conv(t, x, m.head.conv, 1)
+        norm(t, m.norm, x)
         act(t, m.act, x)
     features = x.c
     if m.head.pool == "avg":

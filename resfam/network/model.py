@@ -18,7 +18,7 @@ from ..primitives import layers, norms
 from ..primitives.blocks import ResidualBlock
 from ..primitives.merges import HighwayGate
 from ..primitives.orders import placement
-from ..primitives.shortcuts import build_shortcut
+from ..primitives.shortcuts import build_shortcut, merges
 from ..primitives.stems import StemParams, build_stem
 from ..spec.build_args import (DEFAULT_MAX_BLOCKS, DEFAULT_MAX_PARAM_BYTES, BuildArgs,
                                check_build_args)
@@ -124,7 +124,8 @@ class ResFamNet(nn.Module):
                     first_dilation=first, placement=placement(m.order, j, plan.depth),
                     shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, geo.dilation, norm,
                                             first),
-                    merge=plan.merge, attn=plan.attn, norm=norm, act=m.act,
+                    merge=plan.merge.at(merges(plan.shortcut, cin, plan.width, s)),
+                    attn=plan.attn, norm=norm, act=m.act,
                     shortcut_reads_preact=plan.shortcut.reads == "preact",
                     drop_path=drop_path_rate * index / max(total - 1, 1))
                 index += 1
@@ -140,10 +141,17 @@ class ResFamNet(nn.Module):
         self.grad_checkpointing = False
         if args.features_only:
             self.num_classes = 0
-            self.norm = self.final_act = self.global_pool = self.head_drop = self.fc = None
+            self.norm = self.final_act = self.final_conv = None
+            self.global_pool = self.head_drop = self.fc = None
         else:
             self.norm = norms.norm(norm, in_ch) if m.head.norm else None
             self.final_act = layers.act(m.act) if m.head.norm or m.head.act else None
+            self.final_conv = None
+            if m.head.conv:  # timm's final_conv (ConvNormAct): conv, bn, act
+                self.final_conv = nn.Sequential(OrderedDict(conv=layers.conv(in_ch, m.head.conv, 1),
+                                                            bn=norms.norm(norm, m.head.conv),
+                                                            act=layers.act(m.act)))
+                self.num_features = in_ch = m.head.conv
             self.global_pool = nn.AdaptiveAvgPool2d(1) if m.head.pool == "avg" else nn.Identity()
             if m.head.pool == "flatten":  # the classifier sees every position
                 self.num_features = in_ch * self._flat_size(m.input_size)
@@ -271,6 +279,8 @@ class ResFamNet(nn.Module):
             x = self.norm(x)
         if self.final_act is not None:
             x = self.final_act(x)
+        if self.final_conv is not None:
+            x = self.final_conv(x)
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

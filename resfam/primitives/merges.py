@@ -27,6 +27,13 @@ class MergeParams(BaseModel):
     bias_init: float = Field(-2.0, le=0.0, description="gate: initial transform-gate bias b_T "
                                                         "(negative: start by carrying)")
     kernel_size: layers.int_choice(1, 3) = Field(1, description="gate: kernel of the conv computing T(x)")
+    act: bool = Field(True, description="the activation after the merge where the order puts one "
+                                        "(post); false: a linear block output (RegNetZ, timm's "
+                                        "linear_out)")
+
+    def at(self, merges: bool) -> "MergeParams":
+        """This merge for a block that has a shortcut to merge (``merges``), else type none."""
+        return self if merges else self.model_copy(update={"type": "none"})
 
 
 class HighwayGate(nn.Module):

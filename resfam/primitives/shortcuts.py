@@ -28,14 +28,17 @@ from torch import nn
 from . import layers, norms
 from .blocks.base import KeyProblem
 
-SHORTCUT_TYPES = ("conv1x1", "conv3x3", "avgpool_conv1x1", "maxpool_conv1x1", "zero_pad", "identity", "none")
+SHORTCUT_TYPES = ("conv1x1", "conv3x3", "avgpool_conv1x1", "maxpool_conv1x1", "zero_pad", "identity",
+                  "drop", "none")
 
 
 class ShortcutParams(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     type: Literal[SHORTCUT_TYPES] = Field("conv1x1", description="what replaces the identity "
-                                          "where a block changes shape")
+                                          "where a block changes shape; drop: nothing, that block "
+                                          "merges nothing (timm's RegNet with downsample None, "
+                                          "RegNetZ); none: no shortcut in any block (plain nets)")
     norm: bool = Field(True, description="norm after the projection conv (ResNet v2 projects "
                                          "the pre-activated input and has none)")
     reads: Literal["auto", "preact"] = Field(
@@ -74,11 +77,16 @@ class AvgPoolSame2x2(nn.Module):
         return F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 2, 1)
 
 
+def merges(p: ShortcutParams, in_ch: int, out_ch: int, stride: int) -> bool:
+    """Whether a block of this shape has a shortcut to merge (``drop``: not where it reshapes)."""
+    return p.type != "none" and not (p.type == "drop" and (stride > 1 or in_ch != out_ch))
+
+
 def build_shortcut(p: ShortcutParams, in_ch: int, out_ch: int, stride: int, dilation: int,
                    norm: str, first_dilation: int = 1) -> Optional[nn.Module]:
     """The projection for a block of this shape, or None where the identity (or nothing) is used."""
     reshape = stride > 1 or in_ch != out_ch
-    if p.type in ("none", "identity") or not reshape:
+    if p.type in ("none", "identity", "drop") or not reshape:
         return None
     if p.type == "zero_pad":
         return ZeroPad(in_ch, out_ch, stride)

@@ -85,7 +85,9 @@ class HeadParams(_Model):
     norm: bool = Field(False, description="norm + act on the last stage's output before pooling "
                                           "(pre-activation nets)")
     act: bool = Field(False, description="the activation alone on the last stage's output, no "
-                                         "norm (timm's pre-activation RegNet, regnetv_*)")
+                                         "norm (timm's pre-activation RegNet, regnetv_*, RegNetZ)")
+    conv: Optional[int] = Field(None, ge=1, description="width of a 1x1 conv + norm + act on the "
+                                "last stage's output before pooling (timm's final_conv: RegNetZ)")
     pool: Literal["avg", "flatten"] = Field("avg", description="global average pool, or flatten "
                                             "the last feature map (a fixed input_size; LeNet-style "
                                             "heads)")

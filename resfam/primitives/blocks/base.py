@@ -122,7 +122,14 @@ def strided_conv(in_ch: int, out_ch: int, stride: int, dilation: int, first_dila
                 aa=antialias(aa, out_ch, stride))
 
 
-def planes(out_ch: int, expansion: int) -> int:
-    """torchvision's 'planes': a bottleneck-style block's output width / expansion."""
-    return exact_div(out_ch, expansion, "expansion", "stage width",
-                     "make every stages.width a multiple of block.expansion")
+def planes(out_ch: int, expansion) -> int:
+    """torchvision's 'planes': a bottleneck-style block's output width / expansion (a fraction
+    for an inverted bottleneck: 0.25 gives four times the output width)."""
+    if float(expansion).is_integer():
+        return exact_div(out_ch, int(expansion), "expansion", "stage width",
+                         "make every stages.width a multiple of block.expansion")
+    inner = out_ch / expansion
+    if not inner.is_integer():
+        raise KeyProblem("expansion", f"stage width {out_ch} / expansion {expansion} is not a "
+                         "whole number", "pick an expansion whose inverse is a whole number (0.25, 0.5)")
+    return int(inner)

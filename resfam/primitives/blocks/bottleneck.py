@@ -8,7 +8,7 @@ bottleneck ratio b is ``expansion``) and ``groups = mid / group_width``.
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import Field
 from torch import nn
@@ -24,7 +24,9 @@ from .base import (BlockParams, KeyProblem, Unit, check_sk, exact_div, planes, r
 @register_block("bottleneck")
 class Bottleneck(BlockParams):
     type: Literal["bottleneck"] = "bottleneck"
-    expansion: int = Field(4, ge=1, description="output width / bottleneck 'planes' width")
+    expansion: Union[int, float] = Field(4, gt=0, description="output width / bottleneck 'planes' "
+                                         "width; below 1 an inverted bottleneck (RegNetZ's 0.25: "
+                                         "the 3x3 four times as wide as the output)")
     groups: int = Field(1, ge=1, description="cardinality C of the 3x3 conv (ResNeXt)")
     base_width: int = Field(64, ge=1, description="width per group at 'planes' = 64 "
                                                   "(ResNeXt d; 128 for Wide ResNet-50-2)")
