@@ -4,6 +4,7 @@ reference's weights (norm statistics randomised) the same outputs.
 The variants held against timm / torchvision are those whose spec says ``reference:``; the
 coverage test computes timm's ResNet-family names at test time, so a name timm adds shows up
 as a failure, not as silence."""
+import re
 from unittest import mock
 
 import pytest
@@ -30,13 +31,31 @@ SLOW = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "resnet152",
 SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
 
 TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "regnet")
-# timm ResNet-family names resfam cannot build yet, and the primitive each one needs (none now)
-NOT_YET: dict[str, str] = {}
+BYOBNET_RESNETS = r"resne[tx]"  # byobnet's ResNet-named networks (the module builds others too)
+# timm ResNet-family names resfam cannot build yet, and the primitive each one needs
+_CLIP = ("CLIP's ModifiedResNet: a three-conv stem with an average pool, anti-aliased (average-"
+         "pool) downsampling in the blocks and shortcuts, and an attention-pool head")
+NOT_YET: dict[str, str] = {
+    "bat_resnext26ts": "bottleneck attention (BAT) after the 3x3",
+    "gcresnet33ts": "global-context attention (Cao et al. 2019)",
+    "gcresnet50t": "global-context attention",
+    "gcresnext26ts": "global-context attention",
+    "gcresnext50ts": "global-context attention",
+    "resnet51q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
+    "resnet61q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
+    "resnet50_mlp": "an MLP head",
+    **{n: _CLIP + (" (_gap: global average pooling instead)" if n.endswith("_gap") else "")
+       for n in ("resnet50_clip", "resnet50_clip_gap", "resnet101_clip", "resnet101_clip_gap",
+                 "resnet50x4_clip", "resnet50x4_clip_gap", "resnet50x16_clip",
+                 "resnet50x16_clip_gap", "resnet50x64_clip", "resnet50x64_clip_gap")},
+}
 
 
 def timm_family() -> list[str]:
+    module = _registry._model_to_module.get
     return sorted(n for n in timm.list_models()
-                  if _registry._model_to_module.get(n) in TIMM_MODULES and n != "test_resnet")
+                  if (module(n) in TIMM_MODULES and n != "test_resnet")
+                  or (module(n) == "byobnet" and re.search(BYOBNET_RESNETS, n)))
 
 
 def _params(names):
@@ -115,6 +134,7 @@ def test_timm_parity_with_dilation(name, output_stride):
 # one network per family and primitive: the same arithmetic as timm's, so equal in float64 to
 # 1e-10 (float32 parity above is equality up to float32 rounding, 1e-4)
 FLOAT64_EXACT = ["resnet18", "resnet50d", "resnet50s", "resnext50_32x4d", "wide_resnet50_2",
+                 "resnet33ts", "eca_resnext26ts",
                  "seresnet50", "ecaresnet50d", "resnetblur50", "resnetaa50d", "resnetrs50",
                  "res2net50_26w_4s", "res2next50", "res2net50d", "resnest14d", "skresnet18",
                  "skresnext50_32x4d", "legacy_seresnet18", "legacy_seresnext26_32x4d",

@@ -352,7 +352,7 @@ def stem(t: Tally, p: StemParams, x: Shape, norm_kind: str, act_kind: str) -> Sh
         x = conv(t, x, w2, 3)
         norm(t, norm_kind, x)
         act(t, act_kind, x)
-        x = conv(t, x, p.width, 3)
+        x = conv(t, x, p.width, 3, preset.last_stride)
     else:
         x = conv(t, x, p.width, preset.kernel, preset.stride, padding=0 if preset.valid else None)
     if preset.norm:

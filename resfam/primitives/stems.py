@@ -6,6 +6,7 @@
 | conv7_maxpool | 7x7/2 conv, BN, ReLU, 3x3/2 max-pool | ResNet v1 (He et al. 2016, Table 1 "conv1") |
 | deep_maxpool | three 3x3 convs (first /2), BN, ReLU, max-pool | ResNet-C (He et al. 2019, Fig. 2b); timm's tiered stem with two deep widths |
 | deep_convpool | three 3x3 convs (first /2), BN, ReLU, then a 3x3/2 conv, BN, ReLU for the pool | ResNet-RS (Bello et al. 2021, Sec. 4.1, "replace the max-pool") |
+| deep_strided | three 3x3 convs (first and last /2), BN, ReLU, no pool | timm's byobnet tiered stem without a pool (resnet32ts, resnet33ts) |
 | conv7 | 7x7/2 conv, BN, ReLU, no pool | iResNet (Duta et al. 2020, Sec. 3.1) |
 | cifar | 3x3/1 conv, BN, ReLU | CIFAR nets (He et al. 2016, Sec. 4.2) |
 | conv3 | 3x3/2 conv, BN, ReLU, no pool | AnyNet / RegNet's stem (Radosavovic et al. 2020, Sec. 3.1, Fig. 3a: "stride-two 3x3 conv", width 32) |
@@ -36,12 +37,14 @@ class _Preset(NamedTuple):
     pool: Optional[str]  # None, "max" (3x3/2 max-pool), "max_fixed" (the same after a zero pad),
     #                      "max2" (2x2/2) or "conv" (3x3/2 conv, norm, act)
     valid: bool = False  # no padding (LeNet), instead of 'same'
+    last_stride: int = 1  # deep stems: the third conv's stride (2 where no pool follows)
 
 
 PRESETS = {
     "conv7_maxpool": _Preset(7, 2, False, True, "max"),
     "deep_maxpool": _Preset(3, 2, True, True, "max"),
     "deep_convpool": _Preset(3, 2, True, True, "conv"),
+    "deep_strided": _Preset(3, 2, True, True, None, last_stride=2),
     "conv7": _Preset(7, 2, False, True, None),
     "cifar": _Preset(3, 1, False, True, None),
     "conv3": _Preset(3, 2, False, True, None),
@@ -85,7 +88,7 @@ class StemParams(BaseModel):
     @property
     def reduction(self) -> int:
         p = PRESETS[self.type]
-        return p.stride * (2 if p.pool else 1)
+        return p.stride * (2 if p.pool else 1) * p.last_stride
 
 
 def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDict[str, nn.Module]":
@@ -97,7 +100,7 @@ def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDic
         mods["conv1"] = nn.Sequential(
             layers.conv(in_chans, w1, 3, 2), norms.norm(norm, w1), layers.act(act),
             layers.conv(w1, w2, 3), norms.norm(norm, w2), layers.act(act),
-            layers.conv(w2, p.width, 3))
+            layers.conv(w2, p.width, 3, preset.last_stride))
     elif preset.valid:
         mods["conv1"] = layers.conv(in_chans, p.width, preset.kernel, preset.stride, padding=0)
     else:

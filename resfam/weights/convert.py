@@ -143,6 +143,27 @@ def _regnet_key(key: str) -> str:
     return key
 
 
+BYOB_UNITS = {"conv1_1x1": 1, "conv2_kxk": 2, "conv3_1x1": 3}
+
+
+def _byob_key(key: str) -> str:
+    """timm's byobnet ResNets: ``stem.convK.conv/bn`` (a tiered deep stem), ``stages.I.J`` with
+    ``conv1_1x1 / conv2_kxk / conv3_1x1`` conv-norm-act units, ``attn`` (after the 3x3) and a
+    ``shortcut`` conv-norm unit, ``final_conv``, ``head.fc``."""
+    key = re.sub(r"^stem\.conv([123])\.(conv|bn)\.",
+                 lambda m: ("bn1." if m.group(1) == "3" and m.group(2) == "bn" else
+                            f"conv1.{3 * (int(m.group(1)) - 1) + (m.group(2) == 'bn')}."), key)
+    key = re.sub(r"^head\.fc\.", "fc.", key)
+    m = re.match(r"^stages\.(\d+)\.(\d+)\.(.*)$", key)
+    if not m:
+        return key
+    rest = re.sub(r"^(conv1_1x1|conv2_kxk|conv3_1x1)\.(conv|bn)\.",
+                  lambda u: f"{u.group(2)}{BYOB_UNITS[u.group(1)]}.", m.group(3))
+    rest = re.sub(r"^attn\.", "se.", rest)
+    rest = re.sub(r"^shortcut\.(conv|bn)\.", lambda u: f"downsample.{int(u.group(1) == 'bn')}.", rest)
+    return f"layer{int(m.group(1)) + 1}.{m.group(2)}.{rest}"
+
+
 def _legacy_senet(state: dict) -> dict:
     """timm's senet.py (the original Caffe models' layout): ``layer0`` is the stem, a 7x7
     ``conv1`` / ``bn1`` or a 3x3 deep stem (conv1..3, bn1..3)."""
@@ -175,6 +196,8 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
     state = unwrap(state)
     if any(k.startswith(("s1.b1.", "trunk_output.")) for k in state):
         state = {_regnet_key(k): v for k, v in state.items()}
+    elif any(".conv1_1x1." in k for k in state):  # before resnetv2's stages./stem. test
+        state = {_byob_key(k): v for k, v in state.items()}
     elif any(k.startswith(("stages.", "stem.")) for k in state):
         state = {_v2_key(k, spec): v for k, v in state.items()}
     elif any(k.startswith("layer0.") for k in state):
