@@ -110,11 +110,14 @@ def d2_key(key: str, net: nn.Module) -> str:
     return ".".join([f"res{int(stage[5:]) + 1}", j, name, *tail])
 
 
-def _check_norm(norm: str, arch) -> str:
+def _build_norm(norm: str, arch) -> str:
+    """The ``norm_layer`` to build with for detectron2's ``norm``: BatchNorm2d where
+    :func:`_use_d2_norms` then swaps in detectron2's own class, else resfam's equivalent."""
     if norm not in NORMS:
         raise BuildArgumentError(f"is {norm!r}", variant=str(arch), key="MODEL.RESNETS.NORM",
                                  hint=f"one of {', '.join(map(repr, NORMS))}")
-    return NORMS[norm]
+    d2_own = FrozenBatchNorm2d is not None and (norm == "FrozenBN" or norm in NAIVE_SYNC)
+    return "bn" if d2_own else NORMS[norm]
 
 
 def _use_d2_norms(module: nn.Module, norm: str) -> nn.Module:
@@ -172,11 +175,10 @@ def make_backbone_class(base: type) -> type:
                 raise BuildArgumentError(f"{list(out_features)}: {unknown or 'empty'}",
                                          variant=str(ref), key="OUT_FEATURES",
                                          hint=f"choose from {names}")
-            kind = _check_norm(norm, ref)
+            norm_layer = _build_norm(norm, ref)
             self._out_features = list(out_features)
-            own_norm = FrozenBatchNorm2d is not None and (norm == "FrozenBN" or norm in NAIVE_SYNC)
             self.body = build(ref, features_only=True, out_indices=[names.index(n) for n in out_features],
-                              norm_layer="bn" if own_norm else kind, frozen_stages=freeze_at - 1,
+                              norm_layer=norm_layer, frozen_stages=freeze_at - 1,
                               as_dict=True, **build_kwargs)
             stem = self.body.feature_info.levels[0]  # detectron2's stem ends with its max-pool
             stem.update(module=self.body.stem_names[-1], reduction=get_spec(ref).model.stem.reduction)
@@ -215,7 +217,7 @@ def spec_from_cfg(cfg) -> Spec:
     """``MODEL.RESFAM.ARCH`` with detectron2's structural keys applied (``STRIDE_IN_1X1``,
     ``RES5_DILATION``), after checking the keys the adapter does not honour."""
     arch, r = cfg.MODEL.RESFAM.ARCH, cfg.MODEL.RESNETS
-    _check_norm(r.NORM, arch)
+    _build_norm(r.NORM, arch)
     if any(r.DEFORM_ON_PER_STAGE):
         raise BuildArgumentError("deformable convs are not a resfam primitive", variant=str(arch),
                                  key="MODEL.RESNETS.DEFORM_ON_PER_STAGE", hint="set all False")
@@ -270,9 +272,7 @@ def res5_from_cfg(cfg) -> tuple[nn.Module, int]:
                                  variant=str(cfg.MODEL.RESFAM.ARCH), key="MODEL.ROI_HEADS.NAME",
                                  hint="a C4 head needs a four-stage arch; use an FPN config")
     norm = cfg.MODEL.RESNETS.NORM
-    own_norm = FrozenBatchNorm2d is not None and (norm == "FrozenBN" or norm in NAIVE_SYNC)
-    net = build(spec, features_only=True, out_indices=[4],
-                norm_layer="bn" if own_norm else NORMS[norm])
+    net = build(spec, features_only=True, out_indices=[4], norm_layer=_build_norm(norm, spec.name))
     _load_classification_weights(net, cfg.MODEL.WEIGHTS, "resfam res5 head")
     res5 = _use_d2_norms(net.layer4, norm)
     use_framework_keys(res5, lambda k: d2_key("layer4." + k, net).split(".", 1)[1])

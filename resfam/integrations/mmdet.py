@@ -43,10 +43,9 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from ..errors import BuildArgumentError, CheckpointError
-from ..network.model import ResFamNet
+from ..network.model import ResFamNet, run_stage
 from ..primitives import norms
 from ..primitives.blocks.residual import MAX_UNITS, ResidualBlock
 from ..spec.registry import get_spec
@@ -307,15 +306,8 @@ class ResFamResLayer(BaseModule):
     def train(self, mode: bool = True) -> "ResFamResLayer":
         super().train(mode)
         if self.norm_eval and mode:
-            for mod in self.modules():
-                if norms.is_norm(mod):
-                    mod.eval()
+            norms.eval_norms(self)
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        stage = getattr(self, self._stage)
-        if self.with_cp and torch.is_grad_enabled():
-            for block in stage:
-                x = checkpoint(block, x, use_reentrant=False)
-            return x
-        return stage(x)
+        return run_stage(getattr(self, self._stage), x, self.with_cp)

@@ -28,6 +28,16 @@ from .preprocessing import default_cfg
 from .size import check_size
 
 
+def run_stage(stage: nn.Sequential, x: torch.Tensor, checkpointed: bool) -> torch.Tensor:
+    """One stage's blocks on ``x``; with ``checkpointed`` (and gradients on) each block's
+    activations are recomputed in the backward pass (Chen et al. 2016) instead of stored."""
+    if checkpointed and torch.is_grad_enabled() and not torch.jit.is_scripting():
+        for block in stage:
+            x = checkpoint(block, x, use_reentrant=False)
+        return x
+    return stage(x)
+
+
 class ResFamNet(nn.Module):
     """A ResNet-family network built from a spec.
 
@@ -148,9 +158,7 @@ class ResFamNet(nn.Module):
             self.final_act = layers.act(m.act) if m.head.norm or m.head.act else None
             self.final_conv = None
             if m.head.conv:  # timm's final_conv (ConvNormAct): conv, bn, act
-                self.final_conv = nn.Sequential(OrderedDict(conv=layers.conv(in_ch, m.head.conv, 1),
-                                                            bn=norms.norm(norm, m.head.conv),
-                                                            act=layers.act(m.act)))
+                self.final_conv = norms.ConvNormAct(layers.conv(in_ch, m.head.conv, 1), norm, m.act)
                 self.num_features = in_ch = m.head.conv
             self.global_pool = nn.AdaptiveAvgPool2d(1) if m.head.pool == "avg" else nn.Identity()
             if m.head.pool == "flatten":  # the classifier sees every position
@@ -228,9 +236,7 @@ class ResFamNet(nn.Module):
             for p in mod.parameters():
                 p.requires_grad_(False)
         if self.norm_eval and self.training:
-            for mod in self.modules():
-                if norms.is_norm(mod):
-                    mod.eval()
+            norms.eval_norms(self)
 
     def train(self, mode: bool = True) -> "ResFamNet":
         super().train(mode)
@@ -245,11 +251,7 @@ class ResFamNet(nn.Module):
     # --- forward ---------------------------------------------------------------------------
 
     def _run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
-            for block in stage:
-                x = checkpoint(block, x, use_reentrant=False)
-            return x
-        return stage(x)
+        return run_stage(stage, x, self.grad_checkpointing)
 
     def forward_levels(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         """The feature maps at ``feature_info.out_indices``, by module name; stops after the

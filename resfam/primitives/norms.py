@@ -19,6 +19,8 @@ import math
 import torch
 from torch import nn
 
+from . import layers
+
 
 class NormAct(nn.Module):
     """A layer that normalises and applies its own non-linearity (the spec's ``act`` is then
@@ -109,10 +111,27 @@ def norm(kind: str, channels: int) -> nn.Module:
     return NORMS[kind](channels)
 
 
+class ConvNormAct(nn.Sequential):
+    """``conv``, its norm and activation as one module (timm's ``ConvNormAct`` names:
+    ``conv``, ``bn``, ``act``)."""
+
+    def __init__(self, conv: nn.Conv2d, norm_kind: str, act: str):
+        super().__init__()
+        self.conv, self.bn, self.act = conv, norm(norm_kind, conv.out_channels), layers.act(act)
+
+
 def is_norm(module: nn.Module) -> bool:
     from torchvision.ops import FrozenBatchNorm2d
 
     return isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, FrozenBatchNorm2d, NormAct))
+
+
+def eval_norms(module: nn.Module) -> None:
+    """Every norm layer under ``module`` to eval mode (``norm_eval``: statistics fixed while the
+    rest trains)."""
+    for mod in module.modules():
+        if is_norm(mod):
+            mod.eval()
 
 
 def freeze_batch_norm(module: nn.Module) -> nn.Module:

@@ -29,12 +29,6 @@ class SKParams(BaseModel):
     split_input: bool = Field(True, description="each path reads its own slice of the input channels")
 
 
-class ConvNormAct(nn.Sequential):
-    def __init__(self, conv: nn.Conv2d, norm: str, act: str):
-        super().__init__()
-        self.conv, self.bn, self.act = conv, norms.norm(norm, conv.out_channels), layers.act(act)
-
-
 class SelectiveKernelAttn(nn.Module):
     """Fuse and select (Eq. (1)-(5)): per-channel softmax weights over the paths."""
 
@@ -64,7 +58,7 @@ class SelectiveKernel(nn.Module):
         path_in = self.split or in_ch
         groups = min(out_ch, groups)
         self.paths = nn.ModuleList(
-            ConvNormAct(layers.conv(path_in, out_ch, 3, stride, dilation * (k + 1), groups), norm, act)
+            norms.ConvNormAct(layers.conv(path_in, out_ch, 3, stride, dilation * (k + 1), groups), norm, act)
             for k in range(p.paths))
         self.attn = SelectiveKernelAttn(out_ch, p.paths, reduced_channels(out_ch, p.rd_ratio, p.rd_divisor),
                                         norm, act)

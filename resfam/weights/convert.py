@@ -116,6 +116,12 @@ def _v2_key(key: str, spec: Spec) -> str:
     return key
 
 
+def _projection(rest: str, name: str) -> str:
+    """A projection shortcut held as a conv-norm unit ``<name>.conv / .bn`` -> resfam's
+    ``downsample.0 / .1``."""
+    return re.sub(rf"^{name}\.(conv|bn)\.", lambda u: f"downsample.{int(u.group(1) == 'bn')}.", rest)
+
+
 REGNET_UNITS = {"a": "1", "b": "2", "c": "3"}  # torchvision's f.a / f.b / f.c
 
 
@@ -128,7 +134,7 @@ def _regnet_key(key: str) -> str:
     m = re.match(r"^s(\d+)\.b(\d+)\.(.*)$", key)  # timm
     if m:
         rest = re.sub("^" + CONV_NORM_ACT_UNIT, r"\2\1.", m.group(3))
-        rest = re.sub(r"^downsample\.(conv|bn)\.", lambda d: f"downsample.{int(d.group(1) == 'bn')}.", rest)
+        rest = _projection(rest, "downsample")
         rest = re.sub(r"^downsample\.weight$", "downsample.0.weight", rest)  # pre-activated: a bare conv
         rest = _norm_before_conv(rest)
         return f"layer{m.group(1)}.{int(m.group(2)) - 1}.{rest}"
@@ -160,7 +166,7 @@ def _byob_key(key: str) -> str:
     rest = re.sub(r"^(conv1_1x1|conv2_kxk|conv3_1x1)\.(conv|bn)\.",
                   lambda u: f"{u.group(2)}{BYOB_UNITS[u.group(1)]}.", m.group(3))
     rest = re.sub(r"^attn\.", "se.", rest)
-    rest = re.sub(r"^shortcut\.(conv|bn)\.", lambda u: f"downsample.{int(u.group(1) == 'bn')}.", rest)
+    rest = _projection(rest, "shortcut")
     return f"layer{int(m.group(1)) + 1}.{m.group(2)}.{rest}"
 
 
