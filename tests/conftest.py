@@ -42,6 +42,12 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 n = m.num_channels
                 m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+            elif isinstance(m, torch.nn.Conv2d) and isinstance(getattr(m, "gain", None), torch.Tensor):
+                # scaled weight standardisation's learned gain (NF nets start the last conv of
+                # each branch at gain 0: the branch would add nothing) and the conv's bias
+                m.gain.copy_(torch.rand(m.gain.shape, generator=g) * 0.5 + 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
             elif not isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
                 # norm-activation layers (EvoNorm's weight / bias / v, FRN's tau): every
                 # per-channel parameter, scales near 1 and offsets near 0
@@ -50,6 +56,9 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                         scale = name in ("weight", "v")
                         p.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.5 if scale
                                 else torch.randn(p.shape, generator=g) * 0.1)
+        for p in model.parameters():
+            if p.dim() > 1 and not p.any():  # a zero-initialised weight (GCNet's last 1x1)
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)  # hides what it multiplies
     return model
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import resfam
 from resfam.comparison.analytic import tally
-from resfam.comparison.counting import MAC_PACKETS, FlopCounterModeCounter, FvcoreCounter
+from resfam.comparison.counting import MAC_KEYS, MAC_PACKETS, FlopCounterModeCounter, FvcoreCounter
 
 
 def _cheap_build(spec):
@@ -31,13 +31,13 @@ def _side(spec) -> int:
 # a variant whose weights take more than this is counted on the meta device only: building BiT's
 # 152x4 (936M parameters, 3.7 GB) for real got a worker OOM-killed on a loaded 2-core machine
 REAL_BUILD_BYTES = 2 ** 30
-FCM_OPS = {"relu_": "relu", "add_": "add", "max_pool2d_with_indices": "max_pool2d",
+FCM_OPS = {"relu_": "relu", "silu_": "silu", "add_": "add", "max_pool2d_with_indices": "max_pool2d",
            "mean": "adaptive_avg_pool2d"}  # FlopCounterMode's op names -> the counter's
 
 
 def check_on_meta(spec, size, t):
     """Parameters, MACs, activations and every op FlopCounterMode counts, on the meta device
-    (shapes, no storage); the ops it does not count (group norm) are the known ones."""
+    (shapes, no storage); the ops it does not count (group and layer norm) are the known ones."""
     with torch.device("meta"):
         model = resfam.build(spec).eval()
     x = torch.empty(1, model.in_chans, size, size, device="meta")
@@ -51,7 +51,7 @@ def check_on_meta(spec, size, t):
     for op, n in t.other.items():  # the same names on both sides (SE's mean is a pool to FCM)
         ours[FCM_OPS.get(op, op)] += n
     assert {k: ours.get(k, 0) for k in by_op} == dict(by_op)
-    assert set(ours) - set(by_op) <= {"group_norm"}
+    assert set(ours) - set(by_op) <= {"group_norm", "layer_norm"}
     assert t.acts == FlopCounterModeCounter().activations(model, x)
 
 
@@ -68,7 +68,7 @@ def check(spec, size):
     by_op = {}
     for op, n in fv.by_op.items():  # relu_ and relu, add_ and add: one op to the counter
         by_op[op.rstrip("_")] = by_op.get(op.rstrip("_"), 0) + n
-    macs = by_op.pop("conv", 0) + by_op.pop("linear", 0)
+    macs = sum(by_op.pop(k, 0) for k in MAC_KEYS)  # conv, linear, GCNet's bmm
     assert (t.macs, dict(t.other)) == (macs, {k: v for k, v in by_op.items() if v})
     assert dict(t.unsupported) == fv.unsupported
     assert t.acts == FlopCounterModeCounter().activations(model, x)
@@ -155,7 +155,9 @@ def user_specs(draw):
     attn = dict(draw(st.sampled_from([
         {"type": "none"}, {"type": "se"}, {"type": "eca"},
         {"type": "se", "after": "3x3", "rd_of": "input", "rd_ratio": 0.25},
-        {"type": "eca", "after": "3x3"}])))
+        {"type": "eca", "after": "3x3"}, {"type": "se", "gain": 2.0},
+        {"type": "se", "after": "3x3", "gain": 2.0}, {"type": "gc", "rd_ratio": 0.125, "rd_divisor": 1},
+        {"type": "gc", "after": "3x3", "rd_ratio": 0.25}])))
     if block["type"] == "basic":  # no middle 3x3 to follow
         attn.pop("after", None)
     return {
@@ -169,7 +171,10 @@ def user_specs(draw):
         "block": block,
         "shortcut": {"type": draw(st.sampled_from(["conv1x1", "conv3x3", "avgpool_conv1x1", "maxpool_conv1x1",
                                                    "drop"]))},
-        "merge": {"type": draw(st.sampled_from(["add", "gate"])), "act": draw(st.booleans())},
+        "merge": {"type": draw(st.sampled_from(["add", "gate"])), "act": draw(st.booleans()),
+                  **draw(st.sampled_from([{}, {"alpha": 0.2, "beta": "expected_std"}, {"alpha": 0.5}]))},
+        "conv": draw(st.sampled_from([{"type": "plain"}, {"type": "std"},
+                                      {"type": "scaled_std", "bias": True}, {"type": "plain", "bias": True}])),
         "attn": attn,
         "order": order,
         "norm": draw(st.sampled_from(["bn", "gn", "frn", "evonorm_s0", "none"])),

@@ -21,11 +21,13 @@ from conftest import randomize_norms
 
 # one network per family (the shallowest that has the family's primitives), and primitives that
 # live in more than one family: weight-standardised convs (BiT), EvoNorm, selective kernels,
-# split attention, anti-aliasing, SE, ECA, Highway's gates, Res2Net's splits, iResNet's stages
+# split attention, anti-aliasing, SE, ECA, Highway's gates, Res2Net's splits, iResNet's stages; NF-ResNets' scaled
+# weight-standardised convs, alpha, beta and gained attention; GCNet's global context
 FAMILY_NETS = ["resnet18", "resnet20", "plain20", "resnetv2_18", "wrn_16_8", "resnext50_32x4d",
                "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet", "skresnet18",
                "resnest14d", "legacy_seresnet18", "ecaresnet26t", "resnetblur18", "resnetrs50",
-               "resnetv2_50x1_bit", "resnetv2_50d_evos", "mnist_resnet", "regnety_002"]
+               "resnetv2_50x1_bit", "resnetv2_50d_evos", "mnist_resnet", "regnety_002", "nf_seresnet26",
+               "gcresnext26ts"]
 ONNX_ENGINES = [e for e in ("onnxruntime", "openvino") if e in deploying.installed()]
 
 
@@ -217,6 +219,24 @@ def test_a_shortcut_still_needed_is_not_written_over():
     assert fused(packed) == [(False, False, False), (True, True, False)]
     with torch.inference_mode():
         torch.testing.assert_close(packed(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not available(), reason="this torch build has no oneDNN convolution")
+def test_the_fused_addition_runs_on_onednn_and_a_broadcasting_one_falls_back(monkeypatch):
+    """resnet50's fused conv + shortcut additions run on oneDNN (no call takes the plain path);
+    GCNet adds a 1x1 context to every position, which oneDNN's fused add cannot broadcast:
+    those calls take the plain path and the output stays eager's."""
+    plain_calls = []
+    plain = PackedConv2d._plain
+    monkeypatch.setattr(PackedConv2d, "_plain", lambda self, x, o: plain_calls.append(o is not None) or plain(self, x, o))
+    x = torch.randn(1, 3, 64, 64)
+    for name, broadcasting_adds in (("resnet50", 0), ("gcresnext26ts", 8)):
+        model = randomize_norms(resfam.build(name).eval())
+        plain_calls.clear()
+        with torch.inference_mode():
+            torch.testing.assert_close(resfam.optimize_for_inference(model, onednn=True)(x), model(x),
+                                       rtol=1e-4, atol=1e-4)
+        assert plain_calls == [True] * broadcasting_adds
 
 
 @pytest.mark.skipif(not available(), reason="this torch build has no oneDNN convolution")

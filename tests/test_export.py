@@ -38,11 +38,12 @@ def test_fx_jit_and_torch_export(name):
 
 # one variant per kind of block: units (basic, bottleneck, res2, selective kernel, split
 # attention), placements (post, pre, iResNet's start / middle / end), merges (add, gate, none),
-# attention (se, eca), anti-aliasing (avg, blur), norm-activation layers, act_last, dropout
+# attention (se, eca, gc, with a gain), anti-aliasing (avg, blur), norm-activation layers,
+# act_last, dropout, normaliser-free blocks (alpha, beta, scaled weight standardisation)
 BLOCK_KINDS = ["resnet20", "resnet50", "res2net50_26w_4s", "skresnet18", "resnest50d",
                "resnest50d_4s2x40d", "preact_resnet164", "iresnet50", "highway20", "plain20",
                "seresnet50", "ecaresnet50d", "resnetaa50d", "resnetblur50", "resnetv2_50d_evos",
-               "legacy_seresnet18", "wrn_16_8"]
+               "legacy_seresnet18", "wrn_16_8", "nf_seresnet26", "gcresnext26ts"]
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script.*is deprecated:FutureWarning")

@@ -30,17 +30,22 @@ SLOW = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "resnet152",
         "regnet_x_16gf", "regnet_x_32gf", "regnet_y_16gf", "regnet_y_32gf"}
 SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
 
-TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "regnet")
+TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "regnet", "nfnet")
 BYOBNET_RESNETS = r"resne[tx]"  # byobnet's ResNet-named networks (the module builds others too)
 # timm ResNet-family names resfam cannot build yet, and the primitive each one needs
 _CLIP = ("CLIP's ModifiedResNet: a three-conv stem with an average pool, anti-aliased (average-"
          "pool) downsampling in the blocks and shortcuts, and an attention-pool head")
+_NFNET = ("NFNet-F's block and stem: a quad 3x3 stem, a second grouped 3x3 in the bottleneck "
+          "(four convs), SE between, a final 1x1 conv, GELU / SiLU")
+_NFNET_DM = _NFNET + ", with DeepMind's 'same' padding, gamma in the activations and skipinit gains"
 NOT_YET: dict[str, str] = {
+    **{f"nfnet_f{i}": _NFNET for i in range(8)},
+    **{f"dm_nfnet_f{i}": _NFNET_DM for i in range(7)},
+    **{n: _NFNET.replace("GELU / SiLU", "SiLU") + " (light, 'L' widths)"
+       for n in ("nfnet_l0", "eca_nfnet_l0", "eca_nfnet_l1", "eca_nfnet_l2", "eca_nfnet_l3")},
+    **{f"nf_regnet_b{i}": ("NF-RegNet-B's inverted bottleneck (expansion from the block input, "
+                           "group width 8, SE in the middle) and final 1x1 conv") for i in range(6)},
     "bat_resnext26ts": "bottleneck attention (BAT) after the 3x3",
-    "gcresnet33ts": "global-context attention (Cao et al. 2019)",
-    "gcresnet50t": "global-context attention",
-    "gcresnext26ts": "global-context attention",
-    "gcresnext50ts": "global-context attention",
     "resnet51q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
     "resnet61q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
     "resnet50_mlp": "an MLP head",
@@ -54,7 +59,7 @@ NOT_YET: dict[str, str] = {
 def timm_family() -> list[str]:
     module = _registry._model_to_module.get
     return sorted(n for n in timm.list_models()
-                  if (module(n) in TIMM_MODULES and n != "test_resnet")
+                  if (module(n) in TIMM_MODULES and n not in ("test_resnet", "test_nfnet"))
                   or (module(n) == "byobnet" and re.search(BYOBNET_RESNETS, n)))
 
 
@@ -138,7 +143,8 @@ FLOAT64_EXACT = ["resnet18", "resnet50d", "resnet50s", "resnext50_32x4d", "wide_
                  "seresnet50", "ecaresnet50d", "resnetblur50", "resnetaa50d", "resnetrs50",
                  "res2net50_26w_4s", "res2next50", "res2net50d", "resnest14d", "skresnet18",
                  "skresnext50_32x4d", "legacy_seresnet18", "legacy_seresnext26_32x4d",
-                 "resnetv2_50", "resnetv2_50x1_bit", "resnetv2_50d_gn"]
+                 "resnetv2_50", "resnetv2_50x1_bit", "resnetv2_50d_gn",
+                 "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "gcresnext26ts"]
 # timm computes these norms' statistics in float32 whatever the input's dtype: equal to that
 # rounding only (differences up to ~1e-5 in float64, measured)
 FLOAT32_STATISTICS = ["resnetv2_50d_frn", "resnetv2_50d_evos"]

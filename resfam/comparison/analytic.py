@@ -35,9 +35,16 @@ class Tally:
     acts: int = 0
     other: Counter = field(default_factory=Counter)
     unsupported: Counter = field(default_factory=Counter)
+    once: Counter = field(default_factory=Counter)  # the part of ``other`` done once per forward
+    conv_bias: bool = False     # the spec's conv: every conv through layers.conv has a bias,
+    scaled_std: bool = False    # and is a scaled weight-standardised one (its gain * scale)
 
-    def op(self, name: str, count: int) -> None:
+    def op(self, name: str, count: int, per_forward: bool = False) -> None:
+        """``count`` of fvcore's op ``name`` per image, or once per forward (``per_forward``:
+        work on weights, not on the batch)."""
         self.other[name] += count
+        if per_forward:
+            self.once[name] += count
 
     def skip(self, *names: str) -> None:
         for name in names:
@@ -70,11 +77,18 @@ def _out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> i
 # --- layers -----------------------------------------------------------------------------------
 
 def conv(t: Tally, x: Shape, out: int, k: int, stride: int = 1, dilation: int = 1,
-         groups: int = 1, bias: bool = False, padding: int | None = None) -> Shape:
-    """A conv; ``padding`` None: 'same' (resfam.primitives.layers.conv)."""
+         groups: int = 1, bias: bool = False, padding: int | None = None,
+         plain: bool = False) -> Shape:
+    """A conv; ``padding`` None: 'same' (resfam.primitives.layers.conv, styled by the spec's
+    ``conv`` unless ``plain``: an nn.Conv2d the attention modules build themselves)."""
     p = dilation * (k - 1) // 2 if padding is None else padding
     y = Shape(out, _out(x.h, k, stride, p, dilation), _out(x.w, k, stride, p, dilation))
     weights = out * (x.c // groups) * k * k
+    if not plain:
+        bias = bias or t.conv_bias
+        if t.scaled_std:  # layers.ScaledStdConv2d: a gain per output channel, times the scale
+            t.params += out
+            t.op("mul", out, per_forward=True)
     t.params += weights + (out if bias else 0)
     t.macs += weights * y.h * y.w
     t.acts += y.numel
@@ -125,7 +139,7 @@ def pool(t: Tally, kind: str, x: Shape, k: int, stride: int, padding: int = 0,
 def blur(t: Tally, x: Shape, stride: int) -> Shape:
     """resfam.primitives.antialias.BlurPool2d: reflect padding (no count), a depthwise 3x3 (a
     conv to fvcore)."""
-    y = conv(t, x, x.c, 3, stride, groups=x.c, padding=1)
+    y = conv(t, x, x.c, 3, stride, groups=x.c, padding=1, plain=True)
     t.params -= 9 * x.c  # the filter is a buffer
     return y
 
@@ -143,12 +157,25 @@ def attention(t: Tally, p, x: Shape, in_ch: int) -> None:
     Eq. 12), on ``x`` in a block whose input has ``in_ch`` channels."""
     if p.type == "none":
         return
+    if p.type == "gc":  # GCNet (Cao et al. 2019, Eq. 4): attention pool, transform, add
+        conv(t, x, 1, 1, bias=True, plain=True)     # W_k: one logit per position
+        t.skip("softmax")
+        t.macs += x.numel                            # the weighted sum over positions (a bmm)
+        t.acts += x.c
+        rd = reduced_channels(x.c, p.rd_ratio, p.rd_divisor)
+        conv(t, Shape(x.c, 1, 1), rd, 1, bias=True, plain=True)
+        t.params += 2 * rd
+        t.op("layer_norm", 5 * rd)                   # fvcore's norm count, with affine
+        act(t, p.act, Shape(rd, 1, 1))
+        conv(t, Shape(rd, 1, 1), x.c, 1, bias=True, plain=True)
+        t.op("add", x.numel)
+        return
     t.op("mean", x.numel)
     if p.type == "se":
         rd = se_reduced(p, x.c, in_ch)
-        conv(t, Shape(x.c, 1, 1), rd, 1, bias=True)
+        conv(t, Shape(x.c, 1, 1), rd, 1, bias=True, plain=True)
         act(t, p.act, Shape(rd, 1, 1))
-        conv(t, Shape(rd, 1, 1), x.c, 1, bias=True)
+        conv(t, Shape(rd, 1, 1), x.c, 1, bias=True, plain=True)
     else:
         k = p.kernel_size or eca_kernel_size(x.c)
         t.params += k
@@ -169,10 +196,10 @@ def selective_kernel(t: Tally, p, x: Shape, out: int, stride: int, dilation: int
     rd = reduced_channels(out, p.rd_ratio, p.rd_divisor)
     t.op("add", (p.paths - 1) * y.numel)  # U = sum of the paths
     t.op("mean", y.numel)
-    z = conv(t, Shape(out, 1, 1), rd, 1)
+    z = conv(t, Shape(out, 1, 1), rd, 1, plain=True)
     norm(t, norm_kind, z)
     act(t, act_kind, z)
-    conv(t, z, out * p.paths, 1)
+    conv(t, z, out * p.paths, 1, plain=True)
     t.skip("softmax")
     t.op("mul", p.paths * y.numel)
     t.op("add", (p.paths - 1) * y.numel)  # V = the weighted paths, summed
@@ -189,10 +216,10 @@ def split_attention(t: Tally, p, x: Shape, out: int, stride: int, dilation: int,
     t.op("mean", u.numel)  # pooled first, then the splits summed (a pooled-size sum)
     if p.radix > 1:
         t.skip("sum")
-    a = conv(t, Shape(out, 1, 1), rd, 1, groups=groups, bias=True)
+    a = conv(t, Shape(out, 1, 1), rd, 1, groups=groups, bias=True, plain=True)
     norm(t, norm_kind, a)
     act(t, act_kind, a)
-    conv(t, a, out * p.radix, 1, groups=groups, bias=True)
+    conv(t, a, out * p.radix, 1, groups=groups, bias=True, plain=True)
     if p.radix == 1:
         t.op("sigmoid", out)
     else:
@@ -282,6 +309,8 @@ def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int, attn
             x = aa(x)
         if i == 2 and attn.after == "3x3":
             attention(t, attn, x, in_ch)
+            if attn.type != "none" and attn.gain != 1.0:
+                t.op("mul", x.numel)
     return x
 
 
@@ -319,12 +348,16 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
     if where.pre_norm:
         norm(t, m.norm, x)
         act(t, m.act, x)
+        if plan.merge.beta != "none":  # times 1 / beta_l (merges.expected_stds)
+            t.op("mul", x.numel)
     elif where.pre_act:
         act(t, m.act, x)
     ctx = BlockCtx(t, m.norm, m.act, where, bp.act_last, dilation, first_dilation)
     y = _units(ctx, bp, x, out, stride, plan.attn)
     if plan.attn.after == "branch":
         attention(t, plan.attn, y, x.c)
+        if plan.attn.type != "none" and plan.attn.gain != 1.0:
+            t.op("mul", y.numel)
     merge = plan.merge.at(merges(plan.shortcut, x.c, out, stride))
     if merge.type != "none":
         shortcut(t, plan.shortcut, x, out, stride, dilation, first_dilation, m.norm)
@@ -333,6 +366,8 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
             for op in ("sigmoid", "mul", "rsub", "mul", "add"):
                 t.op(op, y.numel)
         else:
+            if merge.alpha != 1.0:
+                t.op("mul", y.numel)
             t.op("add", y.numel)
     if where.merge_norm:
         norm(t, m.norm, y)
@@ -385,7 +420,7 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
     check_build_args(spec, {"output_stride": output_stride})
     m = spec.model
     size = img_size or m.input_size
-    t = Tally()
+    t = Tally(conv_bias=m.conv.bias, scaled_std=m.conv.type == "scaled_std")
     x = stem(t, m.stem, Shape(m.in_chans, size, size), m.norm, m.act)
     for plan, geo in zip(spec.stages, spec.geometry(output_stride)):
         if plan.entry:
@@ -423,7 +458,7 @@ class AnalyticCounter:
     def count_spec(self, spec, img_size: int | None = None, batch: int = 1) -> tuple[Counts, int, int]:
         """(counts, parameters, activations) for ``batch`` images."""
         t = tally(spec, img_size)
-        other = {k: v * batch for k, v in t.other.items()}
+        other = {k: v * batch - t.once[k] * (batch - 1) for k, v in t.other.items()}
         counts = Counts(t.macs * batch, sum(other.values()), {"conv+linear": t.macs * batch, **other},
                         dict(t.unsupported), self.name)
         return counts, t.params, t.acts * batch

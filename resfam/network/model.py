@@ -16,7 +16,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..primitives import layers, norms
 from ..primitives.blocks import ResidualBlock
-from ..primitives.merges import HighwayGate
+from ..primitives.merges import HighwayGate, expected_stds
 from ..primitives.orders import placement
 from ..primitives.shortcuts import build_shortcut, merges
 from ..primitives.stems import StemParams, build_stem
@@ -93,7 +93,7 @@ class ResFamNet(nn.Module):
 
     def _assemble(self, spec: Spec, args: BuildArgs) -> None:
         groups = norms.group_count(args.norm_groups, spec.model.gn_group_size)
-        with layers.conv_style(spec.model.conv), groups:
+        with layers.conv_style(spec.model.conv, spec.model.act), groups:
             self._assemble_parts(spec, args)
 
     def _assemble_parts(self, spec: Spec, args: BuildArgs) -> None:
@@ -119,6 +119,7 @@ class ResFamNet(nn.Module):
         # a feature extractor builds no stage past the last level it returns (as timm's)
         built = spec.stages[:out_indices[-1]] if args.features_only else spec.stages
         index, in_ch = 0, m.stem.width
+        stds = expected_stds([(p.depth, p.merge.alpha) for p in spec.stages])
         self.stage_names = []
         for i, (plan, geo) in enumerate(zip(built, spec.geometry(output_stride))):
             blocks = OrderedDict()
@@ -137,6 +138,7 @@ class ResFamNet(nn.Module):
                     merge=plan.merge.at(merges(plan.shortcut, cin, plan.width, s)),
                     attn=plan.attn, norm=norm, act=m.act,
                     shortcut_reads_preact=plan.shortcut.reads == "preact",
+                    input_std=stds[i][j] if plan.merge.beta == "expected_std" else None,
                     drop_path=drop_path_rate * index / max(total - 1, 1))
                 index += 1
             name = f"layer{i + 1}"
@@ -213,7 +215,8 @@ class ResFamNet(nn.Module):
             if isinstance(mod, HighwayGate):
                 mod.reset_parameters()
             elif zero_init_last and isinstance(mod, ResidualBlock):
-                nn.init.zeros_(mod.last_norm_or_conv().weight)
+                last = mod.last_norm_or_conv()  # a scaled-std conv: its gain (timm's gain_init 0)
+                nn.init.zeros_(last.gain if isinstance(last, layers.ScaledStdConv2d) else last.weight)
 
     # --- freezing and norms (mmdet's frozen_stages / norm_eval) -------------------------------
 

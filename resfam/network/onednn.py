@@ -63,6 +63,11 @@ class PackedConv2d(nn.Module):
                 f"padding={tuple(self.padding)}, groups={self.groups}, add={self.add}, "
                 f"relu={self.relu}")
 
+    def _out_shape(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        h, w = ((x.shape[2 + i] + 2 * self.padding[i] - self.dilation[i] * (self.weight.shape[2 + i] - 1)
+                 - 1) // self.stride[i] + 1 for i in range(2))
+        return (x.shape[0], self.weight.shape[0], h, w)
+
     def _plain(self, x: torch.Tensor, other: Optional[torch.Tensor]) -> torch.Tensor:
         y = F.conv2d(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype),
                      self.stride, self.padding, self.dilation, self.groups)
@@ -73,8 +78,9 @@ class PackedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, other: Optional[torch.Tensor] = None) -> torch.Tensor:
         if (x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 4
                 or (torch.is_grad_enabled() and x.requires_grad)
-                or (other is not None and (other.dtype != x.dtype or other.dim() != 4))):
-            return self._plain(x, other)
+                or (other is not None and (other.dtype != x.dtype or other.dim() != 4
+                                           or tuple(other.shape) != self._out_shape(x)))):
+            return self._plain(x, other)  # (a broadcasting add, as GCNet's, is not fused)
         if self._packed is None:
             self._packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
                 self.weight.detach().to_mkldnn(), self.padding, self.stride, self.dilation,

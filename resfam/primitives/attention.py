@@ -14,6 +14,13 @@ branch after the bottleneck's 3x3 (RegNetY, Radosavovic et al. 2020, Sec. 4: SE 
   a 1-D convolution across the pooled channels, no reduction, kernel size
   ``k = |log2(C) / gamma + b / gamma|`` made odd (gamma 2, b 1), at least 3.
 
+- ``gc``: global context (Cao et al. 2019, "GCNet: Non-local Networks Meet Squeeze-Excitation
+  Networks and Beyond", Eq. (4) and Fig. 4(d)): ``A(u) = u + W2 relu(LN(W1 c))`` with the
+  context ``c = sum_j softmax_j(W_k u_j) u_j``, an attention-weighted pool over positions
+  (``W_k`` a 1x1 conv to one channel); W1 reduces to ``rd_ratio`` of the channels (timm's gcresnet:
+  1/8, ``rd_divisor`` 1), the LayerNorm's eps is 1e-6 (timm's; GCNet's code uses PyTorch's 1e-5).
+  Children ``conv_attn`` and ``mlp_add.fc1 / norm / fc2`` as timm names them.
+
 The module is registered as ``se`` in the block (timm's name for every attention type), so
 timm's ``seresnet*`` / ``ecaresnet*`` checkpoints load by name.
 """
@@ -23,20 +30,21 @@ import math
 from typing import Literal, Optional
 
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from .blocks.base import KeyProblem
 from .layers import ACTS, act, reduced_channels
 
-ATTN_TYPES = ("none", "se", "eca")
+ATTN_TYPES = ("none", "se", "eca", "gc")
 
 
 class AttnParams(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     type: Literal[ATTN_TYPES] = Field("none", description="channel attention after the branch")
-    rd_ratio: float = Field(1 / 16, gt=0.0, le=1.0, description="se: reduced width / channels "
+    rd_ratio: float = Field(1 / 16, gt=0.0, le=1.0, description="se, gc: reduced width / channels "
                                                                "(the paper's 1/r)")
     rd_divisor: int = Field(8, ge=1, description="se: the reduced width is rounded to a multiple "
                                                  "of this")
@@ -47,6 +55,9 @@ class AttnParams(BaseModel):
     after: Literal["branch", "3x3"] = Field(
         "branch", description="where the slot sits: after the residual branch (SENet), or after "
                               "the bottleneck's 3x3, its norm and activation (RegNetY)")
+    gain: float = Field(1.0, gt=0.0, description="the slot's output times this (normaliser-free "
+                                                 "nets: 2, undoing the sigmoid gate's mean of 1/2; "
+                                                 "timm's attn_gain)")
     rd_of: Literal["channels", "input"] = Field(
         "channels", description="se: the reduced width is rd_ratio x the attended channels "
                                 "(SENet), or round(rd_ratio x the block's input width) (RegNetY)")
@@ -85,6 +96,41 @@ class EfficientChannelAttention(nn.Module):
         return u * torch.sigmoid(w).view(u.shape[0], -1, 1, 1)
 
 
+class LayerNormChannels(nn.LayerNorm):
+    """LayerNorm over the channels of an N x C x H x W tensor, at each position."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+
+class ContextTransform(nn.Module):
+    """GCNet's transform ``W2 relu(LN(W1 c))``: a bottleneck of two 1x1 convs with biases."""
+
+    def __init__(self, channels: int, reduced: int, act_kind: str = "relu"):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, reduced, 1)
+        self.norm = LayerNormChannels(reduced, eps=1e-6)
+        self.act = act(act_kind, inplace=True)
+        self.fc2 = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.norm(self.fc1(c))))
+
+
+class GlobalContext(nn.Module):
+    def __init__(self, channels: int, reduced: int, act_kind: str = "relu"):
+        super().__init__()
+        self.conv_attn = nn.Conv2d(channels, 1, 1)
+        self.mlp_add = ContextTransform(channels, reduced, act_kind)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = u.shape
+        weights = torch.softmax(self.conv_attn(u).view(n, 1, h * w), dim=-1)  # over positions
+        context = torch.bmm(u.view(n, c, h * w), weights.transpose(1, 2)).view(n, c, 1, 1)
+        return u + self.mlp_add(context)  # fusion by addition, at every position
+
+
 def se_reduced(p: AttnParams, channels: int, in_ch: int) -> int:
     """The squeeze width of an ``se`` slot on ``channels`` in a block whose input has ``in_ch``:
     timm's rounding to ``rd_divisor``, or with ``rd_of: input`` pycls's ``round(w_in * se_r)``
@@ -100,4 +146,6 @@ def build_attn(p: AttnParams, channels: int, in_ch: Optional[int] = None) -> Opt
         return SqueezeExcite(channels, se_reduced(p, channels, in_ch or channels), p.act)
     if p.type == "eca":
         return EfficientChannelAttention(channels, p.kernel_size)
+    if p.type == "gc":
+        return GlobalContext(channels, reduced_channels(channels, p.rd_ratio, p.rd_divisor), p.act)
     return None

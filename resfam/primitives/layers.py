@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
+import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from torch import nn
@@ -25,6 +26,12 @@ def int_choice(*values: int):
 
 ACTS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU,
         "identity": nn.Identity}  # identity: the norm applies its own (norms.NormAct)
+# gamma = 1 / std(g(z)), z ~ N(0, 1): the factor that keeps an activation's output at unit
+# variance (Brock et al. 2021a, Sec. 4 and App. D). These are DeepMind's published sampled
+# estimates (the nfnets code's nonlinearity table, which timm uses), kept as published so that
+# networks trained with them reproduce; tests/test_nf.py checks each against the exact integral.
+GAMMA = {"relu": 1.7139588594436646, "silu": 1.7881293296813965, "gelu": 1.7015043497085571,
+         "identity": 1.0}
 
 
 class ConvParams(BaseModel):
@@ -33,10 +40,22 @@ class ConvParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    type: Literal["plain", "std"] = Field("plain", description="plain, or std: weight-standardised "
-                                          "(Qiao et al. 2019; BiT, Kolesnikov et al. 2020)")
-    eps: float = Field(1e-6, gt=0.0, le=1.0, description="std: added to each output channel's "
-                                                         "weight variance (BiT: 1e-8)")
+    type: Literal["plain", "std", "scaled_std"] = Field(
+        "plain", description="plain; std: weight-standardised (Qiao et al. 2019; BiT, Kolesnikov "
+                             "et al. 2020); scaled_std: standardised, times gamma / sqrt(fan-in) "
+                             "and a learned gain per output channel (NF-ResNets, Brock et al. "
+                             "2021a, Eq. 5)")
+    eps: float = Field(1e-6, gt=0.0, le=1.0, description="std, scaled_std: added to each output "
+                                                         "channel's weight variance (BiT: 1e-8)")
+    gamma: Union[float, Literal["act"]] = Field(
+        "act", description="scaled_std: the weights' scale; act: the network activation's gamma "
+                           "(GAMMA: 1 / std of act(N(0, 1)), so activations keep unit variance)")
+    bias: bool = Field(False, description="every conv built through conv() has a bias (networks "
+                                          "without norms: NF-ResNets)")
+
+    def scale(self, act_kind: str) -> float:
+        """gamma for ``scaled_std``, the spec's number or the activation's."""
+        return GAMMA[act_kind] if self.gamma == "act" else self.gamma
 
 
 class StdConv2d(nn.Conv2d):
@@ -58,13 +77,34 @@ class StdConv2d(nn.Conv2d):
         return self._conv_forward(x, self.standardized_weight(), self.bias)
 
 
-_CONV: ContextVar[Optional[ConvParams]] = ContextVar("resfam_conv", default=None)
+class ScaledStdConv2d(StdConv2d):
+    """Scaled weight standardisation (Brock et al. 2021a, "Characterizing signal propagation to
+    close the performance gap in unnormalized ResNets", Eq. 5): ``W' = gain * gamma *
+    (W - mean) / (std * sqrt(N))``, N the fan-in, so that a conv of unit-variance inputs keeps
+    unit variance through the activation of gain ``gamma``. ``gain`` is learned, one per output
+    channel (shape out x 1 x 1 x 1, as the published checkpoints hold it). Here the variance gets
+    ``eps`` and the 1 / sqrt(N) is folded into the scale (timm's ``ScaledStdConv2d``)."""
+
+    def __init__(self, *args, gamma: float = 1.0, eps: float = 1e-6, **kwargs):
+        super().__init__(*args, eps=eps, **kwargs)
+        self.gain = nn.Parameter(torch.ones(self.out_channels, 1, 1, 1))
+        self.scale = gamma * self.weight[0].numel() ** -0.5
+
+    def standardized_weight(self):
+        return F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                            weight=(self.gain * self.scale).view(-1), training=True, momentum=0.0,
+                            eps=self.eps).reshape(self.weight.shape)
+
+
+_CONV: ContextVar[Optional[tuple[ConvParams, str]]] = ContextVar("resfam_conv", default=None)
 
 
 @contextlib.contextmanager
-def conv_style(p: Optional[ConvParams]):
-    """While a network is assembled, :func:`conv` builds its convs as ``p`` says."""
-    token = _CONV.set(p if p is not None and p.type != "plain" else None)
+def conv_style(p: Optional[ConvParams], act_kind: str = "relu"):
+    """While a network is assembled, :func:`conv` builds its convs as ``p`` says (``act_kind``:
+    the network's activation, whose gamma ``scaled_std`` uses)."""
+    plain = p is None or (p.type == "plain" and not p.bias)
+    token = _CONV.set(None if plain else (p, act_kind))
     try:
         yield
     finally:
@@ -78,7 +118,14 @@ def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: i
     if padding is None:
         padding = dilation * (kernel_size - 1) // 2
     style = _CONV.get()
-    cls, extra = (nn.Conv2d, {}) if style is None else (StdConv2d, {"eps": style.eps})
+    cls, extra = nn.Conv2d, {}
+    if style is not None:
+        p, act_kind = style
+        bias = bias or p.bias
+        if p.type == "std":
+            cls, extra = StdConv2d, {"eps": p.eps}
+        elif p.type == "scaled_std":
+            cls, extra = ScaledStdConv2d, {"eps": p.eps, "gamma": p.scale(act_kind)}
     return cls(in_ch, out_ch, kernel_size, stride=stride, padding=padding, dilation=dilation,
                groups=groups, bias=bias, **extra)
 

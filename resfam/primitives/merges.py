@@ -6,6 +6,13 @@
   carrying their input (Srivastava et al. 2015, "Training Very Deep Networks", Eq. (3) and Sec.
   2.2: "a negative bias initialization ... such as -1 and -3").
 - ``none``: ``y = F(x)`` (the plain baselines; needs ``shortcut: none``).
+
+Normaliser-free residual blocks (Brock et al. 2021a, "Characterizing signal propagation to close
+the performance gap in unnormalized ResNets", Sec. 4): ``x_{l+1} = x_l + alpha f_l(x_l / beta_l)``
+with ``alpha`` the ``alpha`` key and, with ``beta: expected_std``, ``beta_l = sqrt(Var(x_l))``
+predicted analytically: ``Var(x_{l+1}) = Var(x_l) + alpha^2``, and 1 + alpha^2 after a stage's
+first block, whose shortcut is a projection of the normalised input (so the variance resets).
+The branch divides its pre-activated input by ``beta_l``; a projection shortcut reads it too.
 """
 from __future__ import annotations
 
@@ -31,6 +38,13 @@ class MergeParams(BaseModel):
                                         "(post); false: a linear block output (RegNetZ, timm's "
                                         "linear_out)")
 
+    alpha: float = Field(1.0, gt=0.0, description="add: y = C(x) + alpha F(x) (normaliser-free "
+                                                  "nets: 0.2, the branch's variance per block)")
+    beta: Literal["none", "expected_std"] = Field(
+        "none", description="expected_std: the branch reads its pre-activated input / beta_l, "
+                            "beta_l the predicted std of the block input (NF-ResNets; the "
+                            "variance grows by alpha^2 per block and resets at each stage)")
+
     def at(self, merges: bool) -> "MergeParams":
         """This merge for a block that has a shortcut to merge (``merges``), else type none."""
         return self if merges else self.model_copy(update={"type": "none"})
@@ -51,3 +65,17 @@ class HighwayGate(nn.Module):
     def forward(self, branch: torch.Tensor, carry: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         t = torch.sigmoid(self.conv(x))
         return branch * t + carry * (1.0 - t)
+
+
+def expected_stds(stages: list[tuple[int, float]]) -> list[list[float]]:
+    """beta_l = sqrt(Var(x_l)) for every block of stages given as (depth, alpha) (module
+    docstring): Var starts at 1 (the stem's output) and is 1 + alpha^2 after a stage's first
+    block."""
+    var, stds = 1.0, []
+    for depth, alpha in stages:
+        stage = []
+        for j in range(depth):
+            stage.append(var ** 0.5)
+            var = (1.0 if j == 0 else var) + alpha ** 2
+        stds.append(stage)
+    return stds

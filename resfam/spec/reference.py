@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from ..primitives.attention import AttnParams
+from ..primitives.layers import ConvParams
 from ..primitives.blocks import BLOCKS
 from ..primitives.merges import MergeParams
 from ..primitives.selective_kernel import SKParams
@@ -86,6 +87,7 @@ def reference_markdown() -> str:
               "## `merge`", "", _table(MergeParams), "",
               "## `attn`", "", _table(AttnParams), "",
               "## `head`", "", _table(HeadParams), "",
+              "## `conv`", "", _table(ConvParams), "",
               "## `reported`", "", _table(Reported), "",
               "## Build arguments", "",
               "Keyword arguments of `resfam.build(ref, **kwargs)` and `resfam.ResFamNet(spec, "

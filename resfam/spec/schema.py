@@ -140,8 +140,8 @@ class SpecModel(_Model):
     gn_group_size: Optional[int] = Field(None, ge=1, description="norm gn: groups of this many "
                                          "channels (timm's group_size) instead of 32 groups; the "
                                          "norm_groups build argument overrides it")
-    conv: ConvParams = Field(default_factory=ConvParams, description="plain or weight-standardised "
-                             "convs (stem, branches, shortcuts)")
+    conv: ConvParams = Field(default_factory=ConvParams, description="plain, weight-standardised or "
+                             "scaled weight-standardised convs (stem, branches, shortcuts)")
     act: Literal[tuple(ACTS)] = Field("relu", description="activation")
     head: HeadParams = Field(default_factory=HeadParams)
     reported: Optional[Reported] = None
@@ -400,6 +400,12 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
         if s.reads == "preact" and model.order != "pre":
             raise SpecError("only a pre-activation block has a pre-activated input to read",
                             key="shortcut.reads", hint="remove it, or use order: pre")
+        if m.beta != "none" and model.order != "pre":
+            raise SpecError("beta scales the pre-activated input, which only order 'pre' has",
+                            key="merge.beta", hint="remove it, or use order: pre")
+        if m.alpha != 1.0 and m.type != "add":
+            raise SpecError(f"alpha scales an added branch; merge type {m.type!r} does not add",
+                            key="merge.alpha", hint="remove it, or use type: add")
         if (s.type == "none") != (m.type == "none"):
             raise SpecError("a block without a shortcut has nothing to merge, and a merge needs a "
                             "shortcut", key="merge.type",

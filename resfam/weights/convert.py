@@ -170,6 +170,20 @@ def _byob_key(key: str) -> str:
     return f"layer{int(m.group(1)) + 1}.{m.group(2)}.{rest}"
 
 
+def _nf_key(key: str, spec: Spec) -> str:
+    """timm's nfnet: ``stem.conv``, ``stages.I.J`` with ``conv1..3``, ``attn_last`` (after the
+    branch) and ``downsample.conv`` (after its pool), ``head.fc``."""
+    key = re.sub(r"^stem\.conv\.", "conv1.", key)
+    key = re.sub(r"^head\.fc\.", "fc.", key)
+    m = re.match(r"^stages\.(\d+)\.(\d+)\.(.*)$", key)
+    if not m:
+        return key
+    stage, rest = int(m.group(1)), re.sub(r"^attn_last\.", "se.", m.group(3))
+    pool = stage < len(spec.stages) and spec.stages[stage].shortcut.type in POOL_FIRST
+    rest = re.sub(r"^downsample\.conv\.", f"downsample.{int(pool)}.", rest)
+    return f"layer{stage + 1}.{m.group(2)}.{rest}"
+
+
 def _legacy_senet(state: dict) -> dict:
     """timm's senet.py (the original Caffe models' layout): ``layer0`` is the stem, a 7x7
     ``conv1`` / ``bn1`` or a 3x3 deep stem (conv1..3, bn1..3)."""
@@ -204,6 +218,8 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
         state = {_regnet_key(k): v for k, v in state.items()}
     elif any(".conv1_1x1." in k for k in state):  # before resnetv2's stages./stem. test
         state = {_byob_key(k): v for k, v in state.items()}
+    elif any(k.startswith("stages.") and k.endswith(".gain") for k in state):  # NF nets
+        state = {_nf_key(k, spec): v for k, v in state.items()}
     elif any(k.startswith(("stages.", "stem.")) for k in state):
         state = {_v2_key(k, spec): v for k, v in state.items()}
     elif any(k.startswith("layer0.") for k in state):

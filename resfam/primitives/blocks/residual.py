@@ -22,6 +22,11 @@ from .base import BlockParams
 MAX_UNITS = 3  # convs in a residual branch: basic 2, bottleneck and res2 3
 
 
+def _gained(out: torch.Tensor, gain: Optional[float]) -> torch.Tensor:
+    """The attention slot's output times its gain where the spec gives one (attn.gain)."""
+    return out if gain is None else gain * out
+
+
 class ResidualBlock(nn.Module):
     """``y = merge(A(F(x)), C(x))``, where F is the block type's units with the norms and
     activations the order places, A the attention slot and C the shortcut (see the module
@@ -32,7 +37,8 @@ class ResidualBlock(nn.Module):
                  dilation: int = 1, first_dilation: Optional[int] = None,
                  placement: Placement, shortcut: Optional[nn.Module], merge: MergeParams,
                  attn=None, norm: str = "bn", act: str = "relu",
-                 drop_path: float = 0.0, shortcut_reads_preact: bool = False):
+                 drop_path: float = 0.0, shortcut_reads_preact: bool = False,
+                 input_std: Optional[float] = None):
         super().__init__()
         units = params.units(in_ch, out_ch, stride, dilation, first_dilation or dilation, norm, act)
         if not 1 <= len(units) <= MAX_UNITS:
@@ -41,6 +47,10 @@ class ResidualBlock(nn.Module):
         self.shortcut_preact = placement.shortcut_preact
         self.identity_preact = shortcut_reads_preact and placement.pre_norm
         self.has_merge = merge.type != "none"
+        # normaliser-free blocks (resfam.primitives.merges): the pre-activated input times
+        # 1 / beta_l, the branch times alpha
+        self.beta = None if input_std is None else 1.0 / input_std
+        self.alpha = merge.alpha if merge.alpha != 1.0 else None
         self.bn0 = norms.norm(norm, in_ch) if placement.pre_norm else None
         # in place only on the norm's own output: iResNet's first middle block activates its
         # input and adds relu(x) as the identity (the official in-place ReLU), and norm 'none' is
@@ -73,6 +83,7 @@ class ResidualBlock(nn.Module):
         self.se_site = 0 if not after_3x3 else (1 if placement.pre_norm else 2)
         self.se = None if attn is None else build_attn(
             attn, units[1].out_channels if after_3x3 else out_ch, in_ch)
+        self.attn_gain = attn.gain if self.se is not None and attn.gain != 1.0 else None
         self.downsample = shortcut
         self.gate = (HighwayGate(in_ch, out_ch, stride, merge.kernel_size, merge.bias_init)
                      if merge.type == "gate" else None)
@@ -90,6 +101,8 @@ class ResidualBlock(nn.Module):
         out = x
         if self.bn0 is not None and self.act0 is not None:  # pre-activation
             out = self.act0(self.bn0(x))
+            if self.beta is not None:
+                out = out * self.beta
             if (self.shortcut_preact and self.downsample is not None) or self.identity_preact:
                 shortcut_in = out
         elif self.act0 is not None:  # iResNet (official code): F(relu x) + relu x
@@ -109,7 +122,7 @@ class ResidualBlock(nn.Module):
         if self.conv2 is not None:
             out = self.conv2(out)
             if self.se is not None and self.se_site == 1:
-                out = self.se(out)
+                out = _gained(self.se(out), self.attn_gain)
             if self.bn2 is not None:
                 out = self.bn2(out)
             if self.act2 is not None:
@@ -117,7 +130,7 @@ class ResidualBlock(nn.Module):
             if self.aa is not None and self.aa_after == 2:
                 out = self.aa(out)
             if self.se is not None and self.se_site == 2:
-                out = self.se(out)
+                out = _gained(self.se(out), self.attn_gain)
         if self.conv3 is not None:
             out = self.conv3(out)
             if self.bn3 is not None:
@@ -126,12 +139,14 @@ class ResidualBlock(nn.Module):
                 out = self.act3(out)
 
         if self.se is not None and self.se_site == 0:
-            out = self.se(out)
+            out = _gained(self.se(out), self.attn_gain)
         out = self.drop_path(out)  # always called: its output is F(x) (resfam.probe hooks it)
         if self.has_merge:
             carry = shortcut_in if self.downsample is None else self.downsample(shortcut_in)
             if self.gate is not None:
                 out = self.gate(out, carry, x)
+            elif self.alpha is not None:
+                out = out * self.alpha + carry
             else:
                 out += carry  # in place, as torchvision and timm: `out` is this block's own tensor
         if self.bn_out is not None:
