@@ -105,3 +105,17 @@ def test_nf_resnet_signal_propagation_mimics_a_batchnorm_preactivation_resnet():
     assert all(0.8 < s < 1.25 for s in nf + bn), (nf, bn)
     for before, after in _transitions(result, "nf_resnet50") + _transitions(result, "resnetv2_50"):
         assert after < 0.75 * before  # the reset: not an accumulation across stages
+
+
+def test_explicit_widths_with_a_group_width_are_checked_per_block():
+    """NF-RegNet lists each block's inner width and groups it by 8 channels: a width that 8 does
+    not divide is refused with the key, before anything is built."""
+    raw = dict(resfam.get_spec("nf_regnet_b0").raw, name="mine")
+    raw.pop("extends", None)
+    raw["block"] = dict(raw["block"], widths=[[[40, 40]], [[88, 88], [180, 180], [184, 184]],
+                                              *raw["block"]["widths"][2:]])
+    with pytest.raises(resfam.SpecError) as err:
+        resfam.get_spec(raw)
+    assert "block.widths" in str(err.value) and "group_width=8" in str(err.value)
+    model = resfam.build("nf_regnet_b0")
+    assert [b.conv2.groups for b in model.layer2] == [11, 23, 23]  # 88 / 8, 184 / 8

@@ -43,8 +43,6 @@ NOT_YET: dict[str, str] = {
     **{f"dm_nfnet_f{i}": _NFNET_DM for i in range(7)},
     **{n: _NFNET.replace("GELU / SiLU", "SiLU") + " (light, 'L' widths)"
        for n in ("nfnet_l0", "eca_nfnet_l0", "eca_nfnet_l1", "eca_nfnet_l2", "eca_nfnet_l3")},
-    **{f"nf_regnet_b{i}": ("NF-RegNet-B's inverted bottleneck (expansion from the block input, "
-                           "group width 8, SE in the middle) and final 1x1 conv") for i in range(6)},
     "bat_resnext26ts": "bottleneck attention (BAT) after the 3x3",
     "resnet51q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
     "resnet61q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
@@ -144,7 +142,7 @@ FLOAT64_EXACT = ["resnet18", "resnet50d", "resnet50s", "resnext50_32x4d", "wide_
                  "res2net50_26w_4s", "res2next50", "res2net50d", "resnest14d", "skresnet18",
                  "skresnext50_32x4d", "legacy_seresnet18", "legacy_seresnext26_32x4d",
                  "resnetv2_50", "resnetv2_50x1_bit", "resnetv2_50d_gn",
-                 "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "gcresnext26ts"]
+                 "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "nf_regnet_b0", "gcresnext26ts"]
 # timm computes these norms' statistics in float32 whatever the input's dtype: equal to that
 # rounding only (differences up to ~1e-5 in float64, measured)
 FLOAT32_STATISTICS = ["resnetv2_50d_frn", "resnetv2_50d_evos"]

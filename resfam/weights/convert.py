@@ -172,13 +172,15 @@ def _byob_key(key: str) -> str:
 
 def _nf_key(key: str, spec: Spec) -> str:
     """timm's nfnet: ``stem.conv``, ``stages.I.J`` with ``conv1..3``, ``attn_last`` (after the
-    branch) and ``downsample.conv`` (after its pool), ``head.fc``."""
+    branch) or ``attn`` (after the 3x3) and ``downsample.conv`` (after its pool), a bare
+    ``final_conv``, ``head.fc``."""
     key = re.sub(r"^stem\.conv\.", "conv1.", key)
     key = re.sub(r"^head\.fc\.", "fc.", key)
+    key = re.sub(r"^final_conv\.(weight|bias|gain)$", r"final_conv.conv.\1", key)
     m = re.match(r"^stages\.(\d+)\.(\d+)\.(.*)$", key)
     if not m:
         return key
-    stage, rest = int(m.group(1)), re.sub(r"^attn_last\.", "se.", m.group(3))
+    stage, rest = int(m.group(1)), re.sub(r"^attn(_last)?\.", "se.", m.group(3))
     pool = stage < len(spec.stages) and spec.stages[stage].shortcut.type in POOL_FIRST
     rest = re.sub(r"^downsample\.conv\.", f"downsample.{int(pool)}.", rest)
     return f"layer{stage + 1}.{m.group(2)}.{rest}"

@@ -31,8 +31,9 @@ class Bottleneck(BlockParams):
     base_width: int = Field(64, ge=1, description="width per group at 'planes' = 64 "
                                                   "(ResNeXt d; 128 for Wide ResNet-50-2)")
     group_width: Optional[int] = Field(None, ge=1, description="width g of each group of the 3x3 "
-                                       "(AnyNet / RegNet): inner width = output / expansion, "
-                                       "groups = inner / g, instead of groups and base_width")
+                                       "(AnyNet / RegNet): inner width = output / expansion (or "
+                                       "the block's widths), groups = inner / g, instead of "
+                                       "groups and base_width")
     stride_on: Literal["3x3", "1x1"] = Field("3x3", description="which conv strides: 3x3 "
                                              "(torchvision / 'pytorch' style) or first 1x1 ('caffe')")
     aa: AAType = Field("none", description="anti-aliased downsampling of the strided 3x3: none, "
@@ -58,10 +59,12 @@ class Bottleneck(BlockParams):
         return super().supports(order) and (plain or order == "post")
 
     def cardinality(self, out_ch: int) -> int:
-        """The 3x3's groups at output width ``out_ch``: ``groups``, or inner / ``group_width``."""
+        """The 3x3's groups at output width ``out_ch``: ``groups``, or inner / ``group_width``
+        (the block's own inner width where ``widths`` gives it)."""
         if self.group_width is None:
             return self.groups
-        return max(planes(out_ch, self.expansion) // self.group_width, 1)
+        mid = self.widths[0][1] if self.widths else planes(out_ch, self.expansion)
+        return max(mid // self.group_width, 1)
 
     def mid_channels(self, out_ch: int) -> int:
         if self.group_width is not None:
@@ -94,9 +97,14 @@ class Bottleneck(BlockParams):
             if len(pair) != 2 or min(pair) < 1:
                 raise KeyProblem("widths", f"block {j}: {pair} is not a pair of positive widths",
                                  "give [first 1x1's width, 3x3's width] per block")
-            if pair[0] % self.groups or pair[1] % self.groups:
+            if self.group_width is not None and pair[1] % self.group_width:
+                raise KeyProblem("widths", f"block {j}: the 3x3's width {pair[1]} is not "
+                                 f"divisible by group_width={self.group_width}",
+                                 "choose 3x3 widths that group_width divides")
+            groups = self.groups if self.group_width is None else pair[1] // self.group_width
+            if pair[0] % groups or pair[1] % groups:
                 raise KeyProblem("widths", f"block {j}: {pair} is not divisible by "
-                                 f"groups={self.groups}", "choose widths that groups divide")
+                                 f"groups={groups}", "choose widths that groups divide")
         if self.sk is not None or self.splat is not None or self.reduce_first != 1:
             raise KeyProblem("widths", "explicit widths replace the derived ones of a plain 3x3",
                              "drop sk / splat / reduce_first, or widths")
@@ -109,10 +117,10 @@ class Bottleneck(BlockParams):
             raise KeyProblem("avd", "avd replaces the 3x3's stride, and this block strides its 1x1 "
                              "or anti-aliases already", "use stride_on: 3x3 and aa: none with avd")
         if self.group_width is not None and (self.groups != 1 or self.base_width != 64 or self.sk
-                                             or self.splat or self.reduce_first != 1 or self.widths):
-            raise KeyProblem("group_width", "group_width sets the groups and the inner width itself",
-                             "drop groups / base_width / sk / splat / reduce_first / widths, or "
-                             "group_width")
+                                             or self.splat or self.reduce_first != 1):
+            raise KeyProblem("group_width", "group_width sets the groups (and, without widths, "
+                             "the inner width) itself",
+                             "drop groups / base_width / sk / splat / reduce_first, or group_width")
         if self.widths is not None:  # explicit widths: nothing is derived from the stage width
             return self._check_widths()
         if self.group_width is not None:
