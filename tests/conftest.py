@@ -67,7 +67,8 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 # over ~190M parameters: their parity is checked on parameter shapes (the meta device)
 GIANTS = frozenset({"resnext101_32x16d", "resnext101_32x32d", "resnetv2_50x3_bit",
                     "resnetv2_101x3_bit", "resnetv2_152x2_bit", "resnetv2_152x4_bit",
-                    "regnety_640", "regnety_1280", "regnety_2560", "regnet_y_128gf"})
+                    "regnety_640", "regnety_1280", "regnety_2560", "regnet_y_128gf",
+                    "nfnet_f2", "nfnet_f3", "nfnet_f4", "nfnet_f5", "nfnet_f6", "nfnet_f7"})
 
 
 def shape_device(name: str) -> str:

@@ -276,8 +276,9 @@ def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int, attn
             y, normed, aa = _strided(ctx, bp, s, mid, s3, bp.cardinality(out))
             return y, normed, (avd_pool if avd and bp.avd == "last" else aa)
 
+        extra = [lambda s: (conv(t, s, mid, 3, 1, ctx.dilation, bp.cardinality(out)), False, None)]
         steps = [lambda s: (conv(t, s, first, 1, s1), False, avd_pool if bp.avd == "first" else None),
-                 middle,
+                 middle, *(extra if bp.extra_3x3 else []),
                  lambda s: (conv(t, s, out, 1), False, None)]
     elif bp.type == "res2":
         width = bp.split_width(out)
@@ -380,13 +381,10 @@ def stem(t: Tally, p: StemParams, x: Shape, norm_kind: str, act_kind: str) -> Sh
     """resfam.primitives.stems.build_stem."""
     preset = PRESETS[p.type]
     if preset.deep:
-        w1, w2 = p.deep_widths
-        x = conv(t, x, w1, 3, 2)
-        norm(t, norm_kind, x)
-        act(t, act_kind, x)
-        x = conv(t, x, w2, 3)
-        norm(t, norm_kind, x)
-        act(t, act_kind, x)
+        for k, w in enumerate(p.deep_widths):
+            x = conv(t, x, w, 3, 2 if k == 0 else 1)
+            norm(t, norm_kind, x)
+            act(t, act_kind, x)
         x = conv(t, x, p.width, 3, preset.last_stride)
     else:
         x = conv(t, x, p.width, preset.kernel, preset.stride, padding=0 if preset.valid else None)

@@ -13,6 +13,7 @@
 | preact_conv3 | 3x3/2 conv only | RegNet's stem, pre-activated (timm's regnetv_*) |
 | preact_conv7_maxpool | 7x7/2 conv, max-pool, no BN/ReLU | ResNet v2 (the first block pre-activates) |
 | preact_deep_maxpool | three 3x3 convs (first /2), max-pool, no BN/ReLU after the last conv | ResNet v2 with the ResNet-C stem (timm's resnetv2_*d) |
+| preact_deep_strided | three (or, with three deep widths, four) 3x3 convs, the first and last /2, activations between, no norm, no pool | NFNet-F's stem (Brock et al. 2021b, Fig. 7: four convs 16, 32, 64, 128) |
 | preact_cifar | 3x3/1 conv only | pre-act CIFAR nets, WRN |
 | preact_conv7_fixedpool | 7x7/2 conv, zero padding, 3x3/2 max-pool, no BN/ReLU | BiT (Kolesnikov et al. 2020; timm's ``stem_type='fixed'``) |
 | lenet | 5x5/1 conv without padding, BN, ReLU, 2x2/2 max-pool | LeNet-5's pattern (LeCun et al. 1998); the seeds' MNIST ResNet, also between its stages (``stages.entry``) |
@@ -51,6 +52,7 @@ PRESETS = {
     "preact_conv3": _Preset(3, 2, False, False, None),
     "preact_conv7_maxpool": _Preset(7, 2, False, False, "max"),
     "preact_deep_maxpool": _Preset(3, 2, True, False, "max"),
+    "preact_deep_strided": _Preset(3, 2, True, False, None, last_stride=2),
     "preact_cifar": _Preset(3, 1, False, False, None),
     "preact_conv7_fixedpool": _Preset(7, 2, False, False, "max_fixed"),
     "lenet": _Preset(5, 1, False, True, "max2", valid=True),
@@ -63,8 +65,9 @@ class StemParams(BaseModel):
     type: Literal[tuple(PRESETS)] = Field(description="stem preset (see resfam.primitives.stems)")
     width: int = Field(64, ge=1, description="output channels of the stem")
     deep_width: Union[int, list[int]] = Field(
-        32, description="deep stems: width of the first two 3x3 convs, one value or two "
-                        "(timm's tiered stem: [24, 32])")
+        32, description="deep stems: width of the 3x3 convs before the last, one value for two "
+                        "convs, or a list of two (timm's tiered stem: [24, 32]) or three (four "
+                        "convs: NFNet-F's stem, [16, 32, 64])")
 
     caffe_pool: bool = Field(False, description="max-pool without padding, in ceil mode (Caffe's; "
                                                 "the original SENet models)")
@@ -76,14 +79,18 @@ class StemParams(BaseModel):
     @classmethod
     def _two_widths(cls, v):
         widths = [v] if isinstance(v, int) else v
-        if not 1 <= len(widths) <= 2 or any(w < 1 for w in widths):
-            raise ValueError("give one width >= 1, or a list of two")
+        if not 1 <= len(widths) <= 3 or any(w < 1 for w in widths):
+            raise ValueError("give one width >= 1, or a list of two or three")
         return v
 
     @property
-    def deep_widths(self) -> tuple[int, int]:
+    def deep_widths(self) -> tuple[int, ...]:
+        """The widths of the deep stem's convs before its last (two, or three)."""
         w = self.deep_width
-        return (w, w) if isinstance(w, int) else (w[0], w[-1])
+        if isinstance(w, int) or len(w) == 1:
+            w = w if isinstance(w, int) else w[0]
+            return (w, w)
+        return tuple(w)
 
     @property
     def reduction(self) -> int:
@@ -95,12 +102,12 @@ def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDic
     """The stem's named modules, in forward order."""
     preset = PRESETS[p.type]
     mods: "OrderedDict[str, nn.Module]" = OrderedDict()
-    if preset.deep:
-        w1, w2 = p.deep_widths
-        mods["conv1"] = nn.Sequential(
-            layers.conv(in_chans, w1, 3, 2), norms.norm(norm, w1), layers.act(act),
-            layers.conv(w1, w2, 3), norms.norm(norm, w2), layers.act(act),
-            layers.conv(w2, p.width, 3, preset.last_stride))
+    if preset.deep:  # conv-norm-act for each deep width (the first strides 2), then the last conv
+        seq, cin = [], in_chans
+        for k, w in enumerate(p.deep_widths):
+            seq += [layers.conv(cin, w, 3, 2 if k == 0 else 1), norms.norm(norm, w), layers.act(act)]
+            cin = w
+        mods["conv1"] = nn.Sequential(*seq, layers.conv(cin, p.width, 3, preset.last_stride))
     elif preset.valid:
         mods["conv1"] = layers.conv(in_chans, p.width, preset.kernel, preset.stride, padding=0)
     else:

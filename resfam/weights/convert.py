@@ -175,12 +175,17 @@ def _nf_key(key: str, spec: Spec) -> str:
     branch) or ``attn`` (after the 3x3) and ``downsample.conv`` (after its pool), a bare
     ``final_conv``, ``head.fc``."""
     key = re.sub(r"^stem\.conv\.", "conv1.", key)
+    key = re.sub(r"^stem\.conv([1-4])\.", lambda c: f"conv1.{3 * (int(c.group(1)) - 1)}.", key)  # deep
     key = re.sub(r"^head\.fc\.", "fc.", key)
     key = re.sub(r"^final_conv\.(weight|bias|gain)$", r"final_conv.conv.\1", key)
     m = re.match(r"^stages\.(\d+)\.(\d+)\.(.*)$", key)
     if not m:
         return key
     stage, rest = int(m.group(1)), re.sub(r"^attn(_last)?\.", "se.", m.group(3))
+    if re.match(r"^conv2b\.", rest):  # NFNet-F's second 3x3: the third of four units
+        rest = "conv3." + rest[len("conv2b."):]
+    elif re.match(r"^conv3\.", rest) and stage < len(spec.stages) and spec.stages[stage].block.n_units == 4:
+        rest = "conv4." + rest[len("conv3."):]
     pool = stage < len(spec.stages) and spec.stages[stage].shortcut.type in POOL_FIRST
     rest = re.sub(r"^downsample\.conv\.", f"downsample.{int(pool)}.", rest)
     return f"layer{stage + 1}.{m.group(2)}.{rest}"

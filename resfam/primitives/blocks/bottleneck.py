@@ -49,10 +49,17 @@ class Bottleneck(BlockParams):
         None, description="per block of the stage, [first 1x1's width, 3x3's width] instead of "
                           "the derived inner width (channel-pruned nets: timm's *_pruned, Li et "
                           "al. 2020 'EagleEye'); one pair per block")
+    extra_3x3: bool = Field(False, description="a second 3x3 (grouped alike, stride 1) after the "
+                                               "first: four units (NFNet-F, Brock et al. 2021b, "
+                                               "Fig. 6: timm's extra_conv)")
     avd: Literal["none", "first", "last"] = Field(
         "none", description="ResNeSt's average-pool downsampling: where the 3x3 would stride, it "
                             "runs at stride 1 and a 3x3 average pool (padding 1) strides before "
                             "(first) or after (last) it")
+
+    @property
+    def n_units(self) -> int:  # noqa: D401 (the base's ClassVar, per instance here)
+        return 4 if self.extra_3x3 else 3
 
     def supports(self, order):
         plain = self.sk is None and self.splat is None
@@ -121,6 +128,10 @@ class Bottleneck(BlockParams):
             raise KeyProblem("group_width", "group_width sets the groups (and, without widths, "
                              "the inner width) itself",
                              "drop groups / base_width / sk / splat / reduce_first, or group_width")
+        if self.extra_3x3 and (self.sk is not None or self.splat is not None or self.aa != "none"
+                               or self.avd != "none"):
+            raise KeyProblem("extra_3x3", "the second 3x3 follows a plain 3x3",
+                             "drop sk / splat / aa / avd, or extra_3x3")
         if self.widths is not None:  # explicit widths: nothing is derived from the stage width
             return self._check_widths()
         if self.group_width is not None:
@@ -174,4 +185,6 @@ class Bottleneck(BlockParams):
             reduce = reduce._replace(aa=pool)
         elif pool is not None:
             middle = middle._replace(aa=pool)
-        return [reduce, middle, Unit(layers.conv(mid, out_ch, 1), out_ch)]
+        extra = ([Unit(layers.conv(mid, mid, 3, 1, dilation, groups=self.cardinality(out_ch)), mid)]
+                 if self.extra_3x3 else [])
+        return [reduce, middle, *extra, Unit(layers.conv(mid, out_ch, 1), out_ch)]

@@ -19,7 +19,7 @@ from ..orders import Placement
 from .base import BlockParams
 
 
-MAX_UNITS = 3  # convs in a residual branch: basic 2, bottleneck and res2 3
+MAX_UNITS = 4  # convs in a residual branch: basic 2, bottleneck and res2 3, NFNet-F's 4
 
 
 def _gained(out: torch.Tensor, gain: Optional[float]) -> torch.Tensor:
@@ -137,6 +137,12 @@ class ResidualBlock(nn.Module):
                 out = self.bn3(out)
             if self.act3 is not None:
                 out = self.act3(out)
+        if self.conv4 is not None:
+            out = self.conv4(out)
+            if self.bn4 is not None:
+                out = self.bn4(out)
+            if self.act4 is not None:
+                out = self.act4(out)
 
         if self.se is not None and self.se_site == 0:
             out = _gained(self.se(out), self.attn_gain)
