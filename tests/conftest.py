@@ -56,9 +56,10 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                         scale = name in ("weight", "v")
                         p.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.5 if scale
                                 else torch.randn(p.shape, generator=g) * 0.1)
-        for p in model.parameters():
-            if p.dim() > 1 and not p.any():  # a zero-initialised weight (GCNet's last 1x1)
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)  # hides what it multiplies
+        for p in model.parameters():  # a zero-initialised weight (GCNet's last 1x1) or gain
+            if p.dim() != 1 and not p.any():  # (SkipInit's) hides what it multiplies
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1 if p.dim() else
+                        torch.rand((), generator=g) * 0.5 + 0.5)
     return model
 
 
@@ -68,7 +69,8 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 GIANTS = frozenset({"resnext101_32x16d", "resnext101_32x32d", "resnetv2_50x3_bit",
                     "resnetv2_101x3_bit", "resnetv2_152x2_bit", "resnetv2_152x4_bit",
                     "regnety_640", "regnety_1280", "regnety_2560", "regnet_y_128gf",
-                    "nfnet_f2", "nfnet_f3", "nfnet_f4", "nfnet_f5", "nfnet_f6", "nfnet_f7"})
+                    "nfnet_f2", "nfnet_f3", "nfnet_f4", "nfnet_f5", "nfnet_f6", "nfnet_f7",
+                    "dm_nfnet_f2", "dm_nfnet_f3", "dm_nfnet_f4", "dm_nfnet_f5", "dm_nfnet_f6"})
 
 
 def shape_device(name: str) -> str:

@@ -43,7 +43,8 @@ def test_fx_jit_and_torch_export(name):
 BLOCK_KINDS = ["resnet20", "resnet50", "res2net50_26w_4s", "skresnet18", "resnest50d",
                "resnest50d_4s2x40d", "preact_resnet164", "iresnet50", "highway20", "plain20",
                "seresnet50", "ecaresnet50d", "resnetaa50d", "resnetblur50", "resnetv2_50d_evos",
-               "legacy_seresnet18", "wrn_16_8", "nf_seresnet26", "eca_nfnet_l0", "gcresnext26ts"]
+               "legacy_seresnet18", "wrn_16_8", "nf_seresnet26", "eca_nfnet_l0", "dm_nfnet_f0",
+               "gcresnext26ts"]
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script.*is deprecated:FutureWarning")

@@ -28,7 +28,7 @@ SLOW = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "resnet152",
         "legacy_seresnet152", "legacy_seresnext101_32x4d", "legacy_seresnet101",
         "regnetx_120", "regnetx_160", "regnetx_320", "regnety_120", "regnety_160", "regnety_320",
         "regnet_x_16gf", "regnet_x_32gf", "regnet_y_16gf", "regnet_y_32gf", "nfnet_f0", "nfnet_f1",
-        "eca_nfnet_l3"}
+        "eca_nfnet_l3", "dm_nfnet_f0", "dm_nfnet_f1"}
 SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
 
 TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "regnet", "nfnet")
@@ -36,10 +36,7 @@ BYOBNET_RESNETS = r"resne[tx]"  # byobnet's ResNet-named networks (the module bu
 # timm ResNet-family names resfam cannot build yet, and the primitive each one needs
 _CLIP = ("CLIP's ModifiedResNet: a three-conv stem with an average pool, anti-aliased (average-"
          "pool) downsampling in the blocks and shortcuts, and an attention-pool head")
-_NFNET_DM = ("DeepMind's NFNet-F layout: 'same' (TensorFlow) padding, gamma in the activations "
-             "instead of the convs, and a skipinit gain per block")
 NOT_YET: dict[str, str] = {
-    **{f"dm_nfnet_f{i}": _NFNET_DM for i in range(7)},
     "bat_resnext26ts": "bottleneck attention (BAT) after the 3x3",
     "resnet51q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
     "resnet61q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
@@ -139,7 +136,7 @@ FLOAT64_EXACT = ["resnet18", "resnet50d", "resnet50s", "resnext50_32x4d", "wide_
                  "res2net50_26w_4s", "res2next50", "res2net50d", "resnest14d", "skresnet18",
                  "skresnext50_32x4d", "legacy_seresnet18", "legacy_seresnext26_32x4d",
                  "resnetv2_50", "resnetv2_50x1_bit", "resnetv2_50d_gn",
-                 "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "nf_regnet_b0", "nfnet_l0", "eca_nfnet_l0", "gcresnext26ts"]
+                 "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "nf_regnet_b0", "nfnet_l0", "eca_nfnet_l0", "dm_nfnet_f0", "gcresnext26ts"]
 # timm computes these norms' statistics in float32 whatever the input's dtype: equal to that
 # rounding only (differences up to ~1e-5 in float64, measured)
 FLOAT32_STATISTICS = ["resnetv2_50d_frn", "resnetv2_50d_evos"]

@@ -38,6 +38,7 @@ class Tally:
     once: Counter = field(default_factory=Counter)  # the part of ``other`` done once per forward
     conv_bias: bool = False     # the spec's conv: every conv through layers.conv has a bias,
     scaled_std: bool = False    # and is a scaled weight-standardised one (its gain * scale)
+    act_gamma: bool = False     # the network's activations are times their gamma
 
     def op(self, name: str, count: int, per_forward: bool = False) -> None:
         """``count`` of fvcore's op ``name`` per image, or once per forward (``per_forward``:
@@ -95,9 +96,13 @@ def conv(t: Tally, x: Shape, out: int, k: int, stride: int = 1, dilation: int = 
     return y
 
 
-def act(t: Tally, kind: str, x: Shape) -> None:
+def act(t: Tally, kind: str, x: Shape, plain: bool = False) -> None:
+    """An activation; times its gamma under the spec's ``conv.act_gamma`` unless ``plain`` (an
+    attention module's own)."""
     if kind != "identity":
         t.op(kind, x.numel)
+        if t.act_gamma and not plain:
+            t.op("mul", x.numel)
 
 
 def norm(t: Tally, kind: str, x: Shape) -> None:
@@ -166,7 +171,7 @@ def attention(t: Tally, p, x: Shape, in_ch: int) -> None:
         conv(t, Shape(x.c, 1, 1), rd, 1, bias=True, plain=True)
         t.params += 2 * rd
         t.op("layer_norm", 5 * rd)                   # fvcore's norm count, with affine
-        act(t, p.act, Shape(rd, 1, 1))
+        act(t, p.act, Shape(rd, 1, 1), plain=True)
         conv(t, Shape(rd, 1, 1), x.c, 1, bias=True, plain=True)
         t.op("add", x.numel)
         return
@@ -174,7 +179,7 @@ def attention(t: Tally, p, x: Shape, in_ch: int) -> None:
     if p.type == "se":
         rd = se_reduced(p, x.c, in_ch)
         conv(t, Shape(x.c, 1, 1), rd, 1, bias=True, plain=True)
-        act(t, p.act, Shape(rd, 1, 1))
+        act(t, p.act, Shape(rd, 1, 1), plain=True)
         conv(t, Shape(rd, 1, 1), x.c, 1, bias=True, plain=True)
     else:
         k = p.kernel_size or eca_kernel_size(x.c)
@@ -198,7 +203,7 @@ def selective_kernel(t: Tally, p, x: Shape, out: int, stride: int, dilation: int
     t.op("mean", y.numel)
     z = conv(t, Shape(out, 1, 1), rd, 1, plain=True)
     norm(t, norm_kind, z)
-    act(t, act_kind, z)
+    act(t, act_kind, z, plain=True)
     conv(t, z, out * p.paths, 1, plain=True)
     t.skip("softmax")
     t.op("mul", p.paths * y.numel)
@@ -218,7 +223,7 @@ def split_attention(t: Tally, p, x: Shape, out: int, stride: int, dilation: int,
         t.skip("sum")
     a = conv(t, Shape(out, 1, 1), rd, 1, groups=groups, bias=True, plain=True)
     norm(t, norm_kind, a)
-    act(t, act_kind, a)
+    act(t, act_kind, a, plain=True)
     conv(t, a, out * p.radix, 1, groups=groups, bias=True, plain=True)
     if p.radix == 1:
         t.op("sigmoid", out)
@@ -367,6 +372,9 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
             for op in ("sigmoid", "mul", "rsub", "mul", "add"):
                 t.op(op, y.numel)
         else:
+            if merge.skipinit:
+                t.params += 1
+                t.op("mul", y.numel)
             if merge.alpha != 1.0:
                 t.op("mul", y.numel)
             t.op("add", y.numel)
@@ -418,7 +426,7 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
     check_build_args(spec, {"output_stride": output_stride})
     m = spec.model
     size = img_size or m.input_size
-    t = Tally(conv_bias=m.conv.bias, scaled_std=m.conv.type == "scaled_std")
+    t = Tally(conv_bias=m.conv.bias, scaled_std=m.conv.type == "scaled_std", act_gamma=m.conv.act_gamma)
     x = stem(t, m.stem, Shape(m.in_chans, size, size), m.norm, m.act)
     for plan, geo in zip(spec.stages, spec.geometry(output_stride)):
         if plan.entry:

@@ -34,13 +34,13 @@ class _ChannelsLast(nn.Module):
 
 def standardize_once(model: nn.Module) -> nn.Module:
     """Every :class:`~resfam.primitives.layers.StdConv2d` in ``model`` replaced, in place, by a
-    plain ``nn.Conv2d`` whose weight is the standardised one (Qiao et al. 2019, Eq. 5), as its
+    plain ``nn.Conv2d`` (``Conv2dSame`` where it pads as TensorFlow) whose weight is the standardised one (Qiao et al. 2019, Eq. 5), as its
     forward computes it; the model is returned."""
-    from ..primitives.layers import StdConv2d
+    from ..primitives.layers import Conv2dSame, StdConv2d
 
     for name, child in model.named_children():
-        if isinstance(child, StdConv2d):
-            plain = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size,
+        if isinstance(child, StdConv2d):  # TensorFlow's SAME padding stays (Conv2dSame)
+            plain = (Conv2dSame if child.same else nn.Conv2d)(child.in_channels, child.out_channels, child.kernel_size,
                               stride=child.stride, padding=child.padding, dilation=child.dilation,
                               groups=child.groups, bias=child.bias is not None,
                               padding_mode=child.padding_mode, device=child.weight.device,

@@ -72,7 +72,7 @@ class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduced: int, act_kind: str = "relu"):
         super().__init__()
         self.fc1 = nn.Conv2d(channels, reduced, 1)
-        self.act = act(act_kind, inplace=True)
+        self.act = act(act_kind, inplace=True, plain=True)
         self.fc2 = nn.Conv2d(reduced, channels, 1)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
@@ -111,7 +111,7 @@ class ContextTransform(nn.Module):
         super().__init__()
         self.fc1 = nn.Conv2d(channels, reduced, 1)
         self.norm = LayerNormChannels(reduced, eps=1e-6)
-        self.act = act(act_kind, inplace=True)
+        self.act = act(act_kind, inplace=True, plain=True)
         self.fc2 = nn.Conv2d(reduced, channels, 1)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:

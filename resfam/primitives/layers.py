@@ -7,6 +7,7 @@ from contextvars import ContextVar
 from typing import Annotated, Literal, Optional, Union
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from torch import nn
@@ -52,10 +53,43 @@ class ConvParams(BaseModel):
                            "(GAMMA: 1 / std of act(N(0, 1)), so activations keep unit variance)")
     bias: bool = Field(False, description="every conv built through conv() has a bias (networks "
                                           "without norms: NF-ResNets)")
+    padding: Literal["symmetric", "same"] = Field(
+        "symmetric", description="symmetric: dilation * (k - 1) / 2 on each side (PyTorch's); "
+                                 "same: TensorFlow's SAME, a strided conv's odd pixel of padding "
+                                 "at the end (DeepMind's JAX NFNets)")
+    act_gamma: bool = Field(False, description="the network's activations are multiplied by their "
+                                               "gamma instead of the convs' weights (DeepMind's "
+                                               "NFNets; give gamma: 1.0 then)")
 
     def scale(self, act_kind: str) -> float:
         """gamma for ``scaled_std``, the spec's number or the activation's."""
         return GAMMA[act_kind] if self.gamma == "act" else self.gamma
+
+
+def same_padding(size: int, k: int, stride: int, dilation: int) -> list[int]:
+    """TensorFlow's SAME padding of one side-length: (before, after), the odd one after."""
+    total = max(((size + stride - 1) // stride - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    return [total // 2, total - total // 2]
+
+
+def pad_same(x: torch.Tensor, kernel_size: list[int], stride: list[int],
+             dilation: list[int]) -> torch.Tensor:
+    """``x`` zero-padded for a conv of these sizes as TensorFlow's SAME pads it (one call to fx:
+    the sizes are the input's)."""
+    h = same_padding(x.shape[-2], kernel_size[0], stride[0], dilation[0])
+    w = same_padding(x.shape[-1], kernel_size[1], stride[1], dilation[1])
+    return F.pad(x, [w[0], w[1], h[0], h[1]])
+
+
+torch.fx.wrap("pad_same")
+
+
+class Conv2dSame(nn.Conv2d):
+    """A conv whose padding is TensorFlow's SAME, computed from each input's size (where the
+    stride makes it depend on it); ``padding`` is 0."""
+
+    def forward(self, x):
+        return super().forward(pad_same(x, list(self.kernel_size), list(self.stride), list(self.dilation)))
 
 
 class StdConv2d(nn.Conv2d):
@@ -65,15 +99,17 @@ class StdConv2d(nn.Conv2d):
     Computed as a batch norm over the ``(1, out, fan_in)`` view, so counters see a norm (folded at
     inference, counted 0) rather than element-wise work."""
 
-    def __init__(self, *args, eps: float = 1e-6, **kwargs):
+    def __init__(self, *args, eps: float = 1e-6, same: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.eps = eps
+        self.eps, self.same = eps, same  # same: TensorFlow's SAME padding (Conv2dSame.pad)
 
     def standardized_weight(self):
         return F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
                             training=True, momentum=0.0, eps=self.eps).reshape(self.weight.shape)
 
     def forward(self, x):
+        if self.same:
+            x = pad_same(x, list(self.kernel_size), list(self.stride), list(self.dilation))
         return self._conv_forward(x, self.standardized_weight(), self.bias)
 
 
@@ -85,8 +121,8 @@ class ScaledStdConv2d(StdConv2d):
     channel (shape out x 1 x 1 x 1, as the published checkpoints hold it). Here the variance gets
     ``eps`` and the 1 / sqrt(N) is folded into the scale (timm's ``ScaledStdConv2d``)."""
 
-    def __init__(self, *args, gamma: float = 1.0, eps: float = 1e-6, **kwargs):
-        super().__init__(*args, eps=eps, **kwargs)
+    def __init__(self, *args, gamma: float = 1.0, eps: float = 1e-6, same: bool = False, **kwargs):
+        super().__init__(*args, eps=eps, same=same, **kwargs)
         self.gain = nn.Parameter(torch.ones(self.out_channels, 1, 1, 1))
         self.scale = gamma * self.weight[0].numel() ** -0.5
 
@@ -103,7 +139,8 @@ _CONV: ContextVar[Optional[tuple[ConvParams, str]]] = ContextVar("resfam_conv", 
 def conv_style(p: Optional[ConvParams], act_kind: str = "relu"):
     """While a network is assembled, :func:`conv` builds its convs as ``p`` says (``act_kind``:
     the network's activation, whose gamma ``scaled_std`` uses)."""
-    plain = p is None or (p.type == "plain" and not p.bias)
+    plain = p is None or (p.type == "plain" and not p.bias and p.padding == "symmetric"
+                          and not p.act_gamma)
     token = _CONV.set(None if plain else (p, act_kind))
     try:
         yield
@@ -115,17 +152,21 @@ def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: i
          groups: int = 1, bias: bool = False, padding: Optional[int] = None) -> nn.Conv2d:
     """A 'same'-padded convolution (padding = dilation * (k - 1) / 2, as torchvision and timm;
     ``padding`` overrides it), weight-standardised inside :func:`conv_style` ``std``."""
-    if padding is None:
-        padding = dilation * (kernel_size - 1) // 2
     style = _CONV.get()
+    same = (padding is None and style is not None and style[0].padding == "same"
+            and (stride > 1 or dilation * (kernel_size - 1) % 2))  # else SAME is symmetric
+    if padding is None:
+        padding = 0 if same else dilation * (kernel_size - 1) // 2
     cls, extra = nn.Conv2d, {}
     if style is not None:
         p, act_kind = style
         bias = bias or p.bias
         if p.type == "std":
-            cls, extra = StdConv2d, {"eps": p.eps}
+            cls, extra = StdConv2d, {"eps": p.eps, "same": same}
         elif p.type == "scaled_std":
-            cls, extra = ScaledStdConv2d, {"eps": p.eps, "gamma": p.scale(act_kind)}
+            cls, extra = ScaledStdConv2d, {"eps": p.eps, "gamma": p.scale(act_kind), "same": same}
+        elif same:
+            cls = Conv2dSame
     return cls(in_ch, out_ch, kernel_size, stride=stride, padding=padding, dilation=dilation,
                groups=groups, bias=bias, **extra)
 
@@ -133,10 +174,28 @@ def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: i
 INPLACE_ACTS = ("relu", "silu")  # the ones with an in-place form (nn.GELU has none)
 
 
-def act(kind: str, inplace: bool = True) -> nn.Module:
+class GammaAct(nn.Module):
+    """``act(x) * gamma`` (Brock et al. 2021a, Sec. 4: the activation rescaled to keep unit
+    variance; DeepMind's NFNets apply gamma here rather than in the convs)."""
+
+    def __init__(self, inner: nn.Module, gamma: float):
+        super().__init__()
+        self.inner, self.gamma = inner, gamma
+
+    def forward(self, x):
+        return self.inner(x) * self.gamma
+
+
+def act(kind: str, inplace: bool = True, plain: bool = False) -> nn.Module:
     """An activation module; in place where the kind has an in-place form and ``inplace`` (the
-    callers pass a tensor nothing else reads: a norm's or an addition's own output)."""
-    return ACTS[kind](inplace=inplace) if kind in INPLACE_ACTS else ACTS[kind]()
+    callers pass a tensor nothing else reads: a norm's or an addition's own output). Inside
+    :func:`conv_style` with ``act_gamma``, times its gamma unless ``plain`` (an attention
+    module's own activation)."""
+    module = ACTS[kind](inplace=inplace) if kind in INPLACE_ACTS else ACTS[kind]()
+    style = _CONV.get()
+    if style is not None and style[0].act_gamma and not plain and kind != "identity":
+        return GammaAct(module, GAMMA[kind])
+    return module
 
 
 def drop_path(p: float) -> nn.Module:

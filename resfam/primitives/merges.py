@@ -45,6 +45,9 @@ class MergeParams(BaseModel):
                             "beta_l the predicted std of the block input (NF-ResNets; the "
                             "variance grows by alpha^2 per block and resets at each stage)")
 
+    skipinit: bool = Field(False, description="add: the branch times a learned scalar that starts "
+                                              "at 0 (SkipInit, De & Smith 2020; DeepMind's NFNets)")
+
     def at(self, merges: bool) -> "MergeParams":
         """This merge for a block that has a shortcut to merge (``merges``), else type none."""
         return self if merges else self.model_copy(update={"type": "none"})

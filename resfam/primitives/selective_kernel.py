@@ -37,7 +37,7 @@ class SelectiveKernelAttn(nn.Module):
         self.paths = paths
         self.fc_reduce = nn.Conv2d(channels, reduced, 1, bias=False)
         self.bn = norms.norm(norm, reduced)
-        self.act = layers.act(act)
+        self.act = layers.act(act, plain=True)
         self.fc_select = nn.Conv2d(reduced, channels * paths, 1, bias=False)
 
     def forward(self, u: list[torch.Tensor]) -> torch.Tensor:

@@ -41,7 +41,7 @@ class SplitAttention(nn.Module):
         self.act0 = layers.act(act)
         self.fc1 = nn.Conv2d(out_ch, attn, 1, groups=groups)
         self.bn1 = norms.norm(norm, attn)
-        self.act1 = layers.act(act)
+        self.act1 = layers.act(act, plain=True)
         self.fc2 = nn.Conv2d(attn, width, 1, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -403,6 +403,9 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
         if m.beta != "none" and model.order != "pre":
             raise SpecError("beta scales the pre-activated input, which only order 'pre' has",
                             key="merge.beta", hint="remove it, or use order: pre")
+        if m.skipinit and m.type != "add":
+            raise SpecError(f"skipinit scales an added branch; merge type {m.type!r} does not add",
+                            key="merge.skipinit", hint="remove it, or use type: add")
         if m.alpha != 1.0 and m.type != "add":
             raise SpecError(f"alpha scales an added branch; merge type {m.type!r} does not add",
                             key="merge.alpha", hint="remove it, or use type: add")

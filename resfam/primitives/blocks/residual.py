@@ -51,6 +51,9 @@ class ResidualBlock(nn.Module):
         # 1 / beta_l, the branch times alpha
         self.beta = None if input_std is None else 1.0 / input_std
         self.alpha = merge.alpha if merge.alpha != 1.0 else None
+        # SkipInit (De & Smith 2020): the branch times a learned scalar, 0 at initialisation
+        self.skipinit_gain = (nn.Parameter(torch.zeros(())) if merge.skipinit and merge.type == "add"
+                              else None)
         self.bn0 = norms.norm(norm, in_ch) if placement.pre_norm else None
         # in place only on the norm's own output: iResNet's first middle block activates its
         # input and adds relu(x) as the identity (the official in-place ReLU), and norm 'none' is
@@ -147,6 +150,8 @@ class ResidualBlock(nn.Module):
         if self.se is not None and self.se_site == 0:
             out = _gained(self.se(out), self.attn_gain)
         out = self.drop_path(out)  # always called: its output is F(x) (resfam.probe hooks it)
+        if self.skipinit_gain is not None:
+            out = out * self.skipinit_gain
         if self.has_merge:
             carry = shortcut_in if self.downsample is None else self.downsample(shortcut_in)
             if self.gate is not None:
