@@ -70,7 +70,8 @@ GIANTS = frozenset({"resnext101_32x16d", "resnext101_32x32d", "resnetv2_50x3_bit
                     "resnetv2_101x3_bit", "resnetv2_152x2_bit", "resnetv2_152x4_bit",
                     "regnety_640", "regnety_1280", "regnety_2560", "regnet_y_128gf",
                     "nfnet_f2", "nfnet_f3", "nfnet_f4", "nfnet_f5", "nfnet_f6", "nfnet_f7",
-                    "dm_nfnet_f2", "dm_nfnet_f3", "dm_nfnet_f4", "dm_nfnet_f5", "dm_nfnet_f6"})
+                    "dm_nfnet_f2", "dm_nfnet_f3", "dm_nfnet_f4", "dm_nfnet_f5", "dm_nfnet_f6",
+                    "resnet50x64_clip", "resnet50x64_clip_gap"})
 
 
 def shape_device(name: str) -> str:

@@ -28,23 +28,18 @@ SLOW = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "resnet152",
         "legacy_seresnet152", "legacy_seresnext101_32x4d", "legacy_seresnet101",
         "regnetx_120", "regnetx_160", "regnetx_320", "regnety_120", "regnety_160", "regnety_320",
         "regnet_x_16gf", "regnet_x_32gf", "regnet_y_16gf", "regnet_y_32gf", "nfnet_f0", "nfnet_f1",
-        "eca_nfnet_l3", "dm_nfnet_f0", "dm_nfnet_f1"}
+        "eca_nfnet_l3", "dm_nfnet_f0", "dm_nfnet_f1", "resnet50x4_clip", "resnet50x4_clip_gap",
+        "resnet50x16_clip", "resnet50x16_clip_gap"}
 SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
 
 TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "regnet", "nfnet")
 BYOBNET_RESNETS = r"resne[tx]"  # byobnet's ResNet-named networks (the module builds others too)
 # timm ResNet-family names resfam cannot build yet, and the primitive each one needs
-_CLIP = ("CLIP's ModifiedResNet: a three-conv stem with an average pool, anti-aliased (average-"
-         "pool) downsampling in the blocks and shortcuts, and an attention-pool head")
 NOT_YET: dict[str, str] = {
     "bat_resnext26ts": "bottleneck attention (BAT) after the 3x3",
     "resnet51q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
     "resnet61q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
     "resnet50_mlp": "an MLP head",
-    **{n: _CLIP + (" (_gap: global average pooling instead)" if n.endswith("_gap") else "")
-       for n in ("resnet50_clip", "resnet50_clip_gap", "resnet101_clip", "resnet101_clip_gap",
-                 "resnet50x4_clip", "resnet50x4_clip_gap", "resnet50x16_clip",
-                 "resnet50x16_clip_gap", "resnet50x64_clip", "resnet50x64_clip_gap")},
 }
 
 
@@ -136,7 +131,8 @@ FLOAT64_EXACT = ["resnet18", "resnet50d", "resnet50s", "resnext50_32x4d", "wide_
                  "res2net50_26w_4s", "res2next50", "res2net50d", "resnest14d", "skresnet18",
                  "skresnext50_32x4d", "legacy_seresnet18", "legacy_seresnext26_32x4d",
                  "resnetv2_50", "resnetv2_50x1_bit", "resnetv2_50d_gn",
-                 "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "nf_regnet_b0", "nfnet_l0", "eca_nfnet_l0", "dm_nfnet_f0", "gcresnext26ts"]
+                 "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "nf_regnet_b0", "nfnet_l0", "eca_nfnet_l0", "dm_nfnet_f0", "gcresnext26ts",
+                 "resnet50_clip", "resnet50_clip_gap"]
 # timm computes these norms' statistics in float32 whatever the input's dtype: equal to that
 # rounding only (differences up to ~1e-5 in float64, measured)
 FLOAT32_STATISTICS = ["resnetv2_50d_frn", "resnetv2_50d_evos"]
@@ -147,6 +143,16 @@ def test_timm_parity_in_float64(name):
     """What "equal" means, one family at a time: in float64 a misplaced norm, activation or
     pool, or a different padding or rounding of widths, cannot hide in float32 rounding."""
     check_parity(timm.create_model(name), name, dtype=torch.float64, tol=1e-10)
+
+
+def test_clip_attention_pool_at_its_native_size_in_float64():
+    """At 224 the position embedding is CLIP's own (the 64-pixel tests above resample it)."""
+    reference = randomize_norms(timm.create_model("resnet50_clip").eval()).double()
+    model = resfam.build("resnet50_clip").eval().double()
+    model.load_state_dict(resfam.convert_state_dict(reference.state_dict(), "resnet50_clip"))
+    x = torch.randn(1, 3, 224, 224, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), atol=1e-10, rtol=1e-10)
 
 
 @pytest.mark.parametrize("name", FLOAT32_STATISTICS)

@@ -28,7 +28,8 @@ def test_stage_shapes(name):
             lambda mod, inp, out, key=info["module"]: seen.__setitem__(key, out.shape))
     with torch.no_grad():
         logits = model(torch.randn(1, 3, size, size, device=device))
-    assert logits.shape == (1, spec.head.num_classes)
+    # no classifier (num_classes 0: CLIP's _gap towers): the pooled features, as timm's
+    assert logits.shape == (1, spec.head.num_classes or model.num_features)
     expected_reductions = [1, 2, 4] if cifar else [4, 8, 16, 32]
     assert [i["reduction"] for i in model.feature_info[1:]] == expected_reductions
     for info, plan in zip(model.feature_info[1:], spec.stages):

@@ -412,11 +412,31 @@ def stem(t: Tally, p: StemParams, x: Shape, norm_kind: str, act_kind: str) -> Sh
         x = pool(t, "max", Shape(x.c, x.h + 2, x.w + 2), 3, 2)
     elif preset.pool == "max2":
         x = pool(t, "max", x, 2, 2)
+    elif preset.pool == "avg2":
+        x = pool(t, "avg", x, 2, 2)
     elif preset.pool == "conv":
         x = conv(t, x, p.width, 3, 2)
         norm(t, norm_kind, x)
         act(t, act_kind, x)
     return x
+
+
+def attention_pool(t: Tally, x: Shape, heads: int, grid: int) -> None:
+    """resfam.primitives.attention_pool (CLIP, Radford et al. 2021, Sec. 2.4): the mean token,
+    the position embedding (resampled where the grid is not the native one), the mean token's
+    query, every token's key and value, and the two products of one query with T tokens."""
+    c, tokens = x.c, x.h * x.w + 1
+    t.params += (grid * grid + 1) * c + 3 * (c * c + c)
+    t.op("mean", x.numel)
+    if (x.h, x.w) != (grid, grid):
+        t.skip("_upsample_bicubic2d_aa")
+    t.op("add", tokens * c)
+    t.macs += c * c + 2 * tokens * c * c      # q (one token), k and v (every token)
+    t.acts += c + 2 * tokens * c
+    t.macs += 2 * tokens * c                  # q k^T and weights v, over the heads
+    t.acts += heads * tokens + c
+    t.op("mul", heads * tokens)
+    t.skip("softmax")
 
 
 def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
@@ -446,6 +466,8 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
     features = x.c
     if m.head.pool == "avg":
         t.op("adaptive_avg_pool2d", x.numel)
+    elif m.head.pool == "attention":
+        attention_pool(t, x, m.head.heads, max(m.input_size // (size // x.h), 1) if x.h else 1)
     else:
         features = x.numel
     classes = m.head.num_classes

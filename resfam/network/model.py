@@ -15,6 +15,7 @@ from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
 from ..primitives import layers, norms
+from ..primitives.attention_pool import AttentionPool2d
 from ..primitives.blocks import ResidualBlock
 from ..primitives.merges import HighwayGate, expected_stds
 from ..primitives.orders import placement
@@ -163,6 +164,9 @@ class ResFamNet(nn.Module):
                 self.final_conv = norms.ConvNormAct(layers.conv(in_ch, m.head.conv, 1), norm, m.act)
                 self.num_features = in_ch = m.head.conv
             self.global_pool = nn.AdaptiveAvgPool2d(1) if m.head.pool == "avg" else nn.Identity()
+            if m.head.pool == "attention":  # CLIP's: on the native input's grid
+                grid = max(m.input_size // levels[-1]["reduction"], 1)
+                self.global_pool = AttentionPool2d(in_ch, m.head.heads, grid)
             if m.head.pool == "flatten":  # the classifier sees every position
                 self.num_features = in_ch * self._flat_size(m.input_size)
             self.head_drop = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else nn.Identity()

@@ -6,6 +6,7 @@
 | conv7_maxpool | 7x7/2 conv, BN, ReLU, 3x3/2 max-pool | ResNet v1 (He et al. 2016, Table 1 "conv1") |
 | deep_maxpool | three 3x3 convs (first /2), BN, ReLU, max-pool | ResNet-C (He et al. 2019, Fig. 2b); timm's tiered stem with two deep widths |
 | deep_convpool | three 3x3 convs (first /2), BN, ReLU, then a 3x3/2 conv, BN, ReLU for the pool | ResNet-RS (Bello et al. 2021, Sec. 4.1, "replace the max-pool") |
+| deep_avgpool | three 3x3 convs (first /2), BN, ReLU, 2x2/2 average pool | CLIP's ModifiedResNet (Radford et al. 2021, Sec. 2.4: "3 stem convolutions ... with an average pool") |
 | deep_strided | three 3x3 convs (first and last /2), BN, ReLU, no pool | timm's byobnet tiered stem without a pool (resnet32ts, resnet33ts) |
 | conv7 | 7x7/2 conv, BN, ReLU, no pool | iResNet (Duta et al. 2020, Sec. 3.1) |
 | cifar | 3x3/1 conv, BN, ReLU | CIFAR nets (He et al. 2016, Sec. 4.2) |
@@ -36,7 +37,8 @@ class _Preset(NamedTuple):
     deep: bool
     norm: bool
     pool: Optional[str]  # None, "max" (3x3/2 max-pool), "max_fixed" (the same after a zero pad),
-    #                      "max2" (2x2/2) or "conv" (3x3/2 conv, norm, act)
+    #                      "max2" (2x2/2), "avg2" (2x2/2 average) or "conv" (3x3/2 conv,
+    #                      norm, act)
     valid: bool = False  # no padding (LeNet), instead of 'same'
     last_stride: int = 1  # deep stems: the third conv's stride (2 where no pool follows)
 
@@ -46,6 +48,7 @@ PRESETS = {
     "deep_maxpool": _Preset(3, 2, True, True, "max"),
     "deep_convpool": _Preset(3, 2, True, True, "conv"),
     "deep_strided": _Preset(3, 2, True, True, None, last_stride=2),
+    "deep_avgpool": _Preset(3, 2, True, True, "avg2"),
     "conv7": _Preset(7, 2, False, True, None),
     "cifar": _Preset(3, 1, False, True, None),
     "conv3": _Preset(3, 2, False, True, None),
@@ -125,6 +128,8 @@ def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDic
         mods["maxpool"] = nn.Sequential(nn.ConstantPad2d(1, 0.0), nn.MaxPool2d(3, 2))
     elif preset.pool == "max2":
         mods["maxpool"] = nn.MaxPool2d(2, 2)
+    elif preset.pool == "avg2":  # CLIP's stem ends in a 2x2 average pool (timm keeps 'maxpool')
+        mods["maxpool"] = nn.AvgPool2d(2, 2)
     elif preset.pool == "conv":  # timm keeps the name 'maxpool' for it
         mods["maxpool"] = nn.Sequential(layers.conv(p.width, p.width, 3, 2),
                                         norms.norm(norm, p.width), layers.act(act))

@@ -88,9 +88,12 @@ class HeadParams(_Model):
                                          "norm (timm's pre-activation RegNet, regnetv_*, RegNetZ)")
     conv: Optional[int] = Field(None, ge=1, description="width of a 1x1 conv + norm + act on the "
                                 "last stage's output before pooling (timm's final_conv: RegNetZ)")
-    pool: Literal["avg", "flatten"] = Field("avg", description="global average pool, or flatten "
-                                            "the last feature map (a fixed input_size; LeNet-style "
-                                            "heads)")
+    pool: Literal["avg", "flatten", "attention"] = Field(
+        "avg", description="global average pool; flatten the last feature map (a fixed "
+                           "input_size; LeNet-style heads); or attention: CLIP's attention pool "
+                           "(resfam.primitives.attention_pool)")
+    heads: Optional[int] = Field(None, ge=1, description="pool attention: its heads (head width = "
+                                                         "channels / heads; CLIP: 64)")
 
 
 class Reported(_Model):
@@ -427,4 +430,12 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
         dilation = st.dilation[i] if st.dilation else 1
         plans.append(StagePlan(st.depth[i], st.width[i], st.stride[i], dilation, entry, b, s, m, a))
         in_ch = st.width[i]
+    head = model.head
+    if (head.pool == "attention") != (head.heads is not None):
+        raise SpecError("heads belongs to the attention pool, and the attention pool needs it",
+                        key="head.heads", hint="give pool: attention and heads together")
+    pooled = head.conv or in_ch
+    if head.heads is not None and pooled % head.heads:
+        raise SpecError(f"{pooled} channels do not split into {head.heads} heads", key="head.heads",
+                        hint="choose heads that divide the last width (CLIP: width / 64)")
     return model, tuple(plans)

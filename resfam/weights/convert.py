@@ -160,11 +160,15 @@ def _byob_key(key: str) -> str:
                  lambda m: ("bn1." if m.group(1) == "3" and m.group(2) == "bn" else
                             f"conv1.{3 * (int(m.group(1)) - 1) + (m.group(2) == 'bn')}."), key)
     key = re.sub(r"^head\.fc\.", "fc.", key)
+    key = re.sub(r"^head\.proj\.", "fc.", key)  # CLIP: the attention pool's projection
+    key = re.sub(r"^head\.(q|k|v|pos_embed)\b", r"global_pool.\1", key)
     m = re.match(r"^stages\.(\d+)\.(\d+)\.(.*)$", key)
     if not m:
         return key
+    rest = re.sub(r"^shortcut\.conv\.(conv|bn)\.",  # an average pool, then conv-norm (CLIP)
+                  lambda u: f"downsample.{1 + (u.group(1) == 'bn')}.", m.group(3))
     rest = re.sub(r"^(conv1_1x1|conv2_kxk|conv3_1x1)\.(conv|bn)\.",
-                  lambda u: f"{u.group(2)}{BYOB_UNITS[u.group(1)]}.", m.group(3))
+                  lambda u: f"{u.group(2)}{BYOB_UNITS[u.group(1)]}.", rest)
     rest = re.sub(r"^attn\.", "se.", rest)
     rest = _projection(rest, "shortcut")
     return f"layer{int(m.group(1)) + 1}.{m.group(2)}.{rest}"
