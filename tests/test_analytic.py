@@ -184,7 +184,7 @@ def user_specs(draw):
         "norm": draw(st.sampled_from(["bn", "gn", "frn", "evonorm_s0", "none"])),
         "act": "relu",
         "head": {"num_classes": draw(st.integers(0, 20)), "norm": draw(st.booleans()),
-                 "conv": draw(st.sampled_from([None, 24]))},
+                 "conv": draw(st.sampled_from([None, 24])), "mlp": draw(st.sampled_from([None, 16]))},
     }
 
 

@@ -470,6 +470,13 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
         attention_pool(t, x, m.head.heads, max(m.input_size // (size // x.h), 1) if x.h else 1)
     else:
         features = x.numel
+    if m.head.mlp:  # norm on the pooled features, linear to the hidden width, act
+        norm(t, m.norm, Shape(features, 1, 1))
+        t.params += features * m.head.mlp + m.head.mlp
+        t.macs += features * m.head.mlp
+        t.acts += m.head.mlp
+        act(t, m.act, Shape(m.head.mlp, 1, 1))
+        features = m.head.mlp
     classes = m.head.num_classes
     if classes > 0:
         t.params += features * classes + classes

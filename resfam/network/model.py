@@ -156,6 +156,7 @@ class ResFamNet(nn.Module):
             self.num_classes = 0
             self.norm = self.final_act = self.final_conv = None
             self.global_pool = self.head_drop = self.fc = None
+            self.head_norm = self.pre_logits = None
         else:
             self.norm = norms.norm(norm, in_ch) if m.head.norm else None
             self.final_act = layers.act(m.act) if m.head.norm or m.head.act else None
@@ -169,6 +170,12 @@ class ResFamNet(nn.Module):
                 self.global_pool = AttentionPool2d(in_ch, m.head.heads, grid)
             if m.head.pool == "flatten":  # the classifier sees every position
                 self.num_features = in_ch * self._flat_size(m.input_size)
+            self.head_norm = self.pre_logits = None
+            if m.head.mlp:  # pooled features -> norm -> linear + act (timm's NormMlpClassifierHead)
+                self.head_norm = norms.norm(norm, in_ch)
+                self.pre_logits = nn.Sequential(OrderedDict(fc=nn.Linear(in_ch, m.head.mlp),
+                                                            act=layers.act(m.act, inplace=False)))
+                self.num_features = m.head.mlp
             self.head_drop = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else nn.Identity()
             self.reset_classifier(self.num_classes)
         self.init_weights(args.zero_init_last)
@@ -293,7 +300,10 @@ class ResFamNet(nn.Module):
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(torch.flatten(self.global_pool(x), 1))
+        x = self.global_pool(x)
+        if self.head_norm is not None:
+            x = self.pre_logits(torch.flatten(self.head_norm(x), 1))
+        x = self.head_drop(torch.flatten(x, 1))
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, list, dict]:

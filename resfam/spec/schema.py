@@ -94,6 +94,10 @@ class HeadParams(_Model):
                            "(resfam.primitives.attention_pool)")
     heads: Optional[int] = Field(None, ge=1, description="pool attention: its heads (head width = "
                                                          "channels / heads; CLIP: 64)")
+    mlp: Optional[int] = Field(None, ge=1, description="an MLP head: after the average pool a norm, "
+                                                       "a linear layer to this width and the "
+                                                       "activation, then the classifier (timm's "
+                                                       "NormMlpClassifierHead, resnet50_mlp)")
 
 
 class Reported(_Model):
@@ -434,6 +438,9 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
     if (head.pool == "attention") != (head.heads is not None):
         raise SpecError("heads belongs to the attention pool, and the attention pool needs it",
                         key="head.heads", hint="give pool: attention and heads together")
+    if head.mlp is not None and head.pool != "avg":
+        raise SpecError("the MLP head follows the average pool", key="head.mlp",
+                        hint="use pool: avg with mlp")
     pooled = head.conv or in_ch
     if head.heads is not None and pooled % head.heads:
         raise SpecError(f"{pooled} channels do not split into {head.heads} heads", key="head.heads",

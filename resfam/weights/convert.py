@@ -161,6 +161,8 @@ def _byob_key(key: str) -> str:
                             f"conv1.{3 * (int(m.group(1)) - 1) + (m.group(2) == 'bn')}."), key)
     key = re.sub(r"^head\.fc\.", "fc.", key)
     key = re.sub(r"^head\.proj\.", "fc.", key)  # CLIP: the attention pool's projection
+    key = re.sub(r"^head\.(norm|pre_logits)\.", lambda h: "head_norm." if h.group(1) == "norm"
+                 else "pre_logits.", key)  # an MLP head
     key = re.sub(r"^head\.(q|k|v|pos_embed)\b", r"global_pool.\1", key)
     m = re.match(r"^stages\.(\d+)\.(\d+)\.(.*)$", key)
     if not m:
