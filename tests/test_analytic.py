@@ -124,7 +124,8 @@ def test_the_zoo_is_counted_without_building_or_running_anything():
 
 # user specs: the primitives recombined as no bundled variant does
 blocks = st.one_of(
-    st.fixed_dictionaries({"type": st.just("basic"), "aa": st.sampled_from(["none", "avg", "blur"])}),
+    st.fixed_dictionaries({"type": st.just("basic"), "aa": st.sampled_from(["none", "avg", "blur"]),
+                           "kernel2": st.sampled_from([3, 1])}),
     st.fixed_dictionaries({"type": st.just("bottleneck"), "groups": st.sampled_from([1, 2, 4]),
                            "expansion": st.sampled_from([4, 1, 0.25]),
                            "stride_on": st.sampled_from(["3x3", "1x1"]),

@@ -37,8 +37,6 @@ BYOBNET_RESNETS = r"resne[tx]"  # byobnet's ResNet-named networks (the module bu
 # timm ResNet-family names resfam cannot build yet, and the primitive each one needs
 NOT_YET: dict[str, str] = {
     "bat_resnext26ts": "bottleneck attention (BAT) after the 3x3",
-    "resnet51q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
-    "resnet61q": "the quad stem and 'edge' / grouped bottlenecks of timm's *q nets",
 }
 
 
@@ -131,7 +129,7 @@ FLOAT64_EXACT = ["resnet18", "resnet50d", "resnet50s", "resnext50_32x4d", "wide_
                  "skresnext50_32x4d", "legacy_seresnet18", "legacy_seresnext26_32x4d",
                  "resnetv2_50", "resnetv2_50x1_bit", "resnetv2_50d_gn",
                  "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "nf_regnet_b0", "nfnet_l0", "eca_nfnet_l0", "dm_nfnet_f0", "gcresnext26ts",
-                 "resnet50_clip", "resnet50_clip_gap", "resnet50_mlp"]
+                 "resnet50_clip", "resnet50_clip_gap", "resnet50_mlp", "resnet51q", "resnet61q"]
 # timm computes these norms' statistics in float32 whatever the input's dtype: equal to that
 # rounding only (differences up to ~1e-5 in float64, measured)
 FLOAT32_STATISTICS = ["resnetv2_50d_frn", "resnetv2_50d_evos"]

@@ -266,7 +266,7 @@ def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int, attn
     steps = []  # (callable on a Shape -> (Shape, normed, aa))
     if bp.type == "basic":
         steps = [lambda s: _strided(ctx, bp, s, out, stride),
-                 lambda s: (conv(t, s, out, 3, 1, ctx.dilation), False, None)]
+                 lambda s: (conv(t, s, out, bp.kernel2, 1, ctx.dilation), False, None)]
     elif bp.type == "bottleneck":
         first, mid = bp.inner_widths(out)
         s1, s3 = (stride, 1) if bp.stride_on == "1x1" else (1, stride)
@@ -391,8 +391,9 @@ def stem(t: Tally, p: StemParams, x: Shape, norm_kind: str, act_kind: str) -> Sh
     if preset.deep:
         for k, w in enumerate(p.deep_widths):
             x = conv(t, x, w, 3, 2 if k == 0 else 1)
-            norm(t, norm_kind, x)
-            act(t, act_kind, x)
+            if k >= p.linear:
+                norm(t, norm_kind, x)
+                act(t, act_kind, x)
         x = conv(t, x, p.width, 3, preset.last_stride)
     else:
         x = conv(t, x, p.width, preset.kernel, preset.stride, padding=0 if preset.valid else None)

@@ -72,6 +72,9 @@ class StemParams(BaseModel):
                         "convs, or a list of two (timm's tiered stem: [24, 32]) or three (four "
                         "convs: NFNet-F's stem, [16, 32, 64])")
 
+    linear: int = Field(0, ge=0, le=3, description="deep stems: the first this many convs have "
+                                                  "no norm or activation (timm's 'quad2' stem, "
+                                                  "resnet51q: 2)")
     caffe_pool: bool = Field(False, description="max-pool without padding, in ceil mode (Caffe's; "
                                                 "the original SENet models)")
     aa: AAType = Field("none", description="anti-aliased max-pool: avg (a 2x2 average pool "
@@ -108,7 +111,9 @@ def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDic
     if preset.deep:  # conv-norm-act for each deep width (the first strides 2), then the last conv
         seq, cin = [], in_chans
         for k, w in enumerate(p.deep_widths):
-            seq += [layers.conv(cin, w, 3, 2 if k == 0 else 1), norms.norm(norm, w), layers.act(act)]
+            seq.append(layers.conv(cin, w, 3, 2 if k == 0 else 1))
+            if k >= p.linear:
+                seq += [norms.norm(norm, w), layers.act(act)]
             cin = w
         mods["conv1"] = nn.Sequential(*seq, layers.conv(cin, p.width, 3, preset.last_stride))
     elif preset.valid:

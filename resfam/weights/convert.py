@@ -149,16 +149,34 @@ def _regnet_key(key: str) -> str:
     return key
 
 
-BYOB_UNITS = {"conv1_1x1": 1, "conv2_kxk": 2, "conv3_1x1": 3}
+BYOB_UNITS = {"conv1_1x1": 1, "conv2_kxk": 2, "conv3_1x1": 3,
+              "conv1_kxk": 1, "conv2_1x1": 2}  # bottleneck; edge (3x3 then 1x1)
 
 
-def _byob_key(key: str) -> str:
-    """timm's byobnet ResNets: ``stem.convK.conv/bn`` (a tiered deep stem), ``stages.I.J`` with
-    ``conv1_1x1 / conv2_kxk / conv3_1x1`` conv-norm-act units, ``attn`` (after the 3x3) and a
+def _deep_stem_positions(stem) -> list[int]:
+    """Where each conv of a deep stem sits in resfam's ``conv1`` Sequential (a conv followed by
+    its norm and act, or alone for ``linear`` ones; the last conv's norm is ``bn1``)."""
+    positions, at = [], 0
+    for k in range(len(stem.deep_widths)):
+        positions.append(at)
+        at += 1 if k < stem.linear else 3
+    return positions + [at]
+
+
+def _byob_key(key: str, spec: Spec) -> str:
+    """timm's byobnet ResNets: ``stem.convK`` (conv-norm-act units or bare convs: a deep stem),
+    ``stages.I.J`` with ``conv1_1x1 / conv2_kxk / conv2b_kxk / conv3_1x1`` (bottleneck) or
+    ``conv1_kxk / conv2_1x1`` (edge) conv-norm-act units, ``attn`` (after the 3x3) and a
     ``shortcut`` conv-norm unit, ``final_conv``, ``head.fc``."""
-    key = re.sub(r"^stem\.conv([123])\.(conv|bn)\.",
-                 lambda m: ("bn1." if m.group(1) == "3" and m.group(2) == "bn" else
-                            f"conv1.{3 * (int(m.group(1)) - 1) + (m.group(2) == 'bn')}."), key)
+    m = re.match(r"^stem\.conv(\d)\.(?:(conv|bn)\.)?(.*)$", key)
+    if m and spec.model.stem.type.startswith(("deep", "preact_deep")):
+        where = _deep_stem_positions(spec.model.stem)
+        k = int(m.group(1)) - 1
+        if m.group(2) == "bn":
+            key = "bn1." if k == len(where) - 1 else f"conv1.{where[k] + 1}."
+        else:
+            key = f"conv1.{where[k]}."
+        key += m.group(3)
     key = re.sub(r"^head\.fc\.", "fc.", key)
     key = re.sub(r"^head\.proj\.", "fc.", key)  # CLIP: the attention pool's projection
     key = re.sub(r"^head\.(norm|pre_logits)\.", lambda h: "head_norm." if h.group(1) == "norm"
@@ -169,8 +187,12 @@ def _byob_key(key: str) -> str:
         return key
     rest = re.sub(r"^shortcut\.conv\.(conv|bn)\.",  # an average pool, then conv-norm (CLIP)
                   lambda u: f"downsample.{1 + (u.group(1) == 'bn')}.", m.group(3))
-    rest = re.sub(r"^(conv1_1x1|conv2_kxk|conv3_1x1)\.(conv|bn)\.",
-                  lambda u: f"{u.group(2)}{BYOB_UNITS[u.group(1)]}.", rest)
+    stage = int(m.group(1))
+    units = dict(BYOB_UNITS)
+    if stage < len(spec.stages) and spec.stages[stage].block.n_units == 4:  # a second 3x3
+        units.update(conv2b_kxk=3, conv3_1x1=4)
+    rest = re.sub(r"^(conv\w+?_(?:1x1|kxk))\.(conv|bn)\.",
+                  lambda u: f"{u.group(2)}{units[u.group(1)]}.", rest)
     rest = re.sub(r"^attn\.", "se.", rest)
     rest = _projection(rest, "shortcut")
     return f"layer{int(m.group(1)) + 1}.{m.group(2)}.{rest}"
@@ -230,7 +252,7 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
     if any(k.startswith(("s1.b1.", "trunk_output.")) for k in state):
         state = {_regnet_key(k): v for k, v in state.items()}
     elif any(".conv1_1x1." in k for k in state):  # before resnetv2's stages./stem. test
-        state = {_byob_key(k): v for k, v in state.items()}
+        state = {_byob_key(k, spec): v for k, v in state.items()}
     elif any(k.startswith("stages.") and k.endswith(".gain") for k in state):  # NF nets
         state = {_nf_key(k, spec): v for k, v in state.items()}
     elif any(k.startswith(("stages.", "stem.")) for k in state):

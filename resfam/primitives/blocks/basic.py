@@ -18,6 +18,8 @@ class Basic(BlockParams):
     n_units = 2
     aa: AAType = Field("none", description="anti-aliased downsampling of the strided conv: none, "
                                            "avg or blur (resfam.primitives.antialias)")
+    kernel2: layers.int_choice(1, 3) = Field(3, description="the second conv's kernel: 3, or 1 "
+                                             "(a 3x3 then a 1x1: timm's byobnet EdgeBlock)")
 
     sk: Optional[SKParams] = Field(None, description="the first 3x3 as a selective kernel conv "
                                    "(SKNet; resfam.primitives.selective_kernel), order post")
@@ -31,4 +33,4 @@ class Basic(BlockParams):
     def units(self, in_ch, out_ch, stride, dilation, first_dilation, norm, act):
         return [strided_conv(in_ch, out_ch, stride, dilation, first_dilation, self.aa, sk=self.sk,
                              norm=norm, act=act),
-                Unit(layers.conv(out_ch, out_ch, 3, 1, dilation), out_ch)]
+                Unit(layers.conv(out_ch, out_ch, self.kernel2, 1, dilation), out_ch)]
