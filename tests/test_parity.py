@@ -27,9 +27,8 @@ SLOW = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "resnet152",
         "seresnextaa101d_32x8d", "seresnextaa201d_32x8d", "senet154", "legacy_senet154",
         "legacy_seresnet152", "legacy_seresnext101_32x4d", "legacy_seresnet101",
         "regnetx_120", "regnetx_160", "regnetx_320", "regnety_120", "regnety_160", "regnety_320",
-        "regnet_x_16gf", "regnet_x_32gf", "regnet_y_16gf", "regnet_y_32gf", "nfnet_f0", "nfnet_f1",
-        "eca_nfnet_l3", "dm_nfnet_f0", "dm_nfnet_f1", "resnet50x4_clip", "resnet50x4_clip_gap",
-        "resnet50x16_clip", "resnet50x16_clip_gap"}
+        "regnet_x_16gf", "regnet_x_32gf", "regnet_y_16gf", "regnet_y_32gf", "nfnet_f0",
+        "eca_nfnet_l3", "dm_nfnet_f0", "resnet50x4_clip", "resnet50x4_clip_gap"}
 SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
 
 TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "regnet", "nfnet")
