@@ -103,9 +103,14 @@ class StdConv2d(nn.Conv2d):
         super().__init__(*args, **kwargs)
         self.eps, self.same = eps, same  # same: TensorFlow's SAME padding (Conv2dSame.pad)
 
+    def weight_scale(self) -> Optional[torch.Tensor]:
+        """Per output channel, what the standardised weight is multiplied by (None: 1)."""
+        return None
+
     def standardized_weight(self):
         return F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
-                            training=True, momentum=0.0, eps=self.eps).reshape(self.weight.shape)
+                            weight=self.weight_scale(), training=True, momentum=0.0,
+                            eps=self.eps).reshape(self.weight.shape)
 
     def forward(self, x):
         if self.same:
@@ -126,10 +131,8 @@ class ScaledStdConv2d(StdConv2d):
         self.gain = nn.Parameter(torch.ones(self.out_channels, 1, 1, 1))
         self.scale = gamma * self.weight[0].numel() ** -0.5
 
-    def standardized_weight(self):
-        return F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
-                            weight=(self.gain * self.scale).view(-1), training=True, momentum=0.0,
-                            eps=self.eps).reshape(self.weight.shape)
+    def weight_scale(self) -> Optional[torch.Tensor]:
+        return (self.gain * self.scale).view(-1)
 
 
 _CONV: ContextVar[Optional[tuple[ConvParams, str]]] = ContextVar("resfam_conv", default=None)

@@ -203,7 +203,9 @@ def _nf_key(key: str, spec: Spec) -> str:
     branch) or ``attn`` (after the 3x3) and ``downsample.conv`` (after its pool), a bare
     ``final_conv``, ``head.fc``."""
     key = re.sub(r"^stem\.conv\.", "conv1.", key)
-    key = re.sub(r"^stem\.conv([1-4])\.", lambda c: f"conv1.{3 * (int(c.group(1)) - 1)}.", key)  # deep
+    if spec.model.stem.type.startswith(("deep", "preact_deep")):  # stem.convK: NFNet-F's four
+        where = _deep_stem_positions(spec.model.stem)
+        key = re.sub(r"^stem\.conv(\d)\.", lambda c: f"conv1.{where[int(c.group(1)) - 1]}.", key)
     key = re.sub(r"^head\.fc\.", "fc.", key)
     key = re.sub(r"^final_conv\.(weight|bias|gain)$", r"final_conv.conv.\1", key)
     m = re.match(r"^stages\.(\d+)\.(\d+)\.(.*)$", key)
