@@ -28,10 +28,11 @@ SLOW = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "resnet152",
         "legacy_seresnet152", "legacy_seresnext101_32x4d", "legacy_seresnet101",
         "regnetx_120", "regnetx_160", "regnetx_320", "regnety_120", "regnety_160", "regnety_320",
         "regnet_x_16gf", "regnet_x_32gf", "regnet_y_16gf", "regnet_y_32gf", "nfnet_f0",
-        "eca_nfnet_l3", "dm_nfnet_f0", "resnet50x4_clip", "resnet50x4_clip_gap"}
+        "eca_nfnet_l3", "dm_nfnet_f0", "resnet50x4_clip", "resnet50x4_clip_gap", "tresnet_xl"}
 SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
 
-TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "regnet", "nfnet")
+TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "regnet", "nfnet",
+                "tresnet")
 BYOBNET_RESNETS = r"resne[tx]"  # byobnet's ResNet-named networks (the module builds others too)
 # timm ResNet-family names resfam cannot build yet, and the primitive each one needs
 NOT_YET: dict[str, str] = {
@@ -128,7 +129,8 @@ FLOAT64_EXACT = ["resnet18", "resnet50d", "resnet50s", "resnext50_32x4d", "wide_
                  "skresnext50_32x4d", "legacy_seresnet18", "legacy_seresnext26_32x4d",
                  "resnetv2_50", "resnetv2_50x1_bit", "resnetv2_50d_gn",
                  "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "nf_regnet_b0", "nfnet_l0", "eca_nfnet_l0", "dm_nfnet_f0", "gcresnext26ts",
-                 "resnet50_clip", "resnet50_clip_gap", "resnet50_mlp", "resnet51q", "resnet61q"]
+                 "resnet50_clip", "resnet50_clip_gap", "resnet50_mlp", "resnet51q", "resnet61q",
+                 "tresnet_m"]
 # timm computes these norms' statistics in float32 whatever the input's dtype: equal to that
 # rounding only (differences up to ~1e-5 in float64, measured)
 FLOAT32_STATISTICS = ["resnetv2_50d_frn", "resnetv2_50d_evos"]

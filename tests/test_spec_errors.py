@@ -85,6 +85,11 @@ CASES = {
     "regnet multiplier of 1": ("extends: regnetx_002\nname: mynet\nstages: {regnet: {wm: 1.0}}\n",
                                "stages.regnet.wm", "greater than 1"),
     "stages without depth": (BASE.replace("depth: [2, 2], ", ""), "stages", "stages needs depth"),
+    "a merge activation of its own in order pre": (
+        BASE + "    merge: {act: relu}\n    order: pre\n", "merge.act", "use order: post"),
+    "an unknown merge activation": (BASE + "    merge: {act: leaky}\n", "merge.act", "leaky_relu"),
+    "an unknown stem activation": (BASE.replace("width: 64}", "width: 64, act: lrelu}"), "stem.act",
+                                   "leaky_relu"),
     "shortcut reading a pre-activation a post block lacks": (
         BASE + "    shortcut: {reads: preact}\n", "shortcut.reads", "use order: pre"),
 }

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..primitives.attention import eca_kernel_size, se_reduced
 from ..primitives.blocks.base import BlockParams
-from ..primitives.layers import reduced_channels
+from ..primitives.layers import ACT_OPS, reduced_channels
 from ..primitives.orders import Placement, placement
 from ..primitives.shortcuts import merges
 from ..primitives.stems import PRESETS, StemParams
@@ -100,7 +100,7 @@ def act(t: Tally, kind: str, x: Shape, plain: bool = False) -> None:
     """An activation; times its gamma under the spec's ``conv.act_gamma`` unless ``plain`` (an
     attention module's own)."""
     if kind != "identity":
-        t.op(kind, x.numel)
+        t.op(ACT_OPS.get(kind, kind), x.numel)
         if t.act_gamma and not plain:
             t.op("mul", x.numel)
 
@@ -381,13 +381,15 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
     if where.merge_norm:
         norm(t, m.norm, y)
     if where.merge_act and merge.act:
-        act(t, m.act, y)
+        act(t, merge.act_kind(m.act), y)
     return y
 
 
 def stem(t: Tally, p: StemParams, x: Shape, norm_kind: str, act_kind: str) -> Shape:
     """resfam.primitives.stems.build_stem."""
     preset = PRESETS[p.type]
+    act_kind = p.act or act_kind
+    x = Shape(x.c * preset.s2d ** 2, x.h // preset.s2d, x.w // preset.s2d)  # moves data: 0 ops
     if preset.deep:
         for k, w in enumerate(p.deep_widths):
             x = conv(t, x, w, 3, 2 if k == 0 else 1)

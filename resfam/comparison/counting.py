@@ -87,7 +87,8 @@ def _jit_pool(inputs, outputs) -> int:
 FVCORE_OTHER_HANDLES: dict[str, Callable] = {
     **{op: _jit_out for op in ("aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::rsub",
                                "aten::sub", "aten::sigmoid", "aten::sigmoid_", "aten::relu",
-                               "aten::relu_", "aten::silu", "aten::silu_", "aten::gelu")},
+                               "aten::relu_", "aten::silu", "aten::silu_", "aten::gelu",
+                               "aten::leaky_relu", "aten::leaky_relu_")},
     "aten::max_pool2d": _jit_pool,
     "aten::avg_pool2d": _jit_pool,
     "aten::adaptive_avg_pool2d": _jit_in,
@@ -154,7 +155,8 @@ def _flop_counter_other_mapping() -> dict:
     """Formulas keyed by op packet (FlopCounterMode looks ops up by their overload packet)."""
     aten = torch.ops.aten
     elementwise = [aten.add, aten.add_, aten.mul, aten.mul_, aten.rsub, aten.sub, aten.sigmoid,
-                   aten.sigmoid_, aten.relu, aten.relu_, aten.silu, aten.silu_, aten.gelu]
+                   aten.sigmoid_, aten.relu, aten.relu_, aten.silu, aten.silu_, aten.gelu,
+                   aten.leaky_relu, aten.leaky_relu_]
     mapping: dict[Any, Callable] = {op: _fc_out for op in elementwise}
     mapping[aten.max_pool2d_with_indices] = _fc_pool
     mapping[aten.avg_pool2d] = _fc_pool

@@ -7,7 +7,8 @@ branch after the bottleneck's 3x3 (RegNetY, Radosavovic et al. 2020, Sec. 4: SE 
 - ``se``: squeeze-and-excitation (Hu et al. 2018, "Squeeze-and-Excitation Networks", Eq. (2)-(4)):
   ``s = sigmoid(W2 relu(W1 avgpool(u)))``, ``A(u) = u * s``; W1 reduces C channels to
   ``C * rd_ratio`` rounded to a multiple of ``rd_divisor`` (timm's rounding), 1x1 convs with
-  biases. rd_ratio 1/16 is the paper's r = 16; ResNet-RS uses 1/4. With ``rd_of: input`` the
+  biases. rd_ratio 1/16 is the paper's r = 16; ResNet-RS uses 1/4; ``rd_min`` floors the
+  reduced width (TResNet's 64, Ridnik et al. 2021, Sec. 3.2). With ``rd_of: input`` the
   reduced width is ``round(rd_ratio * w_in)`` of the block's *input* width ``w_in`` (RegNetY's
   ``se_ratio``; Python's rounding, half to even, as pycls; ``rd_divisor`` unused).
 - ``eca``: efficient channel attention (Wang et al. 2020, "ECA-Net", Eq. (12) and Sec. 3.3):
@@ -58,6 +59,8 @@ class AttnParams(BaseModel):
     gain: float = Field(1.0, gt=0.0, description="the slot's output times this (normaliser-free "
                                                  "nets: 2, undoing the sigmoid gate's mean of 1/2; "
                                                  "timm's attn_gain)")
+    rd_min: int = Field(0, ge=0, description="se: the reduced width is at least this (TResNet: 64; "
+                                             "0: rd_divisor)")
     rd_of: Literal["channels", "input"] = Field(
         "channels", description="se: the reduced width is rd_ratio x the attended channels "
                                 "(SENet), or round(rd_ratio x the block's input width) (RegNetY)")
@@ -137,7 +140,7 @@ def se_reduced(p: AttnParams, channels: int, in_ch: int) -> int:
     (half to even, as timm's and torchvision's RegNets)."""
     if p.rd_of == "input":
         return max(1, round(in_ch * p.rd_ratio))
-    return reduced_channels(channels, p.rd_ratio, p.rd_divisor)
+    return reduced_channels(channels, p.rd_ratio, p.rd_divisor, p.rd_min)
 
 
 def build_attn(p: AttnParams, channels: int, in_ch: Optional[int] = None) -> Optional[nn.Module]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from contextvars import ContextVar
 from typing import Annotated, Literal, Optional, Union
 
@@ -25,14 +26,28 @@ def int_choice(*values: int):
     return Annotated[Literal[values], BeforeValidator(whole)]
 
 
-ACTS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU,
+
+class LeakyReLU1e3(nn.LeakyReLU):
+    """Leaky ReLU with negative slope 1e-3: TResNet's blocks (Ridnik et al. 2021, Sec. 3.1,
+    InplaceABN's ``activation_param``); the plain ``leaky_relu`` is PyTorch's and timm's 1e-2."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(1e-3, inplace)
+
+
+ACTS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU,
+        "leaky_relu_1e-3": LeakyReLU1e3,
         "identity": nn.Identity}  # identity: the norm applies its own (norms.NormAct)
+# the op each activation runs (the counters' names)
+ACT_OPS = {"leaky_relu_1e-3": "leaky_relu"}
 # gamma = 1 / std(g(z)), z ~ N(0, 1): the factor that keeps an activation's output at unit
 # variance (Brock et al. 2021a, Sec. 4 and App. D). These are DeepMind's published sampled
 # estimates (the nfnets code's nonlinearity table, which timm uses), kept as published so that
 # networks trained with them reproduce; tests/test_nf.py checks each against the exact integral.
 GAMMA = {"relu": 1.7139588594436646, "silu": 1.7881293296813965, "gelu": 1.7015043497085571,
          "identity": 1.0}
+for _kind, _a in (("leaky_relu", 1e-2), ("leaky_relu_1e-3", 1e-3)):  # none published: the closed
+    GAMMA[_kind] = 1.0 / ((1 + _a * _a) / 2 - (1 - _a) ** 2 / (2 * math.pi)) ** 0.5  # form's
 
 
 class ConvParams(BaseModel):
@@ -174,7 +189,7 @@ def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: i
                groups=groups, bias=bias, **extra)
 
 
-INPLACE_ACTS = ("relu", "silu")  # the ones with an in-place form (nn.GELU has none)
+INPLACE_ACTS = ("relu", "silu", "leaky_relu", "leaky_relu_1e-3")  # the ones with an in-place form (nn.GELU has none)
 
 
 class GammaAct(nn.Module):

@@ -16,10 +16,10 @@ The branch divides its pre-activated input by ``beta_l``; a projection shortcut 
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Union
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from . import layers
@@ -34,9 +34,22 @@ class MergeParams(BaseModel):
     bias_init: float = Field(-2.0, le=0.0, description="gate: initial transform-gate bias b_T "
                                                         "(negative: start by carrying)")
     kernel_size: layers.int_choice(1, 3) = Field(1, description="gate: kernel of the conv computing T(x)")
-    act: bool = Field(True, description="the activation after the merge where the order puts one "
-                                        "(post); false: a linear block output (RegNetZ, timm's "
-                                        "linear_out)")
+    act: Union[bool, Literal[tuple(layers.ACTS)]] = Field(
+        True, description="the activation after the merge where the order puts one (post): true, "
+                          "the network's; false, none (a linear block output: RegNetZ, timm's "
+                          "linear_out); or an activation of its own (TResNet: relu after the "
+                          "add, leaky_relu_1e-3 in the branch)")
+
+    @field_validator("act", mode="before")
+    @classmethod
+    def _act(cls, v):
+        if not isinstance(v, bool) and not (isinstance(v, str) and v in layers.ACTS):
+            raise ValueError(f"should be true, false or an activation: {', '.join(layers.ACTS)}")
+        return v
+
+    def act_kind(self, network_act: str) -> str:
+        """The activation after the merge, given the network's (when ``act`` is not false)."""
+        return self.act if isinstance(self.act, str) else network_act
 
     alpha: float = Field(1.0, gt=0.0, description="add: y = C(x) + alpha F(x) (normaliser-free "
                                                   "nets: 0.2, the branch's variance per block)")

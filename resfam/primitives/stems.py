@@ -17,6 +17,7 @@
 | preact_deep_strided | three (or, with three deep widths, four) 3x3 convs, the first and last /2, activations between, no norm, no pool | NFNet-F's stem (Brock et al. 2021b, Fig. 7: four convs 16, 32, 64, 128) |
 | preact_cifar | 3x3/1 conv only | pre-act CIFAR nets, WRN |
 | preact_conv7_fixedpool | 7x7/2 conv, zero padding, 3x3/2 max-pool, no BN/ReLU | BiT (Kolesnikov et al. 2020; timm's ``stem_type='fixed'``) |
+| space_to_depth | 4x4 space-to-depth (16x the channels at 1/4 the side), 3x3/1 conv, BN, act | TResNet (Ridnik et al. 2021, Sec. 3.1, "SpaceToDepth stem"; timm's ``tresnet_*``) |
 | lenet | 5x5/1 conv without padding, BN, ReLU, 2x2/2 max-pool | LeNet-5's pattern (LeCun et al. 1998); the seeds' MNIST ResNet, also between its stages (``stages.entry``) |
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Literal, NamedTuple, Optional, Union
 
+import torch.fx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
@@ -41,6 +43,7 @@ class _Preset(NamedTuple):
     #                      norm, act)
     valid: bool = False  # no padding (LeNet), instead of 'same'
     last_stride: int = 1  # deep stems: the third conv's stride (2 where no pool follows)
+    s2d: int = 1  # space-to-depth block size before the conv (TResNet: 4)
 
 
 PRESETS = {
@@ -59,6 +62,7 @@ PRESETS = {
     "preact_cifar": _Preset(3, 1, False, False, None),
     "preact_conv7_fixedpool": _Preset(7, 2, False, False, "max_fixed"),
     "lenet": _Preset(5, 1, False, True, "max2", valid=True),
+    "space_to_depth": _Preset(3, 1, False, True, None, s2d=4),
 }
 
 
@@ -77,6 +81,9 @@ class StemParams(BaseModel):
                                                   "resnet51q: 2)")
     caffe_pool: bool = Field(False, description="max-pool without padding, in ceil mode (Caffe's; "
                                                 "the original SENet models)")
+    act: Optional[Literal[tuple(layers.ACTS)]] = Field(
+        None, description="the stem's activation where it differs from the network's (TResNet: "
+                          "leaky_relu, its blocks leaky_relu_1e-3)")
     aa: AAType = Field("none", description="anti-aliased max-pool: avg (a 2x2 average pool "
                                            "instead) or blur (max-pool at stride 1, then a blur "
                                            "pool); resfam.primitives.antialias")
@@ -101,13 +108,44 @@ class StemParams(BaseModel):
     @property
     def reduction(self) -> int:
         p = PRESETS[self.type]
-        return p.stride * (2 if p.pool else 1) * p.last_stride
+        return p.s2d * p.stride * (2 if p.pool else 1) * p.last_stride
+
+
+def space_to_depth(x, block: int):
+    """(One call to fx: its shape arithmetic stays out of a traced graph.)"""
+    n, c, h, w = x.shape
+    x = x.view(n, c, h // block, block, w // block, block).permute(0, 3, 5, 1, 2, 4)
+    return x.reshape(n, c * block * block, h // block, w // block)
+
+
+torch.fx.wrap("space_to_depth")
+
+
+class SpaceToDepth(nn.Module):
+    """Each ``block x block`` patch folded into the channels: ``(N, C, H, W)`` to
+    ``(N, block^2 C, H / block, W / block)``, channel ``(i * block + j) * C + c`` holding pixel
+    ``(i, j)`` of channel ``c``'s patch (TResNet's order, which its first conv's weights assume;
+    ``pixel_unshuffle`` orders ``c`` first). No parameters, no arithmetic."""
+
+    def __init__(self, block: int = 4):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return space_to_depth(x, self.block)
+
+    def extra_repr(self) -> str:
+        return f"block={self.block}"
 
 
 def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDict[str, nn.Module]":
     """The stem's named modules, in forward order."""
     preset = PRESETS[p.type]
+    act = p.act or act
     mods: "OrderedDict[str, nn.Module]" = OrderedDict()
+    if preset.s2d > 1:  # TResNet: timm's body.s2d
+        mods["s2d"] = SpaceToDepth(preset.s2d)
+        in_chans *= preset.s2d ** 2
     if preset.deep:  # conv-norm-act for each deep width (the first strides 2), then the last conv
         seq, cin = [], in_chans
         for k, w in enumerate(p.deep_widths):

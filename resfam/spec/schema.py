@@ -410,6 +410,9 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
         if m.beta != "none" and model.order != "pre":
             raise SpecError("beta scales the pre-activated input, which only order 'pre' has",
                             key="merge.beta", hint="remove it, or use order: pre")
+        if isinstance(m.act, str) and model.order == "pre":
+            raise SpecError("order 'pre' has no activation after the merge to choose",
+                            key="merge.act", hint="remove it, or use order: post")
         if m.skipinit and m.type != "add":
             raise SpecError(f"skipinit scales an added branch; merge type {m.type!r} does not add",
                             key="merge.skipinit", hint="remove it, or use type: add")

@@ -18,6 +18,8 @@ torchvision and timm's ``resnet.py`` (v1, ResNeXt, Wide) already share resfam's 
 | timm regnet | ``stem.conv`` / ``stem.bn``, ``head.fc`` | ``conv1`` / ``bn1``, ``fc`` |
 | timm regnet | ``sI.bJ.convK.conv`` / ``.bn``, ``...downsample.conv`` / ``.bn`` | ``layerI.{J-1}.convK`` / ``bnK``, ``...downsample.0`` / ``.1`` |
 | timm regnetv (pre-activated) | ``stem.weight``, ``sI.bJ.normK``, ``...downsample.weight`` | ``conv1.weight``, ``layerI.{J-1}.bn{K-1}``, ``...downsample.0.weight`` |
+| timm tresnet | ``body.conv1.conv`` / ``.bn``, ``head.fc`` | ``conv1`` / ``bn1``, ``fc`` |
+| timm tresnet | ``body.layerI.J.convK.conv`` / ``.bn``, ``...downsample.{0,1}.conv`` / ``.bn`` | ``layerI.J.convK`` / ``bnK``, ``...downsample.1`` / ``.2`` |
 | torchvision regnet | ``stem.0`` / ``stem.1`` | ``conv1`` / ``bn1`` |
 | torchvision regnet | ``trunk_output.blockI.blockI-J.f.{a,b,c}.{0,1}``, ``f.se``, ``proj.{0,1}`` | ``layerI.J.conv{1,2,3}`` / ``bn{1,2,3}``, ``se``, ``downsample.{0,1}`` |
 """
@@ -221,6 +223,21 @@ def _nf_key(key: str, spec: Spec) -> str:
     return f"layer{stage + 1}.{m.group(2)}.{rest}"
 
 
+def _tresnet_key(key: str) -> str:
+    """timm's tresnet: ``body.conv1`` (the conv-norm-act after ``body.s2d``), ``body.layerI.J``
+    with ``convK.conv / .bn`` units and a ``downsample`` whose conv-norm unit follows its pool
+    (or, at stride 1, stands alone), ``head.fc``."""
+    key = re.sub(r"^head\.fc\.", "fc.", key)
+    key = re.sub(r"^body\.conv1\.(conv|bn)\.", lambda u: "conv1." if u.group(1) == "conv" else "bn1.", key)
+    m = re.match(r"^body\.(layer\d+\.\d+)\.(.*)$", key)
+    if not m:
+        return key
+    rest = re.sub("^" + CONV_NORM_ACT_UNIT, r"\2\1.", m.group(2))
+    rest = re.sub(r"^downsample\.\d\.(conv|bn)\.",  # resfam's avg-pool shortcut keeps its pool
+                  lambda u: f"downsample.{1 + (u.group(1) == 'bn')}.", rest)  # slot (an Identity)
+    return f"{m.group(1)}.{rest}"
+
+
 def _legacy_senet(state: dict) -> dict:
     """timm's senet.py (the original Caffe models' layout): ``layer0`` is the stem, a 7x7
     ``conv1`` / ``bn1`` or a 3x3 deep stem (conv1..3, bn1..3)."""
@@ -261,6 +278,8 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
         state = {_v2_key(k, spec): v for k, v in state.items()}
     elif any(k.startswith("layer0.") for k in state):
         state = _legacy_senet(state)
+    elif any(k.startswith("body.layer1.") for k in state):
+        state = {_tresnet_key(k): v for k, v in state.items()}
     out = {}
     last = {f"layer{i + 1}": p.depth - 1 for i, p in enumerate(spec.stages)}
     sknet = any(getattr(p.block, "sk", None) is not None for p in spec.stages)

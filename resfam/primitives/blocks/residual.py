@@ -91,7 +91,7 @@ class ResidualBlock(nn.Module):
         self.gate = (HighwayGate(in_ch, out_ch, stride, merge.kernel_size, merge.bias_init)
                      if merge.type == "gate" else None)
         self.bn_out = norms.norm(norm, out_ch) if placement.merge_norm else None
-        self.act = layers.act(act) if placement.merge_act and merge.act else None
+        self.act = layers.act(merge.act_kind(act)) if placement.merge_act and merge.act else None
         self.drop_path = layers.drop_path(drop_path)
 
     def last_norm_or_conv(self) -> nn.Module:
