@@ -31,8 +31,8 @@ def _side(spec) -> int:
 # a variant whose weights take more than this is counted on the meta device only: building BiT's
 # 152x4 (936M parameters, 3.7 GB) for real got a worker OOM-killed on a loaded 2-core machine
 REAL_BUILD_BYTES = 2 ** 29  # (512 MiB: also keeps the suite's time with the NFNets and CLIP's x16)
-FCM_OPS = {"relu_": "relu", "silu_": "silu", "leaky_relu_": "leaky_relu", "add_": "add", "max_pool2d_with_indices": "max_pool2d",
-           "mean": "adaptive_avg_pool2d"}  # FlopCounterMode's op names -> the counter's
+FCM_OPS = {"relu_": "relu", "silu_": "silu", "leaky_relu_": "leaky_relu", "add_": "add",
+           "max_pool2d_with_indices": "max_pool2d", "mean": "adaptive_avg_pool2d"}  # FlopCounterMode's op names -> the counter's
 
 
 def check_on_meta(spec, size, t):

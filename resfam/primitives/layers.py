@@ -26,7 +26,6 @@ def int_choice(*values: int):
     return Annotated[Literal[values], BeforeValidator(whole)]
 
 
-
 class LeakyReLU1e3(nn.LeakyReLU):
     """Leaky ReLU with negative slope 1e-3: TResNet's blocks (Ridnik et al. 2021, Sec. 3.1,
     InplaceABN's ``activation_param``); the plain ``leaky_relu`` is PyTorch's and timm's 1e-2."""
@@ -189,7 +188,8 @@ def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: i
                groups=groups, bias=bias, **extra)
 
 
-INPLACE_ACTS = ("relu", "silu", "leaky_relu", "leaky_relu_1e-3")  # the ones with an in-place form (nn.GELU has none)
+# the ones with an in-place form (nn.GELU has none)
+INPLACE_ACTS = ("relu", "silu", "leaky_relu", "leaky_relu_1e-3")
 
 
 class GammaAct(nn.Module):

@@ -106,7 +106,6 @@ def _v2_key(key: str, spec: Spec) -> str:
         renamed = _deep_stem_key(kind, index, rest) if index else f"{SINGLE_STEM[kind]}.{rest}"
         if renamed:
             return renamed
-    key = re.sub(r"^head\.fc\.", "fc.", key)
     m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", key)
     if m:
         stage, block, rest = int(m.group(1)), m.group(2), m.group(3)
@@ -132,7 +131,6 @@ def _regnet_key(key: str) -> str:
     key = re.sub(r"^stem\.weight$", "conv1.weight", key)  # the pre-activated stem: a bare conv
     key = re.sub(r"^stem\.(conv|0)\.", "conv1.", key)
     key = re.sub(r"^stem\.(bn|1)\.", "bn1.", key)
-    key = re.sub(r"^head\.fc\.", "fc.", key)
     m = re.match(r"^s(\d+)\.b(\d+)\.(.*)$", key)  # timm
     if m:
         rest = re.sub("^" + CONV_NORM_ACT_UNIT, r"\2\1.", m.group(3))
@@ -179,7 +177,6 @@ def _byob_key(key: str, spec: Spec) -> str:
         else:
             key = f"conv1.{where[k]}."
         key += m.group(3)
-    key = re.sub(r"^head\.fc\.", "fc.", key)
     key = re.sub(r"^head\.proj\.", "fc.", key)  # CLIP: the attention pool's projection
     key = re.sub(r"^head\.(norm|pre_logits)\.", lambda h: "head_norm." if h.group(1) == "norm"
                  else "pre_logits.", key)  # an MLP head
@@ -208,7 +205,6 @@ def _nf_key(key: str, spec: Spec) -> str:
     if spec.model.stem.type.startswith(("deep", "preact_deep")):  # stem.convK: NFNet-F's four
         where = _deep_stem_positions(spec.model.stem)
         key = re.sub(r"^stem\.conv(\d)\.", lambda c: f"conv1.{where[int(c.group(1)) - 1]}.", key)
-    key = re.sub(r"^head\.fc\.", "fc.", key)
     key = re.sub(r"^final_conv\.(weight|bias|gain)$", r"final_conv.conv.\1", key)
     m = re.match(r"^stages\.(\d+)\.(\d+)\.(.*)$", key)
     if not m:
@@ -227,7 +223,6 @@ def _tresnet_key(key: str) -> str:
     """timm's tresnet: ``body.conv1`` (the conv-norm-act after ``body.s2d``), ``body.layerI.J``
     with ``convK.conv / .bn`` units and a ``downsample`` whose conv-norm unit follows its pool
     (or, at stride 1, stands alone), ``head.fc``."""
-    key = re.sub(r"^head\.fc\.", "fc.", key)
     key = re.sub(r"^body\.conv1\.(conv|bn)\.", lambda u: "conv1." if u.group(1) == "conv" else "bn1.", key)
     m = re.match(r"^body\.(layer\d+\.\d+)\.(.*)$", key)
     if not m:
@@ -284,6 +279,7 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
     last = {f"layer{i + 1}": p.depth - 1 for i, p in enumerate(spec.stages)}
     sknet = any(getattr(p.block, "sk", None) is not None for p in spec.stages)
     for key, value in state.items():
+        key = re.sub(r"^head\.fc\.", "fc.", key)  # timm's classifier head, in every layout that has one
         key = re.sub(r"^(layer\d+\.\d+)\.(convs|bns)\.", r"\1.conv2.\2.", key)
         if sknet:  # conv-norm-act units (not ResNeSt's conv2.conv, which keeps its name)
             key = re.sub(r"^(layer\d+\.\d+)\." + CONV_NORM_ACT_UNIT, r"\1.\3\2.", key)
