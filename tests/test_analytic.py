@@ -181,6 +181,8 @@ def user_specs(draw):
                                       {"type": "scaled_std", "bias": True, "padding": "same",
                                        "act_gamma": True, "gamma": 1.0}])),
         "attn": attn,
+        "cross": draw(st.sampled_from([{"type": "none"}, {"type": "csp", "expand_ratio": 2.0, "linear": True},
+                                       {"type": "csp", "block_ratio": 0.5, "down_groups": 2}])),
         "order": order,
         "norm": draw(st.sampled_from(["bn", "gn", "frn", "evonorm_s0", "none"])),
         "act": "relu",

@@ -128,9 +128,10 @@ def test_frozen_and_sync_conversions_keep_outputs(name):
         torch.testing.assert_close(frozen(x), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_grad_checkpointing_gives_the_same_gradients():
+@pytest.mark.parametrize("name", ["res2net50_26w_4s", "cspresnext50"])
+def test_grad_checkpointing_gives_the_same_gradients(name):
     torch.manual_seed(0)
-    model = resfam.build("res2net50_26w_4s", num_classes=10, drop_path_rate=0.1)
+    model = resfam.build(name, num_classes=10, drop_path_rate=0.1)
     x, y = torch.randn(2, 3, 64, 64), torch.tensor([1, 2])
 
     def grads(checkpointing):

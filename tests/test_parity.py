@@ -34,6 +34,7 @@ SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
 TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "regnet", "nfnet",
                 "tresnet")
 BYOBNET_RESNETS = r"resne[tx]"  # byobnet's ResNet-named networks (the module builds others too)
+CSPNET_RESNETS = r"^cspresne[tx]"  # cspnet's (its darknets are another lineage)
 # timm ResNet-family names resfam cannot build yet, and the primitive each one needs
 NOT_YET: dict[str, str] = {
     "bat_resnext26ts": "bottleneck attention (BAT) after the 3x3",
@@ -44,7 +45,8 @@ def timm_family() -> list[str]:
     module = _registry._model_to_module.get
     return sorted(n for n in timm.list_models()
                   if (module(n) in TIMM_MODULES and n not in ("test_resnet", "test_nfnet"))
-                  or (module(n) == "byobnet" and re.search(BYOBNET_RESNETS, n)))
+                  or (module(n) == "byobnet" and re.search(BYOBNET_RESNETS, n))
+                  or (module(n) == "cspnet" and re.search(CSPNET_RESNETS, n)))
 
 
 def _params(names):
@@ -112,7 +114,7 @@ def test_torchvision_parity(name):
 
 @pytest.mark.parametrize("output_stride", [8, 16])
 @pytest.mark.parametrize("name", ["resnet50d", "resnet18", "res2net50_26w_4s", "resnetv2_50",
-                                  "resnest50d", "skresnet18", "regnety_016"])
+                                  "resnest50d", "skresnet18", "regnety_016", "cspresnext50"])
 def test_timm_parity_with_dilation(name, output_stride):
     """output_stride turns late strides into dilations; the ResNet-D shortcut keeps its pool at
     stride 1 with 'same' padding there (timm's AvgPool2dSame)."""
@@ -130,7 +132,7 @@ FLOAT64_EXACT = ["resnet18", "resnet50d", "resnet50s", "resnext50_32x4d", "wide_
                  "resnetv2_50", "resnetv2_50x1_bit", "resnetv2_50d_gn",
                  "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "nf_regnet_b0", "nfnet_l0", "eca_nfnet_l0", "dm_nfnet_f0", "gcresnext26ts",
                  "resnet50_clip", "resnet50_clip_gap", "resnet50_mlp", "resnet51q", "resnet61q",
-                 "tresnet_m"]
+                 "tresnet_m", "cspresnet50d", "cspresnext50"]
 # timm computes these norms' statistics in float32 whatever the input's dtype: equal to that
 # rounding only (differences up to ~1e-5 in float64, measured)
 FLOAT32_STATISTICS = ["resnetv2_50d_frn", "resnetv2_50d_evos"]
@@ -181,6 +183,23 @@ def test_regnet_features_only_equal_timm():
     with torch.no_grad():
         for expected, got in zip(ref(x), model(x), strict=True):
             torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_cross_stage_features_equal_timm_intermediates():
+    """A CSP backbone: the stem's and each cross stage's output (after its transition) equal
+    timm's intermediates, level by level, after the weight transfer."""
+    ref = randomize_norms(timm.create_model("cspresnet50d").eval())
+    model = resfam.build("cspresnet50d", features_only=True).eval()
+    assert model.feature_info.channels() == [64, 128, 256, 512, 1024]
+    assert model.feature_info.reduction() == [2, 4, 8, 16, 32]
+    state = resfam.convert_state_dict(ref.state_dict(), "cspresnet50d")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not missing and set(unexpected) == {"fc.weight", "fc.bias"}
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = ref.forward_intermediates(x, intermediates_only=True)
+        for want, got in zip(expected, model(x), strict=True):
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
 def test_v1_checkpoints_load_by_name_without_conversion():

@@ -90,6 +90,16 @@ CASES = {
     "an unknown merge activation": (BASE + "    merge: {act: leaky}\n", "merge.act", "leaky_relu"),
     "an unknown stem activation": (BASE.replace("width: 64}", "width: 64, act: lrelu}"), "stem.act",
                                    "leaky_relu"),
+    "a cross stage whose expanded width does not halve": (
+        BASE + "    cross: {type: csp, expand_ratio: 1.004}\n", "cross.expand_ratio", "two equal halves"),
+    "a cross stage down conv whose groups do not divide": (
+        BASE + "    cross: {type: csp, down_groups: 3}\n", "cross.down_groups", "do not split into 3"),
+    "a cross stage key misspelt": (BASE + "    cross: {type: csp, expand: 2}\n", "cross.expand",
+                                   "expand_ratio"),
+    "an unknown cross stage type": (BASE + "    cross: {type: cps}\n", "cross.type", "csp"),
+    "a stage with an entry that is also a cross stage": (
+        BASE.replace("stride: [1, 2]}", "stride: [1, 2], entry: [null, lenet]}")
+        + "    cross: {type: csp}\n", "cross.type", "not both"),
     "shortcut reading a pre-activation a post block lacks": (
         BASE + "    shortcut: {reads: preact}\n", "shortcut.reads", "use order: pre"),
 }

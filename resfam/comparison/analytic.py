@@ -350,7 +350,7 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
           first_dilation: int, where: Placement) -> Shape:
     """resfam.primitives.blocks.residual.ResidualBlock (block keys ``bp``), in eval mode (dropout
     and drop-path count 0)."""
-    out = plan.width
+    out = plan.block_width
     if where.pre_norm:
         norm(t, m.norm, x)
         act(t, m.act, x)
@@ -442,6 +442,32 @@ def attention_pool(t: Tally, x: Shape, heads: int, grid: int) -> None:
     t.skip("softmax")
 
 
+def cross_open(t: Tally, plan, geo, x: Shape, m) -> Shape:
+    """resfam.primitives.cross_stage.CrossStage up to its blocks: the down conv where the stage
+    strides, the expanding 1x1; returns the half the blocks read (the split moves data: 0)."""
+    p = plan.cross
+    if plan.stride > 1:
+        x = conv(t, x, x.c, 3, geo.stride, geo.first_dilation, groups=p.down_groups)
+        norm(t, m.norm, x)
+        act(t, m.act, x)
+    x = conv(t, x, p.expanded(plan.width), 1)
+    norm(t, m.norm, x)
+    if not p.linear:
+        act(t, m.act, x)
+    return Shape(x.c // 2, x.h, x.w)
+
+
+def cross_close(t: Tally, plan, x: Shape, m) -> Shape:
+    """The rest of a cross stage: the blocks' 1x1 transition back to half the expanded width,
+    the concatenation (0) and the 1x1 transition to the stage's width."""
+    half = plan.cross.expanded(plan.width) // 2
+    for x, width in ((x, half), (Shape(2 * half, x.h, x.w), plan.width)):
+        y = conv(t, x, width, 1)
+        norm(t, m.norm, y)
+        act(t, m.act, y)
+    return y
+
+
 def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
     """Everything :class:`resfam.network.ResFamNet` (default build arguments) computes for one
     image of side ``img_size`` (default: the spec's ``input_size``). A spec that build refuses
@@ -454,10 +480,16 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
     for plan, geo in zip(spec.stages, spec.geometry(output_stride)):
         if plan.entry:
             x = stem(t, StemParams(type=plan.entry, width=plan.width), x, m.norm, m.act)
+        stride, first_dilation = (geo.stride, geo.first_dilation)
+        if plan.cross.on:
+            x = cross_open(t, plan, geo, x, m)
+            stride, first_dilation = 1, geo.dilation
         for j in range(plan.depth):
-            s, first = (geo.stride, geo.first_dilation) if j == 0 else (1, geo.dilation)
+            s, first = (stride, first_dilation) if j == 0 else (1, geo.dilation)
             x = block(t, plan, plan.block.at(j), m, x, s, geo.dilation, first,
                       placement(m.order, j, plan.depth))
+        if plan.cross.on:
+            x = cross_close(t, plan, x, m)
     if m.head.norm:
         norm(t, m.norm, x)
     if m.head.norm or m.head.act:

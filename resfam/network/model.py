@@ -12,11 +12,12 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.utils.checkpoint import checkpoint
 
 from ..primitives import layers, norms
 from ..primitives.attention_pool import AttentionPool2d
 from ..primitives.blocks import ResidualBlock
+from ..primitives.blocks.residual import run_blocks
+from ..primitives.cross_stage import CrossStage
 from ..primitives.merges import HighwayGate, expected_stds
 from ..primitives.orders import placement
 from ..primitives.shortcuts import build_shortcut, merges
@@ -29,14 +30,13 @@ from .preprocessing import default_cfg
 from .size import check_size
 
 
-def run_stage(stage: nn.Sequential, x: torch.Tensor, checkpointed: bool) -> torch.Tensor:
-    """One stage's blocks on ``x``; with ``checkpointed`` (and gradients on) each block's
-    activations are recomputed in the backward pass (Chen et al. 2016) instead of stored."""
-    if checkpointed and torch.is_grad_enabled() and not torch.jit.is_scripting():
-        for block in stage:
-            x = checkpoint(block, x, use_reentrant=False)
-        return x
-    return stage(x)
+def run_stage(stage: nn.Module, x: torch.Tensor, checkpointed: bool) -> torch.Tensor:
+    """One stage on ``x`` (its blocks, or a cross stage around them); with ``checkpointed``
+    (and gradients on) each block's activations are recomputed in the backward pass (Chen et
+    al. 2016) instead of stored."""
+    if isinstance(stage, CrossStage):
+        return stage(x, checkpointed)
+    return run_blocks(stage, x, checkpointed)
 
 
 class ResFamNet(nn.Module):
@@ -128,22 +128,29 @@ class ResFamNet(nn.Module):
                 entry = StemParams(type=plan.entry, width=plan.width)
                 blocks["entry"] = nn.Sequential(build_stem(entry, in_ch, norm, m.act))
                 in_ch = plan.width
+            # a cross stage's down conv takes the stride (and first dilation) from its blocks
+            stride, first_dilation = (1, geo.dilation) if plan.cross.on else \
+                (geo.stride, geo.first_dilation)
+            width = plan.block_width
             for j in range(plan.depth):
-                s, cin, first = (geo.stride, in_ch, geo.first_dilation) if j == 0 else \
-                    (1, plan.width, geo.dilation)
+                s, cin, first = (stride, plan.block_input(in_ch), first_dilation) if j == 0 else \
+                    (1, width, geo.dilation)
                 blocks[str(j)] = ResidualBlock(
-                    plan.block.at(j), cin, plan.width, stride=s, dilation=geo.dilation,
+                    plan.block.at(j), cin, width, stride=s, dilation=geo.dilation,
                     first_dilation=first, placement=placement(m.order, j, plan.depth),
-                    shortcut=build_shortcut(plan.shortcut, cin, plan.width, s, geo.dilation, norm,
-                                            first),
-                    merge=plan.merge.at(merges(plan.shortcut, cin, plan.width, s)),
+                    shortcut=build_shortcut(plan.shortcut, cin, width, s, geo.dilation, norm, first),
+                    merge=plan.merge.at(merges(plan.shortcut, cin, width, s)),
                     attn=plan.attn, norm=norm, act=m.act,
                     shortcut_reads_preact=plan.shortcut.reads == "preact",
                     input_std=stds[i][j] if plan.merge.beta == "expected_std" else None,
                     drop_path=drop_path_rate * index / max(total - 1, 1))
                 index += 1
             name = f"layer{i + 1}"
-            self.add_module(name, nn.Sequential(blocks))
+            stage = nn.Sequential(blocks)
+            if plan.cross.on:
+                stage = CrossStage(plan.cross, in_ch, plan.width, stage, geo.stride,
+                                   geo.first_dilation, plan.stride > 1, norm, m.act)
+            self.add_module(name, stage)
             self.stage_names.append(name)
             levels.append(dict(num_chs=plan.width, reduction=geo.reduction, module=name))
             in_ch = plan.width
@@ -210,7 +217,14 @@ class ResFamNet(nn.Module):
         """Parameter groups for timm's layer-wise learning-rate decay: the stem, then each stage
         (``coarse``) or each block, in forward order (timm's ResNet convention)."""
         stem = r"^(?:" + "|".join(self.stem_names) + r")\."  # no capture: timm reads groups as numbers
-        return dict(stem=stem, blocks=r"^layer(\d+)" if coarse else r"^layer(\d+)\.(\d+)")
+        if coarse:
+            return dict(stem=stem, blocks=r"^layer(\d+)")
+        if not any(isinstance(getattr(self, n), CrossStage) for n in self.stage_names):
+            return dict(stem=stem, blocks=r"^layer(\d+)\.(\d+)")
+        # a cross stage: its down and expanding convs open the stage, its transitions close it
+        return dict(stem=stem, blocks=[(r"^layer(\d+)\.blocks\.(\d+)", None),
+                                       (r"^layer(\d+)\.conv_transition", (99999,)),
+                                       (r"^layer(\d+)\.", (0,))])
 
     def init_weights(self, zero_init_last: bool = False) -> None:
         """He init for convs (He et al. 2015, fan-out), unit BN, highway biases as the spec says."""

@@ -57,7 +57,9 @@ def part_bytes(spec: "Spec", args: "BuildArgs", skeleton: "Skeleton") -> dict[st
     out = {name: _nbytes(child) for name, child in net.named_children()}
     for i, name in enumerate(net.stage_names):  # the stages built (features_only stops early)
         if cut.stages[i].depth < spec.stages[i].depth:
-            third = getattr(net, name).get_submodule("2")  # by name: an entry comes first
+            stage = getattr(net, name)
+            blocks = getattr(stage, "blocks", stage)  # a cross stage holds its blocks
+            third = blocks.get_submodule("2")  # by name: an entry comes first
             out[name] += (spec.stages[i].depth - KEPT) * _nbytes(third)
     return out
 

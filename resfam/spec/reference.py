@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from ..primitives.attention import AttnParams
 from ..primitives.layers import ConvParams
 from ..primitives.blocks import BLOCKS
+from ..primitives.cross_stage import CrossParams
 from ..primitives.merges import MergeParams
 from ..primitives.selective_kernel import SKParams
 from ..primitives.shortcuts import ShortcutParams
@@ -66,8 +67,8 @@ def reference_markdown() -> str:
              "`variants:` (name -> spec) with an optional file-level `family:`. `extends:` names a "
              "parent in the same file or the bundled registry; mappings deep-merge, a mapping whose "
              "`type` changes replaces the parent's, `reported:` is never inherited. Keys under "
-             "`block`, `shortcut` and `merge` take one value for all stages or a list with one value "
-             "per stage.",
+             "`block`, `shortcut`, `merge`, `attn` and `cross` take one value for all stages or a list "
+             "with one value per stage.",
              "",
              "## Top level", "", _table(SpecModel), "",
              "## `stem`", "", _table(StemParams), "",
@@ -86,6 +87,7 @@ def reference_markdown() -> str:
               "## `shortcut`", "", _table(ShortcutParams), "",
               "## `merge`", "", _table(MergeParams), "",
               "## `attn`", "", _table(AttnParams), "",
+              "## `cross`", "", _table(CrossParams), "",
               "## `head`", "", _table(HeadParams), "",
               "## `conv`", "", _table(ConvParams), "",
               "## `reported`", "", _table(Reported), "",

@@ -1,7 +1,7 @@
 """The block-spec schema and its validation.
 
 A spec (one variant) is a mapping with the keys of :class:`SpecModel`. ``block``, ``shortcut``,
-``merge`` and ``attn`` keys may be a scalar (all stages) or a list with one entry per stage; a
+``merge``, ``attn`` and ``cross`` keys may be a scalar (all stages) or a list with one entry per stage; a
 ``null`` entry leaves that stage's key at its default (or out, where the stage's type has no such
 key), and ``block.type`` itself may be one type per stage. Every problem is
 raised as :class:`resfam.SpecError` naming the file, the variant and the key path, before any
@@ -18,6 +18,7 @@ from ..errors import SpecError, did_you_mean, short_repr, short_str
 from ..primitives.attention import AttnParams
 from ..primitives.blocks import BLOCKS, BlockParams
 from ..primitives.blocks.base import KeyProblem
+from ..primitives.cross_stage import CrossParams
 from ..primitives.layers import ACTS, ConvParams, int_choice
 from ..primitives.merges import MergeParams
 from ..primitives.norms import NORMS
@@ -141,6 +142,10 @@ class SpecModel(_Model):
     attn: dict[str, Any] = Field(default_factory=lambda: {"type": "none"},
                                  description="channel attention after the branch, before the "
                                              "merge (see resfam.primitives.attention)")
+    cross: dict[str, Any] = Field(default_factory=lambda: {"type": "none"},
+                                  description="a stage wrapper around the blocks: csp, a cross "
+                                              "stage partial stage (see "
+                                              "resfam.primitives.cross_stage)")
     order: Literal[ORDERS] = Field("post", description="norm/act placement: post (v1), pre (v2), "
                                                         "iresnet (start/middle/end blocks)")
     norm: Literal[tuple(NORMS)] = Field("bn", description="normalisation layer")
@@ -170,6 +175,21 @@ class StagePlan:
     shortcut: ShortcutParams
     merge: MergeParams
     attn: AttnParams
+    cross: CrossParams = CrossParams()
+
+    @property
+    def block_width(self) -> int:
+        """The blocks' output width (the stage's, or a cross stage's block width)."""
+        return self.cross.block_width(self.width)
+
+    def block_input(self, in_ch: int) -> int:
+        """What the first block reads, given the stage's input width."""
+        return self.cross.block_input(in_ch, self.width)
+
+    @property
+    def block_stride(self) -> int:
+        """The first block's stride (a cross stage's down conv takes the stage's)."""
+        return 1 if self.cross.on else self.stride
 
 
 @dataclass(frozen=True)
@@ -183,7 +203,7 @@ class Spec:
     stages: tuple[StagePlan, ...]
     raw: dict = field(repr=False, compare=False)
 
-    # the whole-network keys, validated; per-stage sections (block, shortcut, merge, attn) are
+    # the whole-network keys, validated; per-stage sections (block, shortcut, merge, attn, cross) are
     # read resolved from ``stages[i]`` (the raw mappings stay on ``model``)
     @property
     def description(self) -> str:
@@ -387,12 +407,20 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
     shortcuts = _per_stage("shortcut", model.shortcut, n, {}, ShortcutParams)
     merges = _per_stage("merge", model.merge, n, {}, MergeParams)
     attns = _per_stage("attn", model.attn, n, {}, AttnParams)
+    crosses = _per_stage("cross", model.cross, n, {}, CrossParams)
 
     in_ch = model.stem.width
     plans = []
     for i in range(n):
-        b, s, m, a = blocks[i], shortcuts[i], merges[i], attns[i]
+        b, s, m, a, c = blocks[i], shortcuts[i], merges[i], attns[i], crosses[i]
         entry = st.entry[i] if st.entry else None
+        if entry and c.on:
+            raise SpecError("a stage opens with an entry or is a cross stage, not both",
+                            key="cross.type", hint=f"remove stages.entry[{i}] or the cross stage")
+        try:
+            c.check(in_ch, st.width[i], st.stride[i])
+        except KeyProblem as p:
+            raise SpecError(p.message, key=f"cross.{p.key}", hint=p.hint) from None
         if entry:  # the entry already brings the input to the stage's width
             in_ch = st.width[i]
         if a.after == "3x3" and b.n_units != 3:
@@ -427,15 +455,17 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
             b.check_depth(st.depth[i])
         except KeyProblem as p:
             raise SpecError(p.message, key=f"block.{p.key}[{i}]", hint=p.hint) from None
+        plan = StagePlan(st.depth[i], st.width[i], st.stride[i], st.dilation[i] if st.dilation
+                         else 1, entry, b, s, m, a, c)
         for j in range(2):  # first block (may change shape) and the rest (keep it)
-            cin, stride = (in_ch, st.stride[i]) if j == 0 else (st.width[i], 1)
+            cin, stride = (plan.block_input(in_ch), plan.block_stride) if j == 0 else \
+                (plan.block_width, 1)
             for section, params in (("block", b), ("shortcut", s), ("attn", a)):
                 try:
-                    params.check(cin, st.width[i], stride)
+                    params.check(cin, plan.block_width, stride)
                 except KeyProblem as p:
                     raise SpecError(p.message, key=f"{section}.{p.key}", hint=p.hint) from None
-        dilation = st.dilation[i] if st.dilation else 1
-        plans.append(StagePlan(st.depth[i], st.width[i], st.stride[i], dilation, entry, b, s, m, a))
+        plans.append(plan)
         in_ch = st.width[i]
     head = model.head
     if (head.pool == "attention") != (head.heads is not None):

@@ -20,6 +20,8 @@ torchvision and timm's ``resnet.py`` (v1, ResNeXt, Wide) already share resfam's 
 | timm regnetv (pre-activated) | ``stem.weight``, ``sI.bJ.normK``, ``...downsample.weight`` | ``conv1.weight``, ``layerI.{J-1}.bn{K-1}``, ``...downsample.0.weight`` |
 | timm tresnet | ``body.conv1.conv`` / ``.bn``, ``head.fc`` | ``conv1`` / ``bn1``, ``fc`` |
 | timm tresnet | ``body.layerI.J.convK.conv`` / ``.bn``, ``...downsample.{0,1}.conv`` / ``.bn`` | ``layerI.J.convK`` / ``bnK``, ``...downsample.1`` / ``.2`` |
+| timm cspnet | ``stem.conv1.conv`` / ``.bn`` (deep: ``stem.conv1..3``), ``head.fc`` | ``conv1`` / ``bn1`` (deep: ``conv1.0 / .3 / .6``, ``conv1.1 / .4``, ``bn1``), ``fc`` |
+| timm cspnet | ``stages.I.conv_exp`` etc., ``stages.I.blocks.J.convK.conv`` / ``.bn`` | ``layer{I+1}.conv_exp`` etc., ``layer{I+1}.blocks.J.convK`` / ``bnK`` |
 | torchvision regnet | ``stem.0`` / ``stem.1`` | ``conv1`` / ``bn1`` |
 | torchvision regnet | ``trunk_output.blockI.blockI-J.f.{a,b,c}.{0,1}``, ``f.se``, ``proj.{0,1}`` | ``layerI.J.conv{1,2,3}`` / ``bn{1,2,3}``, ``se``, ``downsample.{0,1}`` |
 """
@@ -163,20 +165,28 @@ def _deep_stem_positions(stem) -> list[int]:
     return positions + [at]
 
 
+def _stem_unit_key(key: str, spec: Spec) -> str:
+    """A stem of ``stem.convK`` units (conv-norm-act, or bare convs) as resfam's: ``conv1`` /
+    ``bn1`` for a single conv, a deep stem's positions in ``conv1`` (its last norm ``bn1``)."""
+    m = re.match(r"^stem\.conv(\d)\.(?:(conv|bn)\.)?(.*)$", key)
+    if not m:
+        return key
+    k, unit, rest = int(m.group(1)) - 1, m.group(2), m.group(3)
+    if not spec.model.stem.type.startswith(("deep", "preact_deep")):
+        return f"{'bn1' if unit == 'bn' else 'conv1'}.{rest}" if k == 0 else key
+    where = _deep_stem_positions(spec.model.stem)
+    if unit == "bn":
+        return ("bn1." if k == len(where) - 1 else f"conv1.{where[k] + 1}.") + rest
+    return f"conv1.{where[k]}.{rest}"
+
+
 def _byob_key(key: str, spec: Spec) -> str:
     """timm's byobnet ResNets: ``stem.convK`` (conv-norm-act units or bare convs: a deep stem),
     ``stages.I.J`` with ``conv1_1x1 / conv2_kxk / conv2b_kxk / conv3_1x1`` (bottleneck) or
     ``conv1_kxk / conv2_1x1`` (edge) conv-norm-act units, ``attn`` (after the 3x3) and a
     ``shortcut`` conv-norm unit, ``final_conv``, ``head.fc``."""
-    m = re.match(r"^stem\.conv(\d)\.(?:(conv|bn)\.)?(.*)$", key)
-    if m and spec.model.stem.type.startswith(("deep", "preact_deep")):
-        where = _deep_stem_positions(spec.model.stem)
-        k = int(m.group(1)) - 1
-        if m.group(2) == "bn":
-            key = "bn1." if k == len(where) - 1 else f"conv1.{where[k] + 1}."
-        else:
-            key = f"conv1.{where[k]}."
-        key += m.group(3)
+    if spec.model.stem.type.startswith(("deep", "preact_deep")):
+        key = _stem_unit_key(key, spec)
     key = re.sub(r"^head\.proj\.", "fc.", key)  # CLIP: the attention pool's projection
     key = re.sub(r"^head\.(norm|pre_logits)\.", lambda h: "head_norm." if h.group(1) == "norm"
                  else "pre_logits.", key)  # an MLP head
@@ -233,6 +243,18 @@ def _tresnet_key(key: str) -> str:
     return f"{m.group(1)}.{rest}"
 
 
+def _csp_key(key: str, spec: Spec) -> str:
+    """timm's cspnet: ``stem.convK`` conv-norm-act units, ``stages.I`` holding ``conv_down``,
+    ``conv_exp``, ``conv_transition_b`` and ``conv_transition`` (resfam's names too) and
+    ``blocks.J`` with ``convK.conv / .bn`` units, ``head.fc``."""
+    key = _stem_unit_key(key, spec)
+    m = re.match(r"^stages\.(\d+)\.(.*)$", key)
+    if not m:
+        return key
+    rest = re.sub(r"^(blocks\.\d+\.)" + CONV_NORM_ACT_UNIT, r"\1\3\2.", m.group(2))
+    return f"layer{int(m.group(1)) + 1}.{rest}"
+
+
 def _legacy_senet(state: dict) -> dict:
     """timm's senet.py (the original Caffe models' layout): ``layer0`` is the stem, a 7x7
     ``conv1`` / ``bn1`` or a 3x3 deep stem (conv1..3, bn1..3)."""
@@ -265,6 +287,8 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
     state = unwrap(state)
     if any(k.startswith(("s1.b1.", "trunk_output.")) for k in state):
         state = {_regnet_key(k): v for k, v in state.items()}
+    elif any(".conv_exp." in k for k in state):  # cspnet, before resnetv2's stages. test
+        state = {_csp_key(k, spec): v for k, v in state.items()}
     elif any(".conv1_1x1." in k for k in state):  # before resnetv2's stages./stem. test
         state = {_byob_key(k, spec): v for k, v in state.items()}
     elif any(k.startswith("stages.") and k.endswith(".gain") for k in state):  # NF nets

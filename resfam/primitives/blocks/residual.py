@@ -12,6 +12,7 @@ from typing import Optional
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .. import layers, norms
 from ..merges import HighwayGate, MergeParams
@@ -20,6 +21,16 @@ from .base import BlockParams
 
 
 MAX_UNITS = 4  # convs in a residual branch: basic 2, bottleneck and res2 3, NFNet-F's 4
+
+
+def run_blocks(blocks: nn.Sequential, x: torch.Tensor, checkpointed: bool) -> torch.Tensor:
+    """A stage's blocks on ``x``; with ``checkpointed`` (and gradients on) each block's
+    activations are recomputed in the backward pass (Chen et al. 2016) instead of stored."""
+    if checkpointed and torch.is_grad_enabled() and not torch.jit.is_scripting():
+        for block in blocks:
+            x = checkpoint(block, x, use_reentrant=False)
+        return x
+    return blocks(x)
 
 
 def _gained(out: torch.Tensor, gain: Optional[float]) -> torch.Tensor:
