@@ -337,7 +337,7 @@ def test_mmdet_resnext_and_res2net_keys_agree_with_the_arch_or_fail(tmp_path):
 
 
 @needs_mmdet
-@pytest.mark.parametrize("arch", ["res2net50_26w_4s", "iresnet50"])
+@pytest.mark.parametrize("arch", ["res2net50_26w_4s", "iresnet50", "cspresnet50"])
 def test_mmdet_stock_configs_train_with_other_archs(tmp_path, arch):
     """Faster R-CNN FPN and RetinaNet stock configs with another arch (its own checkpoint,
     and `_delete_=True` for the second): two optimiser steps, finite losses, detections."""
@@ -774,12 +774,10 @@ def _timm_weights(arch: str, tmp_path, seed: int = 5):
 
 
 def _timm_levels(ref, x) -> dict:
-    """timm's stage outputs res2..res5 (float64, eval)."""
-    out = {}
-    x = ref.maxpool(ref.act1(ref.bn1(ref.conv1(x))))
-    for i in range(1, 5):
-        x = out[f"res{i + 1}"] = getattr(ref, f"layer{i}")(x)
-    return out
+    """timm's stage outputs res2..res5 (float64, eval): its intermediates after the stem's."""
+    levels = ref.forward_intermediates(x, intermediates_only=True)
+    assert len(levels) == 5
+    return {f"res{i + 1}": y for i, y in enumerate(levels[1:], start=1)}
 
 
 class _TrainerWithoutData:
@@ -798,16 +796,18 @@ class _TrainerWithoutData:
 
 
 @needs_d2
-@pytest.mark.parametrize("route", ["DefaultPredictor", "DefaultTrainer"])
-@pytest.mark.parametrize("detector", ["faster_rcnn_fpn", "faster_rcnn_c4"])
-def test_d2_classification_weights_survive_the_checkpointer(tmp_path, route, detector):
+@pytest.mark.parametrize("arch,route,detector", [
+    (arch, route, detector) for arch in ("res2net50_26w_4s",)
+    for route in ("DefaultPredictor", "DefaultTrainer") for detector in ("faster_rcnn_fpn", "faster_rcnn_c4")
+] + [("cspresnext50", "DefaultPredictor", "faster_rcnn_fpn"), ("cspresnext50", "DefaultTrainer", "faster_rcnn_c4")])
+def test_d2_classification_weights_survive_the_checkpointer(tmp_path, arch, route, detector):
     """docs/backbone.md's route: MODEL.WEIGHTS = a timm .pth. After DefaultPredictor (or
     DefaultTrainer.resume_or_load) the backbone and the C4 res5 head hold the file's weights
     and norm statistics: their outputs equal timm's network's on the same file (float64).
-    detectron2's FrozenBN alone would reset every statistic the checkpointer does not find."""
+    detectron2's FrozenBN alone would reset every statistic the checkpointer does not find.
+    A CSP net's stages (cross stages, res5 the C4 head) take the same route."""
     from detectron2.engine import DefaultPredictor
 
-    arch = "res2net50_26w_4s"
     ref, path = _timm_weights(arch, tmp_path)
     config, keys = D2_DETECTORS[detector]
     cfg = d2_cfg(config, MODEL__RESFAM__ARCH=arch, MODEL__WEIGHTS=path, MODEL__RESNETS__STRIDE_IN_1X1=False,

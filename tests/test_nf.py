@@ -29,7 +29,7 @@ def test_gamma_is_one_over_the_std_of_the_activation_of_a_standard_normal(kind):
     mean = integrate.quad(lambda z: g(z) * density(z), -30, 30, limit=200)[0]
     second = integrate.quad(lambda z: g(z) ** 2 * density(z), -30, 30, limit=200)[0]
     exact = 1.0 / math.sqrt(second - mean ** 2)
-    assert layers.GAMMA[kind] == pytest.approx(exact, rel=1e-3)
+    assert layers.ACTS[kind].gamma == pytest.approx(exact, rel=1e-3)
     if kind == "relu":  # closed form: Var relu(z) = 1/2 - 1/(2 pi)
         assert exact == pytest.approx(1 / math.sqrt(0.5 - 1 / (2 * math.pi)), rel=1e-9)
 

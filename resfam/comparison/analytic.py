@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..primitives.attention import eca_kernel_size, se_reduced
 from ..primitives.blocks.base import BlockParams
-from ..primitives.layers import ACT_OPS, reduced_channels
+from ..primitives.layers import ACTS, reduced_channels
 from ..primitives.orders import Placement, placement
 from ..primitives.shortcuts import merges
 from ..primitives.stems import PRESETS, StemParams
@@ -100,7 +100,7 @@ def act(t: Tally, kind: str, x: Shape, plain: bool = False) -> None:
     """An activation; times its gamma under the spec's ``conv.act_gamma`` unless ``plain`` (an
     attention module's own)."""
     if kind != "identity":
-        t.op(ACT_OPS.get(kind, kind), x.numel)
+        t.op(ACTS[kind].op, x.numel)
         if t.act_gamma and not plain:
             t.op("mul", x.numel)
 

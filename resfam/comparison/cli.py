@@ -410,6 +410,7 @@ def _gather(groups: list[list[dict]], rank: int, world: int, n: int) -> list[lis
 
     parts = [None] * world if rank == 0 else None
     dist.gather_object(groups, parts, dst=0)
+    dist.barrier()  # no rank tears gloo down while another's gather is still in flight (an abort)
     dist.destroy_process_group()
     if rank != 0:
         return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from contextvars import ContextVar
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, NamedTuple, Optional, Union
 
 import torch
 import torch.fx
@@ -34,19 +34,32 @@ class LeakyReLU1e3(nn.LeakyReLU):
         super().__init__(1e-3, inplace)
 
 
-ACTS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU,
-        "leaky_relu_1e-3": LeakyReLU1e3,
-        "identity": nn.Identity}  # identity: the norm applies its own (norms.NormAct)
-# the op each activation runs (the counters' names)
-ACT_OPS = {"leaky_relu_1e-3": "leaky_relu"}
-# gamma = 1 / std(g(z)), z ~ N(0, 1): the factor that keeps an activation's output at unit
-# variance (Brock et al. 2021a, Sec. 4 and App. D). These are DeepMind's published sampled
-# estimates (the nfnets code's nonlinearity table, which timm uses), kept as published so that
-# networks trained with them reproduce; tests/test_nf.py checks each against the exact integral.
-GAMMA = {"relu": 1.7139588594436646, "silu": 1.7881293296813965, "gelu": 1.7015043497085571,
-         "identity": 1.0}
-for _kind, _a in (("leaky_relu", 1e-2), ("leaky_relu_1e-3", 1e-3)):  # none published: the closed
-    GAMMA[_kind] = 1.0 / ((1 + _a * _a) / 2 - (1 - _a) ** 2 / (2 * math.pi)) ** 0.5  # form's
+class Activation(NamedTuple):
+    """One activation kind: its module, the op it runs (the counters' name), whether the module
+    has an in-place form (nn.GELU has none), and gamma = 1 / std(g(z)), z ~ N(0, 1): the factor
+    that keeps its output at unit variance (Brock et al. 2021a, Sec. 4 and App. D)."""
+
+    module: type
+    op: str
+    inplace: bool
+    gamma: float
+
+
+def _leaky_gamma(slope: float) -> float:
+    """A leaky ReLU's gamma in closed form (DeepMind published none)."""
+    return 1.0 / ((1 + slope * slope) / 2 - (1 - slope) ** 2 / (2 * math.pi)) ** 0.5
+
+
+# The gammas of relu, silu and gelu are DeepMind's published sampled estimates (the nfnets code's
+# nonlinearity table, which timm uses), kept as published so that networks trained with them
+# reproduce; tests/test_nf.py checks every gamma against the exact integral.
+ACTS = {"relu": Activation(nn.ReLU, "relu", True, 1.7139588594436646),
+        "silu": Activation(nn.SiLU, "silu", True, 1.7881293296813965),
+        "gelu": Activation(nn.GELU, "gelu", False, 1.7015043497085571),
+        "leaky_relu": Activation(nn.LeakyReLU, "leaky_relu", True, _leaky_gamma(1e-2)),
+        "leaky_relu_1e-3": Activation(LeakyReLU1e3, "leaky_relu", True, _leaky_gamma(1e-3)),
+        # identity: the norm applies its own (norms.NormAct)
+        "identity": Activation(nn.Identity, "identity", False, 1.0)}
 
 
 class ConvParams(BaseModel):
@@ -64,7 +77,7 @@ class ConvParams(BaseModel):
                                                          "channel's weight variance (BiT: 1e-8)")
     gamma: Union[float, Literal["act"]] = Field(
         "act", description="scaled_std: the weights' scale; act: the network activation's gamma "
-                           "(GAMMA: 1 / std of act(N(0, 1)), so activations keep unit variance)")
+                           "(ACTS[act].gamma: 1 / std of act(N(0, 1)), so activations keep unit variance)")
     bias: bool = Field(False, description="every conv built through conv() has a bias (networks "
                                           "without norms: NF-ResNets)")
     padding: Literal["symmetric", "same"] = Field(
@@ -77,7 +90,7 @@ class ConvParams(BaseModel):
 
     def scale(self, act_kind: str) -> float:
         """gamma for ``scaled_std``, the spec's number or the activation's."""
-        return GAMMA[act_kind] if self.gamma == "act" else self.gamma
+        return ACTS[act_kind].gamma if self.gamma == "act" else self.gamma
 
 
 def same_padding(size: int, k: int, stride: int, dilation: int) -> list[int]:
@@ -188,10 +201,6 @@ def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: i
                groups=groups, bias=bias, **extra)
 
 
-# the ones with an in-place form (nn.GELU has none)
-INPLACE_ACTS = ("relu", "silu", "leaky_relu", "leaky_relu_1e-3")
-
-
 class GammaAct(nn.Module):
     """``act(x) * gamma`` (Brock et al. 2021a, Sec. 4: the activation rescaled to keep unit
     variance; DeepMind's NFNets apply gamma here rather than in the convs)."""
@@ -209,10 +218,11 @@ def act(kind: str, inplace: bool = True, plain: bool = False) -> nn.Module:
     callers pass a tensor nothing else reads: a norm's or an addition's own output). Inside
     :func:`conv_style` with ``act_gamma``, times its gamma unless ``plain`` (an attention
     module's own activation)."""
-    module = ACTS[kind](inplace=inplace) if kind in INPLACE_ACTS else ACTS[kind]()
+    entry = ACTS[kind]
+    module = entry.module(inplace=inplace) if entry.inplace else entry.module()
     style = _CONV.get()
     if style is not None and style[0].act_gamma and not plain and kind != "identity":
-        return GammaAct(module, GAMMA[kind])
+        return GammaAct(module, entry.gamma)
     return module
 
 
