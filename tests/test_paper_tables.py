@@ -82,3 +82,19 @@ def test_regnet_params_and_flops_match_the_pycls_model_zoo(name):
 
 def test_regnet_built_params_equal_the_count():
     assert n_params(resfam.build("regnety_016")) == 11_202_430
+
+
+NFNETS = [f"dm_nfnet_f{i}" for i in range(7)]
+
+
+@pytest.mark.parametrize("name", NFNETS)
+def test_nfnet_params_and_flops_match_table_3(name):
+    """NFNet-F0..F6 (Brock et al. 2021b, Table 3): parameters (M, one decimal) and multiply-adds
+    at the test resolution (B, two decimals) as printed, counted from the spec by the analytic
+    counter (equal to fvcore's by tests/test_analytic.py; nothing is built)."""
+    from resfam.comparison.analytic import AnalyticCounter
+
+    r = resfam.get_spec(name).reported
+    counts, params, _ = AnalyticCounter().count_spec(resfam.get_spec(name), r.gflops_at)
+    assert (round(params / 1e6, 1), round(counts.macs / 1e9, 2)) == (r.params_m, r.gflops)
+    assert r.source == "Brock et al. 2021b, Table 3"
