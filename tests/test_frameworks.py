@@ -337,7 +337,7 @@ def test_mmdet_resnext_and_res2net_keys_agree_with_the_arch_or_fail(tmp_path):
 
 
 @needs_mmdet
-@pytest.mark.parametrize("arch", ["res2net50_26w_4s", "iresnet50", "cspresnet50"])
+@pytest.mark.parametrize("arch", ["res2net50_26w_4s", "iresnet50", "cspresnext50"])
 def test_mmdet_stock_configs_train_with_other_archs(tmp_path, arch):
     """Faster R-CNN FPN and RetinaNet stock configs with another arch (its own checkpoint,
     and `_delete_=True` for the second): two optimiser steps, finite losses, detections."""

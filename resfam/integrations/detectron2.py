@@ -24,7 +24,8 @@ disagrees with it is ignored with a warning; ``RES2_OUT_CHANNELS`` and ``STEM_OU
 not read; deformable stages are an error. State-dict keys are detectron2's
 (``stem.conv1.norm.weight``, ``res2.0.conv1.weight``, ``res2.0.shortcut.norm.bias``, ...), so
 detectron2 checkpoints, and its ImageNet ``R-50.pkl`` through the checkpointer's name matching,
-load into a ``resnet50`` arch by name.
+load into a ``resnet50`` arch by name. A cross stage's (CSPNet's) units follow the same rule:
+``res2.conv_exp.weight``, ``res2.conv_exp.norm.weight``, its blocks ``res2.0.conv1.weight``.
 
 C4 detectors: ``MODEL.ROI_HEADS.NAME = "ResFamRes5ROIHeads"`` is detectron2's ``Res5ROIHeads``
 with the arch's own last stage as its res5 (detectron2's builds a plain ResNet stage from
@@ -52,6 +53,7 @@ from torch import nn
 from ..errors import BuildArgumentError
 from ..factory import build
 from ..primitives import norms
+from ..primitives.cross_stage import CrossStage
 from ..spec.registry import SpecRef, get_spec
 from ..spec.schema import Spec
 from ..weights.checkpoint import load_state, read_checkpoint
@@ -98,8 +100,14 @@ def d2_key(key: str, net: nn.Module) -> str:
     parts = key.split(".")
     if not (parts[0].startswith("layer") and len(parts) > 3):
         return "stem." + key  # another stem module (none holds weights in the presets)
+    blocks = getattr(net, parts[0])
+    if isinstance(blocks, CrossStage):  # its conv-norm units as detectron2 names a conv + norm
+        if parts[1] != "blocks":
+            unit, kind, *tail = parts[1:]
+            return ".".join([f"res{int(parts[0][5:]) + 1}", unit, *(["norm"] if kind == "bn" else []), *tail])
+        blocks, parts = blocks.blocks, [parts[0], *parts[2:]]  # its blocks: numbered as a stage's
     stage, j, name, *tail = parts
-    block = getattr(net, stage)[int(j)]
+    block = blocks[int(j)]
     unit = re.fullmatch(r"bn(\d)", name)
     if unit:
         name = f"conv{unit.group(1)}.norm"
