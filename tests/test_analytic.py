@@ -74,10 +74,37 @@ def check(spec, size):
     assert t.acts == FlopCounterModeCounter().activations(model, x)
 
 
+def three_blocks_per_stage(name):
+    """The variant with at most three blocks per stage: its reshaping first block and, after it,
+    a middle and an end block (iResNet's three placements), so every primitive and placement the
+    variant has is counted, while fvcore traces a fraction of the deep ones' graphs. Variants
+    whose depth is generated (RegNet) or whose keys are per block (pruned widths) stay whole."""
+    spec = resfam.get_spec(name)
+    depth = [min(p.depth, 3) for p in spec.stages]
+    if (spec.model.stages.regnet is not None or depth == [p.depth for p in spec.stages]
+            or "widths" in spec.model.block):
+        return spec
+    return resfam.get_spec({"name": f"{name}_3", "extends": name, "stages": {"depth": depth}})
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", resfam.list_models())
 def test_every_bundled_variant(name):
+    spec = three_blocks_per_stage(name)
+    check(spec, _side(spec))
+
+
+# whole networks, block for block: the deepest of each order and of the families whose blocks
+# differ along a stage (the rest are the same blocks repeated, held above)
+FULL_DEPTH = ["resnet110", "preact_resnet164", "iresnet101", "res2net101_26w_4s", "seresnext101_32x4d",
+              "resnest101e", "resnetv2_101x1_bit", "nfnet_f1", "tresnet_l", "cspresnext50"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FULL_DEPTH)
+def test_whole_networks(name):
     spec = resfam.get_spec(name)
+    assert three_blocks_per_stage(name) is not spec  # deeper than the test above counts it
     check(spec, _side(spec))
 
 

@@ -5,13 +5,19 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 import resfam
-from conftest import randomize_norms, same_padded_models, shape_device
+from conftest import randomize_norms, shape_device
 
 ONE_PER_FAMILY = ["resnet18", "plain18", "resnetv2_50", "wrn_16_8", "resnext50_32x4d",
                   "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet", "regnety_002"]
 
 
-@pytest.mark.parametrize("name", same_padded_models())
+# every variant's feature_info against its stage outputs: tests/test_shapes.py (the full build);
+# here the features_only build of one network per family and primitive
+FEATURE_NETS = ONE_PER_FAMILY + ["resnest14d", "skresnet18", "nf_resnet26", "resnet50_clip",
+                                 "tresnet_m", "cspresnet50d", "resnetblur18", "resnetrs50"]
+
+
+@pytest.mark.parametrize("name", FEATURE_NETS)
 def test_feature_info_matches_the_outputs(name):
     size = 32 if resfam.get_spec(name).input_size == 32 else 128
     device = shape_device(name)

@@ -35,8 +35,10 @@ def test_stage_shapes(name):
     for info, plan in zip(model.feature_info[1:], spec.stages):
         r = info["reduction"]
         assert seen[info["module"]] == (1, plan.width, size // r, size // r), info
+        assert info["num_chs"] == plan.width
     stem = model.feature_info[0]
     assert seen[stem["module"]] == (1, stem["num_chs"], size // stem["reduction"], size // stem["reduction"])
+    assert model.feature_info.module_names()[1:] == model.stage_names  # one level per stage
 
 
 def test_intermediate_layer_getter_sees_stages_in_order():
