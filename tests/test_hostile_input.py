@@ -194,7 +194,9 @@ def test_the_limits_can_be_raised():
 @pytest.mark.parametrize("name", resfam.list_models())
 def test_size_estimate_is_exact(name):
     """The meta-device count (4 blocks a stage, the rest extrapolated) equals the real model's
-    parameter and buffer bytes for every bundled variant."""
+    parameter and buffer bytes for every bundled variant; so does the analytic counter's
+    parameter count, at full depth (tests/test_analytic.py holds its operations to fvcore's)."""
+    from resfam.comparison.analytic import tally
     from resfam.spec.build_args import check_build_args
 
     spec = resfam.get_spec(name)
@@ -202,6 +204,7 @@ def test_size_estimate_is_exact(name):
     with torch.device("meta"):  # every tensor, with its shape and dtype, and no storage
         model = resfam.build(name)
     assert estimate == sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    assert tally(spec).params == sum(p.numel() for p in model.parameters())
 
 
 # --- escapes: plain Python errors where a resfam error is promised ---------------------------
