@@ -480,10 +480,9 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
     for plan, geo in zip(spec.stages, spec.geometry(output_stride)):
         if plan.entry:
             x = stem(t, StemParams(type=plan.entry, width=plan.width), x, m.norm, m.act)
-        stride, first_dilation = (geo.stride, geo.first_dilation)
         if plan.cross.on:
             x = cross_open(t, plan, geo, x, m)
-            stride, first_dilation = 1, geo.dilation
+        stride, first_dilation = plan.first_block(geo)
         for j in range(plan.depth):
             s, first = (stride, first_dilation) if j == 0 else (1, geo.dilation)
             x = block(t, plan, plan.block.at(j), m, x, s, geo.dilation, first,

@@ -128,9 +128,7 @@ class ResFamNet(nn.Module):
                 entry = StemParams(type=plan.entry, width=plan.width)
                 blocks["entry"] = nn.Sequential(build_stem(entry, in_ch, norm, m.act))
                 in_ch = plan.width
-            # a cross stage's down conv takes the stride (and first dilation) from its blocks
-            stride, first_dilation = (1, geo.dilation) if plan.cross.on else \
-                (geo.stride, geo.first_dilation)
+            stride, first_dilation = plan.first_block(geo)
             width = plan.block_width
             for j in range(plan.depth):
                 s, cin, first = (stride, plan.block_input(in_ch), first_dilation) if j == 0 else \

@@ -88,8 +88,8 @@ class CrossStage(nn.Module):
     def __init__(self, p: CrossParams, in_ch: int, width: int, blocks: nn.Sequential, stride: int,
                  first_dilation: int, strided: bool, norm: str, act: str):
         super().__init__()
-        exp, half = p.expanded(width), p.expanded(width) // 2
-        self.half = half
+        exp = p.expanded(width)
+        self.half = half = exp // 2
         self.conv_down = None
         if strided:  # where the spec strides (under output_stride: a dilated conv at stride 1)
             self.conv_down = norms.ConvNormAct(

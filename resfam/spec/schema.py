@@ -191,6 +191,12 @@ class StagePlan:
         """The first block's stride (a cross stage's down conv takes the stage's)."""
         return 1 if self.cross.on else self.stride
 
+    def first_block(self, geo: "StageGeometry") -> tuple[int, int]:
+        """The first block's stride and dilation once ``output_stride`` is applied: the
+        stage's, or (a cross stage, whose down conv takes them) stride 1 at the later blocks'
+        dilation."""
+        return (1, geo.dilation) if self.cross.on else (geo.stride, geo.first_dilation)
+
 
 @dataclass(frozen=True)
 class Spec:
