@@ -36,7 +36,7 @@ def measure(name: str, args, k: int) -> dict:
     from resfam.comparison.timing import alternate_many
     from resfam.engines.ceiling import measured_ceiling
     from resfam.engines.deployment import installed
-    from resfam.engines.runners import RUNNERS
+    from resfam.engines.runners import RUNNERS, one_export
 
     torch.set_num_threads(args.threads)
     model = resfam.build(name).eval()
@@ -46,10 +46,12 @@ def measure(name: str, args, k: int) -> dict:
     out = {"ceiling": ceiling.gflops, "engines": engines, "gflops": gflops(name, side)}
     for batch in args.batch_sizes:
         x = torch.randn(batch, 3, side, side)
-        deployed = {e: resfam.deploy(model, e, example=x) for e in engines}
+        with one_export():  # one ONNX graph for ONNX Runtime, its control and OpenVINO
+            deployed = {e: resfam.deploy(model, e, example=x) for e in engines}
+            if "onnxruntime" in deployed:  # the control: a second session of the same engine
+                control = resfam.deploy(model, "onnxruntime", example=x)
         fns = [(lambda d: (lambda: d.runner(x)(x)))(d) for d in deployed.values()]
-        if "onnxruntime" in deployed:  # the control: a second session of the same engine
-            control = resfam.deploy(model, "onnxruntime", example=x)
+        if "onnxruntime" in deployed:
             fns.append(lambda: control.runner(x)(x))
         order = fns if k % 2 == 0 else fns[::-1]  # odd processes start from the other end
         times = alternate_many(order, x.device, args.warmup, args.runs)

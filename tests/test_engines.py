@@ -13,22 +13,12 @@ from torch import fx, nn
 import resfam
 from resfam.engines import deployment as deploying
 from resfam.engines.names import ENGINE_NAMES
-from resfam.engines.runners import RUNNERS
+from resfam.engines.runners import RUNNERS, one_export
 from resfam.errors import ArgumentError
 from resfam.network.onednn import PackedConv2d, available, pack_convolutions
 
-from conftest import randomize_norms
+from conftest import FAMILY_NETS, randomize_norms
 
-# one network per family (the shallowest that has the family's primitives), and primitives that
-# live in more than one family: weight-standardised convs (BiT), EvoNorm, selective kernels,
-# split attention, anti-aliasing, SE, ECA, Highway's gates, Res2Net's splits, iResNet's stages; NF-ResNets' scaled
-# weight-standardised convs, alpha, beta and gained attention; GCNet's global context;
-# TResNet's space-to-depth stem and leaky ReLUs; CSPNet's cross stages (split, concatenation)
-FAMILY_NETS = ["resnet18", "resnet20", "plain20", "resnetv2_18", "wrn_16_8", "resnext50_32x4d",
-               "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet", "skresnet18",
-               "resnest14d", "legacy_seresnet18", "ecaresnet26t", "resnetblur18", "resnetrs50",
-               "resnetv2_50x1_bit", "resnetv2_50d_evos", "mnist_resnet", "regnety_002", "nf_seresnet26",
-               "gcresnext26ts", "tresnet_m", "cspresnext50"]
 ONNX_ENGINES = [e for e in ("onnxruntime", "openvino") if e in deploying.installed()]
 
 
@@ -75,13 +65,13 @@ def test_every_engine_equals_eager_on_every_family(name):
     model, x = model_and_input(two_blocks_per_stage(name))
     with torch.inference_mode():
         expected = model(x)
-    for engine in ["resfam", *ONNX_ENGINES]:
-        deployed = resfam.deploy(model, engine, example=x)
-        assert_same(deployed(x), expected, 1e-4)
-        assert deployed.error <= 1e-4
+    with one_export():  # both ONNX engines read one export, as deploy('auto') has them
+        for engine in ["resfam", *ONNX_ENGINES]:
+            deployed = resfam.deploy(model, engine, example=x)
+            assert_same(deployed(x), expected, 1e-4)
+            assert deployed.error <= 1e-4
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 def test_clip_attention_pool_on_every_engine_at_its_native_size():
     """CLIP's attention-pool head at 224 (its own position embedding). At other sizes the
@@ -91,8 +81,9 @@ def test_clip_attention_pool_on_every_engine_at_its_native_size():
     x = torch.randn(1, 3, 224, 224)
     with torch.inference_mode():
         expected = model(x)
-    for engine in ["resfam", *ONNX_ENGINES]:
-        assert_same(resfam.deploy(model, engine, example=x)(x), expected, 1e-4)
+    with one_export():
+        for engine in ["resfam", *ONNX_ENGINES]:
+            assert_same(resfam.deploy(model, engine, example=x)(x), expected, 1e-4)
 
 
 def test_compile_and_every_engine_on_a_features_only_backbone():
@@ -100,10 +91,31 @@ def test_compile_and_every_engine_on_a_features_only_backbone():
     with torch.inference_mode():
         expected = model(x)
     assert len(expected) == 4
-    for engine in ["resfam", "compile", *ONNX_ENGINES]:
-        got = resfam.deploy(model, engine, example=x)(x)
-        assert isinstance(got, list)
-        assert_same(got, expected, 1e-4)
+    with one_export():
+        for engine in ["resfam", "compile", *ONNX_ENGINES]:
+            got = resfam.deploy(model, engine, example=x)(x)
+            assert isinstance(got, list)
+            assert_same(got, expected, 1e-4)
+
+
+@pytest.mark.skipif(not ONNX_ENGINES, reason="no ONNX engine installed (pip install 'resfam[deploy]')")
+def test_one_export_serves_each_onnx_engine_at_a_shape_inside_its_block_only():
+    from unittest import mock
+
+    from resfam.engines import runners
+
+    model, x = model_and_input("resnet18")
+    engines = ONNX_ENGINES * 2  # (twice: a second session of the same engine reads it too)
+    with mock.patch.object(runners, "_export", wraps=runners._export) as export:
+        with one_export():
+            for engine in engines:
+                resfam.deploy(model, engine, example=x)
+            resfam.deploy(model, engines[0], example=x[:1])  # another shape: its own export
+        assert export.call_count == 2
+        resfam.deploy(model, engines[0], example=x)  # outside the block: exported afresh
+        assert export.call_count == 3
+        resfam.deploy(model, "auto", example=x, candidates=["eager", *engines], runs=1)
+        assert export.call_count == 4
 
 
 def test_a_feature_dict_keeps_its_keys():

@@ -1,10 +1,13 @@
 """Every variant: stride-4/8/16/32 (ImageNet nets, at 64x64) or 1/2/4 (CIFAR, 32) stage outputs
-with the channels its spec documents, and logits of the right size."""
+with the channels its spec documents, and logits of the right size; and no weight or buffer left
+uninitialised by the build (its convs skip torch's default init for the network's own)."""
+import contextlib
+
 import pytest
 import torch
 
 import resfam
-from conftest import same_padded_models, shape_device
+from conftest import FAMILY_NETS, same_padded_models, shape_device
 
 HEAVY = {"wide_resnet101_2", "resnext101_32x8d", "resnext101_64x4d", "iresnet200",
          "resnet1202", "preact_resnet1001", "resnetv2_152", "iresnet152", "resnet152"}
@@ -14,14 +17,31 @@ def _params():
     return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in same_padded_models()]
 
 
+@contextlib.contextmanager
+def uninitialised_memory_is_nan():
+    """torch fills every uninitialised float tensor with NaN while this holds (its deterministic
+    mode's ``fill_uninitialized_memory``), so a weight nothing set shows up as NaN."""
+    was = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was[0])
+        torch.utils.deterministic.fill_uninitialized_memory = was[1]
+
+
 @pytest.mark.parametrize("name", _params())
 def test_stage_shapes(name):
     spec = resfam.get_spec(name)
     cifar = spec.input_size == 32
     size = 32 if cifar else 64  # shapes scale with the input: 64 keeps every stage >= 2x2
     device = shape_device(name)
-    with torch.device(device):
+    with torch.device(device), uninitialised_memory_is_nan():
         model = resfam.build(name).eval()
+    if device != "meta":
+        unset = [k for k, v in model.state_dict().items() if v.is_floating_point() and v.isnan().any()]
+        assert not unset, f"{name}: left uninitialised by the build: {unset[:5]}"
     seen = {}
     for info in model.feature_info:
         getattr(model, info["module"]).register_forward_hook(
@@ -39,6 +59,21 @@ def test_stage_shapes(name):
     stem = model.feature_info[0]
     assert seen[stem["module"]] == (1, stem["num_chs"], size // stem["reduction"], size // stem["reduction"])
     assert model.feature_info.module_names()[1:] == model.stage_names  # one level per stage
+
+
+# plain convs, weight-standardised ones (BiT) and NF-ResNets' scaled ones with their gains; and
+# a user spec with SAME padding (timm's Conv2dSame), which no bundled variant has in plain convs
+SAME_PADDED = {"name": "resnet18_same", "extends": "resnet18", "conv": {"padding": "same"}}
+
+
+@pytest.mark.parametrize("spec", FAMILY_NETS + [SAME_PADDED], ids=str)
+def test_a_build_initialises_every_weight_and_buffer(spec):
+    with uninitialised_memory_is_nan():
+        model = resfam.build(spec)
+    unset = [k for k, v in model.state_dict().items() if v.is_floating_point() and v.isnan().any()]
+    assert not unset, f"left uninitialised by the build: {unset[:5]}"
+    if spec is SAME_PADDED:
+        assert "Conv2dSame" in {type(m).__name__ for m in model.modules()}
 
 
 def test_intermediate_layer_getter_sees_stages_in_order():

@@ -115,9 +115,11 @@ def engine_rows(row: dict, model, x: torch.Tensor, engines: list[str], warmup: i
     Memory (``--memory``) is torch's allocator's peak, so only for the engines torch runs."""
     from ..engines.ceiling import measured_ceiling
     from ..engines.deployment import deploy
+    from ..engines.runners import one_export
 
     names = ["eager", *[e for e in engines if e != "eager"]]
-    deployed = [deploy(model, name, example=x) for name in names]
+    with one_export():  # one ONNX export for ONNX Runtime and OpenVINO
+        deployed = [deploy(model, name, example=x) for name in names]
     fns = [(lambda d: (lambda: d.runner(x)(x)))(d) for d in deployed]
     timings = timing.alternate_many(fns, x.device, warmup, runs)
     ceiling = measured_ceiling(x.device)

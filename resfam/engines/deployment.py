@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import ArgumentError, ResfamError, short_repr
 from .names import EXTRA, missing
-from .runners import RUNNERS
+from .runners import RUNNERS, one_export
 
 ENGINES = (*RUNNERS, "auto")
 TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-10}
@@ -152,12 +152,13 @@ def deploy(model: nn.Module, engine: str = "auto", *, example: Optional[torch.Te
             raise ArgumentError("candidates: 'auto' cannot be its own candidate")
         check_engine(name)
     built = {}
-    for name in names:
-        try:
-            built[name] = Deployed(name, model, example, check)
-        except ArgumentError:  # float64, a GPU: not this engine's case; the others go on
-            if candidates is not None:
-                raise
+    with one_export():  # ONNX Runtime and OpenVINO read one export
+        for name in names:
+            try:
+                built[name] = Deployed(name, model, example, check)
+            except ArgumentError:  # float64, a GPU: not this engine's case; the others go on
+                if candidates is not None:
+                    raise
     from ..comparison.timing import alternate_many
 
     fns = [(lambda d: (lambda: d.runner(example)(example)))(d) for d in built.values()]

@@ -18,9 +18,11 @@ threads, as torch has.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from typing import Callable
+from contextvars import ContextVar
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -76,8 +78,34 @@ def _cpu_float32(engine: str, example: torch.Tensor) -> None:
                             "'resfam' / 'eager' (both run float64)")
 
 
+_EXPORTS: ContextVar[Optional[dict]] = ContextVar("resfam_onnx_exports", default=None)
+
+
+@contextlib.contextmanager
+def one_export():
+    """Inside this block ONNX Runtime and OpenVINO share one ONNX export of a network at a shape
+    (the exporter takes seconds; both engines read the same graph). Only for code that does not
+    change the network between the engines it builds (``deploy('auto')``, ``--engine``)."""
+    token = _EXPORTS.set({})
+    try:
+        yield
+    finally:
+        _EXPORTS.reset(token)
+
+
 def _onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
     """The network as an ONNX model at the example's shape (weights inside)."""
+    memo = _EXPORTS.get()
+    key = (id(model), tuple(example.shape), example.dtype)
+    if memo is not None and key in memo:
+        return memo[key][1]
+    data = _export(model, example)
+    if memo is not None:
+        memo[key] = (model, data)  # (the model held: its id cannot be reused meanwhile)
+    return data
+
+
+def _export(model: nn.Module, example: torch.Tensor) -> bytes:
     import warnings
 
     with tempfile.TemporaryDirectory(prefix="resfam-onnx-") as folder:

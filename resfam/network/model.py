@@ -94,7 +94,7 @@ class ResFamNet(nn.Module):
 
     def _assemble(self, spec: Spec, args: BuildArgs) -> None:
         groups = norms.group_count(args.norm_groups, spec.model.gn_group_size)
-        with layers.conv_style(spec.model.conv, spec.model.act), groups:
+        with layers.conv_style(spec.model.conv, spec.model.act), groups, layers.init_later():
             self._assemble_parts(spec, args)
 
     def _assemble_parts(self, spec: Spec, args: BuildArgs) -> None:
