@@ -81,12 +81,13 @@ GIANTS = frozenset({"resnext101_32x16d", "resnext101_32x32d", "resnetv2_50x3_bit
 # live in more than one family: weight-standardised convs (BiT), EvoNorm, selective kernels,
 # split attention, anti-aliasing, SE, ECA, Highway's gates, Res2Net's splits, iResNet's stages; NF-ResNets' scaled
 # weight-standardised convs, alpha, beta and gained attention; GCNet's global context;
-# TResNet's space-to-depth stem and leaky ReLUs; CSPNet's cross stages (split, concatenation)
+# TResNet's space-to-depth stem and leaky ReLUs; CSPNet's cross stages (split, concatenation);
+# BAT's bilinear transform (at 256 px, the side its blocks tile)
 FAMILY_NETS = ["resnet18", "resnet20", "plain20", "resnetv2_18", "wrn_16_8", "resnext50_32x4d",
                "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet", "skresnet18",
                "resnest14d", "legacy_seresnet18", "ecaresnet26t", "resnetblur18", "resnetrs50",
                "resnetv2_50x1_bit", "resnetv2_50d_evos", "mnist_resnet", "regnety_002", "nf_seresnet26",
-               "gcresnext26ts", "tresnet_m", "cspresnext50"]
+               "gcresnext26ts", "tresnet_m", "cspresnext50", "bat_resnext26ts"]
 
 
 def shape_device(name: str) -> str:

@@ -24,8 +24,10 @@ def _cheap_build(spec):
 
 def _side(spec) -> int:
     """A small input (96: every stride of an anti-aliased net divides it), the native one for
-    the CIFAR nets and a flatten head; odd sizes are the user specs' below."""
-    return spec.input_size if spec.model.head.pool == "flatten" or spec.input_size < 96 else 96
+    the CIFAR nets and a flatten head, rounded up to the spec's ``input_multiple()``; odd sizes
+    are the user specs' below."""
+    side = spec.input_size if spec.model.head.pool == "flatten" or spec.input_size < 96 else 96
+    return spec.fit_side(side)  # (bat attention: a multiple of its blocks, 256 px)
 
 
 # a variant whose weights take more than this is counted on the meta device only: building BiT's
@@ -210,7 +212,9 @@ def user_specs(draw):
         {"type": "se", "after": "3x3", "rd_of": "input", "rd_ratio": 0.25},
         {"type": "eca", "after": "3x3"}, {"type": "se", "gain": 2.0},
         {"type": "se", "after": "3x3", "gain": 2.0}, {"type": "gc", "rd_ratio": 0.125, "rd_divisor": 1},
-        {"type": "gc", "after": "3x3", "rd_ratio": 0.25}])))
+        {"type": "gc", "after": "3x3", "rd_ratio": 0.25},
+        {"type": "bat", "after": "3x3", "block_size": 2, "rd_ratio": 0.25},
+        {"type": "bat", "block_size": 1, "groups": 1}])))
     if block["type"] == "basic":  # no middle 3x3 to follow
         attn.pop("after", None)
     return {
@@ -252,6 +256,7 @@ def test_user_specs(raw, size):
         spec = resfam.get_spec(raw)
     except resfam.SpecError:  # a combination the spec checks refuse: nothing to count
         return
+    size = spec.fit_side(size)  # (bat attention tiles its maps: a multiple of its blocks)
     try:
         _cheap_build(spec)(torch.zeros(1, 3, size, size))
     except (RuntimeError, ValueError):  # too small an input for its strides; GroupNorm of one value

@@ -34,7 +34,7 @@ def two_blocks_per_stage(name):
 
 def model_and_input(name, batch=2, **kwargs):
     spec = resfam.get_spec(name)
-    side = spec.input_size if spec.input_size < 64 else 64
+    side = spec.input_size if spec.input_size < 64 else spec.fit_side(64)
     model = randomize_norms(resfam.build(spec, **kwargs).eval())
     return model, torch.randn(batch, spec.in_chans, side, side)
 

@@ -36,9 +36,7 @@ TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "r
 BYOBNET_RESNETS = r"resne[tx]"  # byobnet's ResNet-named networks (the module builds others too)
 CSPNET_RESNETS = r"^cspresne[tx]"  # cspnet's (its darknets are another lineage)
 # timm ResNet-family names resfam cannot build yet, and the primitive each one needs
-NOT_YET: dict[str, str] = {
-    "bat_resnext26ts": "bottleneck attention (BAT) after the 3x3",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def timm_family() -> list[str]:
@@ -60,7 +58,8 @@ def check_parity(reference: torch.nn.Module, name: str, dtype=torch.float32, tol
     assert n_params(model) == n_params(reference)
     model.load_state_dict(resfam.convert_state_dict(reference.state_dict(), name), strict=True)
     reference, model = reference.to(dtype), model.to(dtype)
-    x = torch.randn(2, 3, 64, 64, dtype=dtype)
+    side = resfam.get_spec(name).fit_side(64)  # (bat_resnext26ts: 256, what its blocks tile)
+    x = torch.randn(2, 3, side, side, dtype=dtype)
     with torch.no_grad():
         expected, got = reference(x), model(x)
     torch.testing.assert_close(got, expected, atol=tol, rtol=tol)
@@ -114,7 +113,8 @@ def test_torchvision_parity(name):
 
 @pytest.mark.parametrize("output_stride", [8, 16])
 @pytest.mark.parametrize("name", ["resnet50d", "resnet18", "res2net50_26w_4s", "resnetv2_50",
-                                  "resnest50d", "skresnet18", "regnety_016", "cspresnext50"])
+                                  "resnest50d", "skresnet18", "regnety_016", "cspresnext50",
+                                  "bat_resnext26ts"])
 def test_timm_parity_with_dilation(name, output_stride):
     """output_stride turns late strides into dilations; the ResNet-D shortcut keeps its pool at
     stride 1 with 'same' padding there (timm's AvgPool2dSame)."""
@@ -132,7 +132,7 @@ FLOAT64_EXACT = ["resnet18", "resnet50d", "resnet50s", "resnext50_32x4d", "wide_
                  "resnetv2_50", "resnetv2_50x1_bit", "resnetv2_50d_gn",
                  "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "nf_regnet_b0", "nfnet_l0", "eca_nfnet_l0", "dm_nfnet_f0", "gcresnext26ts",
                  "resnet50_clip", "resnet50_clip_gap", "resnet50_mlp", "resnet51q", "resnet61q",
-                 "tresnet_m", "cspresnet50d", "cspresnext50"]
+                 "tresnet_m", "cspresnet50d", "cspresnext50", "bat_resnext26ts"]
 # timm computes these norms' statistics in float32 whatever the input's dtype: equal to that
 # rounding only (differences up to ~1e-5 in float64, measured)
 FLOAT32_STATISTICS = ["resnetv2_50d_frn", "resnetv2_50d_evos"]

@@ -35,7 +35,7 @@ def uninitialised_memory_is_nan():
 def test_stage_shapes(name):
     spec = resfam.get_spec(name)
     cifar = spec.input_size == 32
-    size = 32 if cifar else 64  # shapes scale with the input: 64 keeps every stage >= 2x2
+    size = 32 if cifar else spec.fit_side(64)  # 64 keeps every stage >= 2x2 (bat: 256)
     device = shape_device(name)
     with torch.device(device), uninitialised_memory_is_nan():
         model = resfam.build(name).eval()
@@ -92,3 +92,19 @@ def test_output_stride_dilates_without_changing_weights(output_stride, expected)
     assert {k: v.shape for k, v in model.state_dict().items() if not k.startswith("fc")} == \
         {k: v.shape for k, v in base.state_dict().items() if not k.startswith("fc")}
     assert model.forward_features(torch.randn(1, 3, 64, 64)).shape[-1] == expected
+
+
+def test_bat_needs_sides_its_blocks_tile_and_says_which():
+    """BAT's P and Q tile each map in block_size blocks (Chi et al. 2020, Eq. 6): the side must
+    be a multiple of block_size x the stride at every slot; the spec says which, the network
+    says so when given another."""
+    spec = resfam.get_spec("bat_resnext26ts")
+    assert (spec.input_multiple(), spec.input_multiple(16), spec.input_multiple(8)) == (256, 128, 64)
+    assert (spec.fit_side(64), spec.fit_side(256), spec.fit_side(257)) == (256, 256, 512)
+    assert resfam.get_spec("resnet50").input_multiple() == 1 and resfam.get_spec("resnet50").fit_side(97) == 97
+    with torch.device("meta"):
+        model = resfam.build(spec).eval()
+        assert model(torch.empty(1, 3, 256, 512)).shape == (1, 1000)
+        with pytest.raises(AssertionError, match=r"multiples of its spec's input_multiple\(\)"):
+            model(torch.empty(1, 3, 224, 224))
+

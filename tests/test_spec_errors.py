@@ -79,6 +79,11 @@ CASES = {
     "attention after a 3x3 a basic block lacks": (
         BASE.replace("type: bottleneck, groups: 1", "type: basic") + "    attn: {type: se, after: 3x3}\n",
         "attn.after", "use after: branch"),
+    "bat groups that do not divide its reduced width": (
+        BASE + "    attn: {type: bat, after: 3x3, block_size: 4, groups: 3, rd_ratio: 0.25}\n",
+        "attn.groups", "3 groups do not divide its reduced width 16"),
+    "bat block of size 0": (BASE + "    attn: {type: bat, block_size: 0}\n", "attn.block_size",
+                            "greater than or equal to 1"),
     "regnet rule beside listed stages": (
         BASE.replace("stride: [1, 2]}", "stride: [1, 2], regnet: {w0: 24, wa: 36, wm: 2.5, depth: 13}}"),
         "stages", "give either regnet or depth and width"),

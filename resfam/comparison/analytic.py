@@ -157,10 +157,34 @@ def antialias(t: Tally, kind: str, x: Shape, stride: int) -> Shape:
 
 # --- attention slot, selective kernel, split attention -----------------------------------------
 
-def attention(t: Tally, p, x: Shape, in_ch: int) -> None:
-    """resfam.primitives.attention: SE (Hu et al. 2018, Eq. 2-4) or ECA (Wang et al. 2020,
-    Eq. 12), on ``x`` in a block whose input has ``in_ch`` channels."""
+def attention(t: Tally, p, x: Shape, in_ch: int, norm_kind: str = "bn") -> None:
+    """resfam.primitives.attention: SE (Hu et al. 2018, Eq. 2-4), ECA (Wang et al. 2020,
+    Eq. 12), GC or BAT, on ``x`` in a block whose input has ``in_ch`` channels."""
     if p.type == "none":
+        return
+    if p.type == "bat":  # BAT (Chi et al. 2020, Eq. 3-6): f, T = P v Q, g, plus the input
+        def unit(s: Shape, out: int) -> Shape:  # a plain 1x1, its norm and activation
+            y = conv(t, s, out, 1, plain=True)
+            norm(t, norm_kind, y)
+            act(t, p.act, y, plain=True)
+            return y
+
+        b, g = p.block_size, p.groups
+        z = unit(x, reduced_channels(x.c, p.rd_ratio, p.rd_divisor))
+        unit(z, g)
+        for _ in range(2):  # P from the row maxima, Q from the column maxima
+            t.skip("adaptive_max_pool2d", "sum", "div")
+            weights = b * b * g * g * b             # a (b x 1) conv to b*b per group, biased
+            t.params += weights + b * b * g
+            t.macs += weights
+            t.acts += b * b * g
+            t.op("sigmoid", b * b * g)
+            t.macs += z.numel * b                    # each output mixes b rows (then columns)
+            t.acts += z.numel
+        unit(z, z.c)
+        unit(z, x.c)
+        t.skip("feature_dropout")
+        t.op("add", x.numel)
         return
     if p.type == "gc":  # GCNet (Cao et al. 2019, Eq. 4): attention pool, transform, add
         conv(t, x, 1, 1, bias=True, plain=True)     # W_k: one logit per position
@@ -314,7 +338,7 @@ def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int, attn
         if aa is not None:
             x = aa(x)
         if i == 2 and attn.after == "3x3":
-            attention(t, attn, x, in_ch)
+            attention(t, attn, x, in_ch, ctx.norm)
             if attn.type != "none" and attn.gain != 1.0:
                 t.op("mul", x.numel)
     return x
@@ -361,7 +385,7 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
     ctx = BlockCtx(t, m.norm, m.act, where, bp.act_last, dilation, first_dilation)
     y = _units(ctx, bp, x, out, stride, plan.attn)
     if plan.attn.after == "branch":
-        attention(t, plan.attn, y, x.c)
+        attention(t, plan.attn, y, x.c, ctx.norm)
         if plan.attn.type != "none" and plan.attn.gain != 1.0:
             t.op("mul", y.numel)
     merge = plan.merge.at(merges(plan.shortcut, x.c, out, stride))

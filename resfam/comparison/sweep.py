@@ -227,6 +227,12 @@ def measure_rows(ref, *, params: bool = True, flops: bool = False, acts: bool = 
             if params:
                 row["params"], row["params_trainable"] = count_params(built.model)
         size = input_side(spec.input_size if spec is not None else built.input_size, img_size)
+        if spec is not None and size % spec.input_multiple():  # (bat attention tiles its maps)
+            if not isinstance(img_size, str) and img_size is not None:
+                raise ArgumentError(f"{spec.name} runs on sides that are multiples of "
+                                    f"{spec.input_multiple()} (its attention tiles every map in "
+                                    f"blocks), not {size}: use --img-size {spec.fit_side(size)}")
+            size = spec.fit_side(size)  # the common or native side, rounded up: the px column
         row["input"] = size
         if flops or acts or (params and not needs_model):
             _count(row, spec, built, size, batch_size, counter, flops, acts, params)

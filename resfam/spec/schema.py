@@ -9,6 +9,8 @@ tensor is allocated.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Optional
 
@@ -254,6 +256,19 @@ class Spec:
     def to_dict(self) -> dict:
         return self.model.model_dump(exclude_none=True)
 
+    def input_multiple(self, output_stride: int = 32) -> int:
+        """What the input's side must be a multiple of (1: any side): a ``bat`` attention slot
+        tiles every map it sees with its blocks (its ``block_size`` times the stage's stride)."""
+        out = 1
+        for plan, geo in zip(self.stages, self.geometry(output_stride)):
+            out = math.lcm(out, plan.attn.input_multiple(geo.reduction))
+        return out
+
+    def fit_side(self, side: int, output_stride: int = 32) -> int:
+        """The smallest side at least ``side`` that :meth:`input_multiple` divides."""
+        m = self.input_multiple(output_stride)
+        return -(-side // m) * m
+
     def geometry(self, output_stride: int = 32) -> list["StageGeometry"]:
         """Each stage's strides and dilations once ``output_stride`` is applied: a stride that
         would take the network past it becomes a dilation of the later blocks (DeepLab; timm's
@@ -471,6 +486,13 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
                     params.check(cin, plan.block_width, stride)
                 except KeyProblem as p:
                     raise SpecError(p.message, key=f"{section}.{p.key}", hint=p.hint) from None
+        slot = (plan.block_width if a.after == "branch" else  # (per-block widths: none derived)
+                b.mid_channels(plan.block_width) if getattr(b, "widths", 1) is None else None)
+        if slot is not None:
+            try:
+                a.check_slot(slot)
+            except KeyProblem as p:
+                raise SpecError(p.message, key=f"attn.{p.key}", hint=p.hint) from None
         plans.append(plan)
         in_ch = st.width[i]
     head = model.head

@@ -96,7 +96,7 @@ class ResidualBlock(nn.Module):
         after_3x3 = attn is not None and attn.after == "3x3"
         self.se_site = 0 if not after_3x3 else (1 if placement.pre_norm else 2)
         self.se = None if attn is None else build_attn(
-            attn, units[1].out_channels if after_3x3 else out_ch, in_ch)
+            attn, units[1].out_channels if after_3x3 else out_ch, in_ch, norm)
         self.attn_gain = attn.gain if self.se is not None and attn.gain != 1.0 else None
         self.downsample = shortcut
         self.gate = (HighwayGate(in_ch, out_ch, stride, merge.kernel_size, merge.bias_init)
