@@ -58,7 +58,8 @@ def measure(name: str, args, k: int) -> dict:
     twin = copy.deepcopy(ref) if args.control else None
     out = {}
     for batch in args.batch_sizes:
-        x = torch.randn(batch, 3, args.img_size, args.img_size, device=device)
+        side = resfam.get_spec(name).fit_side(args.img_size)  # (bat_resnext26ts: 256)
+        x = torch.randn(batch, 3, side, side, device=device)
         with torch.inference_mode():  # same network: equal up to float rounding at its scale
             a, b = ours(x), ref(x)
             assert (a - b).abs().max() <= 1e-4 * b.abs().max().clamp_min(1.0), name
@@ -89,7 +90,7 @@ def main() -> None:
         args.threads = 1 if args.device == "cpu" else torch.get_num_threads()
     names = args.models or resfam.list_models(reference=args.ref)
     print(f"torch {torch.__version__}, {args.device}, {args.threads} threads, "
-          f"{args.img_size}x{args.img_size}, eval + inference_mode, {args.runs} alternating (ABBA) "
+          f"{args.img_size}x{args.img_size} (or the next side a net takes), eval + inference_mode, {args.runs} alternating (ABBA) "
           f"rounds after {args.warmup} warm-up, in each of {args.processes} fresh processes; ratio: "
           f"median of every round's time ratio; reference: {args.ref}")
     print("| model | batch | reference img/s | resfam img/s | resfam / reference | spread | control |")
