@@ -225,12 +225,15 @@ class ResFamNet(nn.Module):
                                        (r"^layer(\d+)\.", (0,))])
 
     def init_weights(self, zero_init_last: bool = False) -> None:
-        """He init for convs (He et al. 2015, fan-out), unit BN, highway biases as the spec says."""
+        """He init for convs (He et al. 2015, fan-out), unit gains of scaled standardised convs,
+        unit BN, highway biases as the spec says."""
         for mod in self.modules():
             if isinstance(mod, nn.Conv2d):
                 nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
                 if mod.bias is not None:
                     nn.init.zeros_(mod.bias)
+                if isinstance(mod, layers.ScaledStdConv2d):
+                    nn.init.ones_(mod.gain)  # (Brock et al. 2021a, Eq. 5: a unit gain)
             elif norms.is_norm(mod) and getattr(mod, "weight", None) is not None:
                 nn.init.ones_(mod.weight)
                 nn.init.zeros_(mod.bias)

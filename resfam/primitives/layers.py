@@ -168,8 +168,8 @@ _INIT_LATER: ContextVar[bool] = ContextVar("resfam_init_later", default=False)
 
 @contextlib.contextmanager
 def init_later():
-    """While a network is assembled whose ``init_weights`` then sets every conv's weight and
-    bias, :func:`conv` allocates them without torch's default init (a kaiming-uniform draw the
+    """While a network is assembled whose ``init_weights`` then sets every conv's weight, bias
+    and (scaled standardised convs) gain, :func:`conv` allocates them without torch's default init (a kaiming-uniform draw the
     network would overwrite: about half of a build's time)."""
     token = _INIT_LATER.set(True)
     try:
@@ -211,7 +211,7 @@ def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: i
         elif same:
             cls = Conv2dSame
     args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias, **extra)
-    if not _INIT_LATER.get() or cls is ScaledStdConv2d:  # (its gain is not a conv's weight)
+    if not _INIT_LATER.get():
         return cls(in_ch, out_ch, kernel_size, **args)
     device = torch.empty(0).device  # the one a default build would use (a device context's)
     return cls(in_ch, out_ch, kernel_size, device="meta", **args).to_empty(device=device)
