@@ -114,8 +114,29 @@ def test_one_export_serves_each_onnx_engine_at_a_shape_inside_its_block_only():
         assert export.call_count == 2
         resfam.deploy(model, engines[0], example=x)  # outside the block: exported afresh
         assert export.call_count == 3
-        resfam.deploy(model, "auto", example=x, candidates=["eager", *engines], runs=1)
-        assert export.call_count == 4
+
+
+AUTO_EXPORTS_ONCE = """
+from unittest import mock
+import torch, resfam
+from resfam.engines import runners
+model = resfam.build("resnet18").eval()
+with mock.patch.object(runners, "_export", wraps=runners._export) as export:
+    resfam.deploy(model, "auto", example=torch.randn(2, 3, 64, 64), candidates=["eager", *%r], runs=1)
+assert export.call_count == 1, export.call_count
+"""
+
+
+@pytest.mark.skipif(not ONNX_ENGINES, reason="no ONNX engine installed (pip install 'resfam[deploy]')")
+def test_deploy_auto_exports_once_for_every_onnx_engine():
+    """In a process of its own: after deploy('auto') timed ONNX Runtime and OpenVINO sessions,
+    the fuzz suite's interrupted checkpoint loads later in the same process segfaulted (open)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", AUTO_EXPORTS_ONCE % (ONNX_ENGINES * 2,)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_a_feature_dict_keeps_its_keys():
