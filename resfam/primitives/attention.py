@@ -169,14 +169,9 @@ class GlobalContext(nn.Module):
         return u + self.mlp_add(context)  # fusion by addition, at every position
 
 
-class ConvNormAct(nn.Sequential):
-    """A plain 1x1 conv, a norm and an activation (timm's ``ConvNormAct``: ``conv``, ``bn``)."""
-
-    def __init__(self, in_ch: int, out_ch: int, norm_kind: str, act_kind: str):
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, 1, bias=False)
-        self.bn = norms.norm(norm_kind, out_ch)
-        self.act = act(act_kind, inplace=True, plain=True)
+def _unit(in_ch: int, out_ch: int, norm_kind: str, act_kind: str) -> nn.Module:
+    """A plain 1x1 conv, its norm and the attention's own activation (timm's ``ConvNormAct``)."""
+    return norms.ConvNormAct(nn.Conv2d(in_ch, out_ch, 1, bias=False), norm_kind, act_kind, plain=True)
 
 
 class BilinearTransform(nn.Module):
@@ -189,10 +184,10 @@ class BilinearTransform(nn.Module):
         self.size_rule = (f"bat attention (block_size {block_size}) tiles its map in blocks: give "
                           "the network an input whose height and width are multiples of its "
                           "spec's input_multiple() (bat_resnext26ts: 256)")
-        self.conv1 = ConvNormAct(channels, groups, norm_kind, act_kind)
+        self.conv1 = _unit(channels, groups, norm_kind, act_kind)
         self.conv_p = nn.Conv2d(groups, block_size * block_size * groups, (block_size, 1))
         self.conv_q = nn.Conv2d(groups, block_size * block_size * groups, (1, block_size))
-        self.conv2 = ConvNormAct(channels, channels, norm_kind, act_kind)
+        self.conv2 = _unit(channels, channels, norm_kind, act_kind)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         n, c, h, w = v.shape
@@ -220,9 +215,9 @@ class BilinearAttention(nn.Module):
 
     def __init__(self, channels: int, reduced: int, p: AttnParams, norm_kind: str):
         super().__init__()
-        self.conv1 = ConvNormAct(channels, reduced, norm_kind, p.act)
+        self.conv1 = _unit(channels, reduced, norm_kind, p.act)
         self.ba = BilinearTransform(reduced, p.block_size, p.groups, norm_kind, p.act)
-        self.conv2 = ConvNormAct(reduced, channels, norm_kind, p.act)
+        self.conv2 = _unit(reduced, channels, norm_kind, p.act)
         self.dropout = nn.Dropout2d(p.dropout)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:

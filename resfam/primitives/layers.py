@@ -169,8 +169,8 @@ _INIT_LATER: ContextVar[bool] = ContextVar("resfam_init_later", default=False)
 @contextlib.contextmanager
 def init_later():
     """While a network is assembled whose ``init_weights`` then sets every conv's weight, bias
-    and (scaled standardised convs) gain, :func:`conv` allocates them without torch's default init (a kaiming-uniform draw the
-    network would overwrite: about half of a build's time)."""
+    and (scaled standardised convs) gain, :func:`conv` allocates them without torch's default
+    init (a kaiming-uniform draw the network would overwrite: about half of a build's time)."""
     token = _INIT_LATER.set(True)
     try:
         yield

@@ -115,9 +115,10 @@ class ConvNormAct(nn.Sequential):
     """``conv``, its norm and activation as one module (timm's ``ConvNormAct`` names:
     ``conv``, ``bn``, ``act``)."""
 
-    def __init__(self, conv: nn.Conv2d, norm_kind: str, act: str):
+    def __init__(self, conv: nn.Conv2d, norm_kind: str, act: str, plain: bool = False):
         super().__init__()
-        self.conv, self.bn, self.act = conv, norm(norm_kind, conv.out_channels), layers.act(act)
+        self.conv, self.bn = conv, norm(norm_kind, conv.out_channels)
+        self.act = layers.act(act, plain=plain)  # (plain: an attention module's own activation)
 
 
 def is_norm(module: nn.Module) -> bool:
