@@ -19,6 +19,7 @@ threads, as torch has.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from contextvars import ContextVar
@@ -133,11 +134,19 @@ def onnxruntime(model: nn.Module, example: torch.Tensor) -> Runner:
     return lambda x: [torch.from_numpy(a) for a in session.run(None, {name: x.contiguous().numpy()})]
 
 
-def openvino(model: nn.Module, example: torch.Tensor) -> Runner:
-    _cpu_float32("openvino", example)
+@functools.lru_cache(maxsize=None)
+def _openvino_core():
+    """One OpenVINO ``Core`` for the process, as OpenVINO advises. A second ``Core`` created and
+    released corrupted the process (OpenVINO 2026.4, torch 2.14): a Ctrl-C later raised during a
+    ``torch.load`` segfaulted in torch's GIL acquisition (tests/test_engines.py reproduces it)."""
     import openvino as ov
 
-    core = ov.Core()
+    return ov.Core()
+
+
+def openvino(model: nn.Module, example: torch.Tensor) -> Runner:
+    _cpu_float32("openvino", example)
+    core = _openvino_core()
     graph = core.read_model(_onnx_bytes(model, example), b"")  # ONNX bytes, no separate weights
     compiled_model = core.compile_model(graph, "CPU", {
         "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": torch.get_num_threads(),
