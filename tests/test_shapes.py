@@ -31,6 +31,11 @@ def uninitialised_memory_is_nan():
         torch.utils.deterministic.fill_uninitialized_memory = was[1]
 
 
+def unset_tensors(model) -> list[str]:
+    """The state-dict keys still NaN after a build under :func:`uninitialised_memory_is_nan`."""
+    return [k for k, v in model.state_dict().items() if v.is_floating_point() and v.isnan().any()]
+
+
 @pytest.mark.parametrize("name", _params())
 def test_stage_shapes(name):
     spec = resfam.get_spec(name)
@@ -40,7 +45,7 @@ def test_stage_shapes(name):
     with torch.device(device), uninitialised_memory_is_nan():
         model = resfam.build(name).eval()
     if device != "meta":
-        unset = [k for k, v in model.state_dict().items() if v.is_floating_point() and v.isnan().any()]
+        unset = unset_tensors(model)
         assert not unset, f"{name}: left uninitialised by the build: {unset[:5]}"
     seen = {}
     for info in model.feature_info:
@@ -70,7 +75,7 @@ SAME_PADDED = {"name": "resnet18_same", "extends": "resnet18", "conv": {"padding
 def test_a_build_initialises_every_weight_and_buffer(spec):
     with uninitialised_memory_is_nan():
         model = resfam.build(spec)
-    unset = [k for k, v in model.state_dict().items() if v.is_floating_point() and v.isnan().any()]
+    unset = unset_tensors(model)
     assert not unset, f"left uninitialised by the build: {unset[:5]}"
     if spec is SAME_PADDED:
         assert "Conv2dSame" in {type(m).__name__ for m in model.modules()}

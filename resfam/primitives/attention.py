@@ -94,8 +94,10 @@ class AttnParams(BaseModel):
 
     def check_slot(self, channels: int) -> None:
         """The slot's own width (the branch's output, or the bottleneck's 3x3's)."""
+        if self.type != "bat":  # (the only type whose keys depend on the width)
+            return
         rd = reduced_channels(channels, self.rd_ratio, self.rd_divisor)
-        if self.type == "bat" and rd % self.groups:
+        if rd % self.groups:
             raise KeyProblem("groups", f"bat's {self.groups} groups do not divide its reduced "
                              f"width {rd} (rd_ratio {self.rd_ratio} of {channels} channels)",
                              "use groups that divide rd_ratio x the channels (timm: 2)")

@@ -486,8 +486,7 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
                     params.check(cin, plan.block_width, stride)
                 except KeyProblem as p:
                     raise SpecError(p.message, key=f"{section}.{p.key}", hint=p.hint) from None
-        slot = (plan.block_width if a.after == "branch" else  # (per-block widths: none derived)
-                b.mid_channels(plan.block_width) if getattr(b, "widths", 1) is None else None)
+        slot = plan.block_width if a.after == "branch" else b.derived_inner_width(plan.block_width)
         if slot is not None:
             try:
                 a.check_slot(slot)

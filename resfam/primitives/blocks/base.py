@@ -67,6 +67,12 @@ class BlockParams(BaseModel):
     def check(self, in_ch: int, out_ch: int, stride: int) -> None:
         """Raise :class:`KeyProblem` when the widths do not work out."""
 
+    def derived_inner_width(self, out_ch: int) -> Optional[int]:
+        """The width of the branch's middle unit where the stage width ``out_ch`` alone sets it
+        (the bottleneck's 3x3, where attention ``after: 3x3`` sits); None for blocks without one
+        or with per-block ``widths``."""
+        return None
+
     def supports(self, order: str) -> bool:
         """Whether these keys work with the stage's ``order`` (resfam.primitives.orders)."""
         return order in self.orders

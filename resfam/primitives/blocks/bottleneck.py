@@ -82,6 +82,9 @@ class Bottleneck(BlockParams):
                         "it is a whole number")
         return mid
 
+    def derived_inner_width(self, out_ch: int) -> Optional[int]:
+        return None if self.widths is not None else self.mid_channels(out_ch)
+
     def inner_widths(self, out_ch: int) -> tuple[int, int]:
         """(first 1x1's output, 3x3's output): ``widths`` where given (one block's pair, see
         :meth:`at`), else ``mid / reduce_first`` and ``mid``."""
