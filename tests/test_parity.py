@@ -32,11 +32,15 @@ SLOW = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "resnet152",
 SHAPES_ONLY = GIANTS  # shapes only, on the meta device, for both builds
 
 TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "regnet", "nfnet",
-                "tresnet")
+                "tresnet", "inception_resnet_v2")
 BYOBNET_RESNETS = r"resne[tx]"  # byobnet's ResNet-named networks (the module builds others too)
 CSPNET_RESNETS = r"^cspresne[tx]"  # cspnet's (its darknets are another lineage)
 # timm ResNet-family names resfam cannot build yet, and the primitive each one needs
-NOT_YET: dict[str, str] = {}
+NOT_YET: dict[str, str] = {
+    "inception_resnet_v2": "Inception-ResNet's multi-branch concat units (Szegedy et al. 2017: "
+                           "the residual 35x35 / 17x17 / 8x8 Inception blocks, the reductions "
+                           "and the Inception stem) as block, stage-entry and stem primitives",
+}
 
 
 def timm_family() -> list[str]:
