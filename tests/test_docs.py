@@ -2,8 +2,6 @@
 import re
 from pathlib import Path
 
-import pytest
-
 from resfam.spec.reference import reference_markdown
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from ..errors import ArgumentError, ResfamError, did_you_mean, short_repr
 from . import timing
 from .analytic import AnalyticCounter, tally
 from .counting import FlopCounterModeCounter, FvcoreCounter, count_params, default_counter
-from .options import (COUNTERS, DTYPE_NAMES, FLAGS, IMG_SIZES, MAX_THREADS, MAX_WORKERS, OPTION_MAXIMA,
+from .options import (COUNTERS, DTYPE_NAMES, FLAGS, IMG_SIZES, MAX_WORKERS, OPTION_MAXIMA,
                       OPTION_MINIMA, batch_sizes, describe_input, input_side)
 from .targets import LIBRARIES, Target, build_target, model_list, resolve, select_targets
 
