@@ -353,10 +353,7 @@ def _interrupting(ms: float):
             yield
         finally:
             signal.setitimer(signal.ITIMER_VIRTUAL, 0)
-            # a signal the timer raised just before it was disarmed may still be pending: under
-            # SIGVTALRM's default action it would end the process (an xdist worker "crashed"
-            # once so in a full suite run), so a default handler comes back as "ignore"
-            signal.signal(signal.SIGVTALRM, signal.SIG_IGN if old in (signal.SIG_DFL, None) else old)
+            signal.signal(signal.SIGVTALRM, old)
 
     return ctx()
 
