@@ -57,8 +57,8 @@ def measure(name: str, args, k: int) -> dict:
     ours.load_state_dict(resfam.convert_state_dict(ref.state_dict(), name))
     twin = copy.deepcopy(ref) if args.control else None
     out = {}
+    side = resfam.get_spec(name).fit_side(args.img_size)  # (bat_resnext26ts: 256)
     for batch in args.batch_sizes:
-        side = resfam.get_spec(name).fit_side(args.img_size)  # (bat_resnext26ts: 256)
         x = torch.randn(batch, 3, side, side, device=device)
         with torch.inference_mode():  # same network: equal up to float rounding at its scale
             a, b = ours(x), ref(x)
