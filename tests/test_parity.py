@@ -36,11 +36,7 @@ TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "senet", "r
 BYOBNET_RESNETS = r"resne[tx]"  # byobnet's ResNet-named networks (the module builds others too)
 CSPNET_RESNETS = r"^cspresne[tx]"  # cspnet's (its darknets are another lineage)
 # timm ResNet-family names resfam cannot build yet, and the primitive each one needs
-NOT_YET: dict[str, str] = {
-    "inception_resnet_v2": "Inception-ResNet's multi-branch concat units (Szegedy et al. 2017: "
-                           "the residual 35x35 / 17x17 / 8x8 Inception blocks, the reductions "
-                           "and the Inception stem) as block, stage-entry and stem primitives",
-}
+NOT_YET: dict[str, str] = {}  # timm names not bundled yet, each with the primitive it needs
 
 
 def timm_family() -> list[str]:
@@ -149,7 +145,8 @@ FLOAT64_EXACT = ["resnet18", "resnet50d", "resnet50s", "resnext50_32x4d", "wide_
                  "resnetv2_50", "resnetv2_50x1_bit", "resnetv2_50d_gn",
                  "nf_resnet26", "nf_seresnet26", "nf_ecaresnet26", "nf_regnet_b0", "nfnet_l0", "eca_nfnet_l0", "dm_nfnet_f0", "gcresnext26ts",
                  "resnet50_clip", "resnet50_clip_gap", "resnet50_mlp", "resnet51q", "resnet61q",
-                 "tresnet_m", "cspresnet50d", "cspresnext50", "bat_resnext26ts"]
+                 "tresnet_m", "cspresnet50d", "cspresnext50", "bat_resnext26ts",
+                 "inception_resnet_v2"]
 # timm computes these norms' statistics in float32 whatever the input's dtype: equal to that
 # rounding only (differences up to ~1e-5 in float64, measured)
 FLOAT32_STATISTICS = ["resnetv2_50d_frn", "resnetv2_50d_evos"]

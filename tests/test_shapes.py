@@ -36,11 +36,19 @@ def unset_tensors(model) -> list[str]:
     return [k for k, v in model.state_dict().items() if v.is_floating_point() and v.isnan().any()]
 
 
+# unpadded ('valid') layers: the sides the paper gives at its input size, level by level
+# (Szegedy et al. 2017, Fig. 15 and 3: 35x35, 17x17 and 8x8 grids at 299 px; the stem's level
+# at stride 4 is TF-slim's Conv2d_4a, 71x71), and the stages' reductions (no stride-4 stage: the
+# stem ends at 8, and the last, linear block is a stage of its own)
+UNPADDED = {"inception_resnet_v2": (299, [71, 35, 17, 8, 8], [8, 16, 32, 32])}
+
+
 @pytest.mark.parametrize("name", _params())
 def test_stage_shapes(name):
     spec = resfam.get_spec(name)
     cifar = spec.input_size == 32
     size = 32 if cifar else spec.fit_side(64)  # 64 keeps every stage >= 2x2 (bat: 256)
+    size, sides, expected_reductions = UNPADDED.get(name, (size, None, None))
     device = shape_device(name)
     with torch.device(device), uninitialised_memory_is_nan():
         model = resfam.build(name).eval()
@@ -55,14 +63,14 @@ def test_stage_shapes(name):
         logits = model(torch.randn(1, 3, size, size, device=device))
     # no classifier (num_classes 0: CLIP's _gap towers): the pooled features, as timm's
     assert logits.shape == (1, spec.head.num_classes or model.num_features)
-    expected_reductions = [1, 2, 4] if cifar else [4, 8, 16, 32]
+    expected_reductions = expected_reductions or ([1, 2, 4] if cifar else [4, 8, 16, 32])
     assert [i["reduction"] for i in model.feature_info[1:]] == expected_reductions
-    for info, plan in zip(model.feature_info[1:], spec.stages):
-        r = info["reduction"]
-        assert seen[info["module"]] == (1, plan.width, size // r, size // r), info
+    sides = sides or [size // i["reduction"] for i in model.feature_info]
+    for info, plan, side in zip(model.feature_info[1:], spec.stages, sides[1:]):
+        assert seen[info["module"]] == (1, plan.width, side, side), info
         assert info["num_chs"] == plan.width
     stem = model.feature_info[0]
-    assert seen[stem["module"]] == (1, stem["num_chs"], size // stem["reduction"], size // stem["reduction"])
+    assert seen[stem["module"]] == (1, stem["num_chs"], sides[0], sides[0])
     assert model.feature_info.module_names()[1:] == model.stage_names  # one level per stage
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..primitives.attention import eca_kernel_size, se_reduced
+from ..primitives.inception import Layer
 from ..primitives.blocks.base import BlockParams
 from ..primitives.layers import ACTS, reduced_channels
 from ..primitives.orders import Placement, placement
@@ -77,14 +78,18 @@ def _out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> i
 
 # --- layers -----------------------------------------------------------------------------------
 
-def conv(t: Tally, x: Shape, out: int, k: int, stride: int = 1, dilation: int = 1,
-         groups: int = 1, bias: bool = False, padding: int | None = None,
-         plain: bool = False) -> Shape:
-    """A conv; ``padding`` None: 'same' (resfam.primitives.layers.conv, styled by the spec's
-    ``conv`` unless ``plain``: an nn.Conv2d the attention modules build themselves)."""
-    p = dilation * (k - 1) // 2 if padding is None else padding
-    y = Shape(out, _out(x.h, k, stride, p, dilation), _out(x.w, k, stride, p, dilation))
-    weights = out * (x.c // groups) * k * k
+def conv(t: Tally, x: Shape, out: int, k: int | tuple[int, int], stride: int = 1,
+         dilation: int = 1, groups: int = 1, bias: bool = False,
+         padding: int | tuple[int, int] | None = None, plain: bool = False) -> Shape:
+    """A conv (``k``: a side, or (height, width)); ``padding`` None: 'same'
+    (resfam.primitives.layers.conv, styled by the spec's ``conv`` unless ``plain``: an nn.Conv2d
+    the attention modules build themselves)."""
+    kh, kw = (k, k) if isinstance(k, int) else k
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding or (None, None)
+    ph = dilation * (kh - 1) // 2 if ph is None else ph
+    pw = dilation * (kw - 1) // 2 if pw is None else pw
+    y = Shape(out, _out(x.h, kh, stride, ph, dilation), _out(x.w, kw, stride, pw, dilation))
+    weights = out * (x.c // groups) * kh * kw
     if not plain:
         bias = bias or t.conv_bias
         if t.scaled_std:  # layers.ScaledStdConv2d: a gain per output channel, times the scale
@@ -139,6 +144,26 @@ def pool(t: Tally, kind: str, x: Shape, k: int, stride: int, padding: int = 0,
     y = Shape(x.c, _out(x.h, k, stride, padding, ceil=ceil), _out(x.w, k, stride, padding, ceil=ceil))
     t.op(f"{kind}_pool2d", y.numel * k * k)
     return y
+
+
+def layer(t: Tally, p: Layer, x: Shape, norm_kind: str, act_kind: str) -> Shape:
+    """resfam.primitives.inception: a conv-norm-act or pool op, or a concat of branches (the
+    concatenation moves data: 0)."""
+    outs = []
+    for branch in p.ops():
+        y = x
+        for op in branch:
+            if op.pool is not None:
+                kh, kw = op.kernel
+                h, w = op.out_size(y.h, y.w)
+                y = Shape(y.c, h, w)
+                t.op(f"{op.pool}_pool2d", y.numel * kh * kw)
+            else:
+                y = conv(t, y, op.conv, op.kernel, op.s, padding=op.padding)
+                norm(t, norm_kind, y)
+                act(t, act_kind, y)
+        outs.append(y)
+    return Shape(sum(y.c for y in outs), outs[0].h, outs[0].w)
 
 
 def blur(t: Tally, x: Shape, stride: int) -> Shape:
@@ -326,12 +351,16 @@ def _units(ctx: BlockCtx, bp: BlockParams, x: Shape, out: int, stride: int, attn
 
         steps = [lambda s: (conv(t, s, width * bp.scale, 1), False, None), res2,
                  lambda s: (conv(t, s, out, 1), False, None)]
+    elif bp.type == "inception":  # the branches' own norms and acts; a biased 1x1, no norm
+        concat = Layer(concat=bp.branches)
+        steps = [lambda s: (layer(t, concat, s, ctx.norm, ctx.act), True, None),
+                 lambda s: (conv(t, s, out, 1, bias=True), True, None)]
     else:
         raise NotImplementedError(f"the analytic counter does not know block type {bp.type!r}")
     for i, step in enumerate(steps, start=1):
         inner = i < len(steps)
         x, normed, aa = step(x)
-        if (inner and not normed) or (not inner and ctx.placement.last_norm):
+        if not normed and (inner or ctx.placement.last_norm):
             norm(t, ctx.norm, x)
         if not normed and (inner or (ctx.act_last and ctx.placement.last_norm)):
             act(t, ctx.act, x)
@@ -411,6 +440,10 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
 
 def stem(t: Tally, p: StemParams, x: Shape, norm_kind: str, act_kind: str) -> Shape:
     """resfam.primitives.stems.build_stem."""
+    if p.layers is not None:
+        for each in p.layers:
+            x = layer(t, each, x, norm_kind, p.act or act_kind)
+        return x
     preset = PRESETS[p.type]
     act_kind = p.act or act_kind
     x = Shape(x.c * preset.s2d ** 2, x.h // preset.s2d, x.w // preset.s2d)  # moves data: 0 ops
@@ -502,7 +535,9 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
     t = Tally(conv_bias=m.conv.bias, scaled_std=m.conv.type == "scaled_std", act_gamma=m.conv.act_gamma)
     x = stem(t, m.stem, Shape(m.in_chans, size, size), m.norm, m.act)
     for plan, geo in zip(spec.stages, spec.geometry(output_stride)):
-        if plan.entry:
+        if isinstance(plan.entry, Layer):
+            x = layer(t, plan.entry, x, m.norm, m.act)
+        elif plan.entry:
             x = stem(t, StemParams(type=plan.entry, width=plan.width), x, m.norm, m.act)
         if plan.cross.on:
             x = cross_open(t, plan, geo, x, m)

@@ -18,6 +18,7 @@ from ..primitives.attention_pool import AttentionPool2d
 from ..primitives.blocks import ResidualBlock
 from ..primitives.blocks.residual import run_blocks
 from ..primitives.cross_stage import CrossStage
+from ..primitives.inception import Layer
 from ..primitives.merges import HighwayGate, expected_stds
 from ..primitives.orders import placement
 from ..primitives.shortcuts import build_shortcut, merges
@@ -94,7 +95,8 @@ class ResFamNet(nn.Module):
 
     def _assemble(self, spec: Spec, args: BuildArgs) -> None:
         groups = norms.group_count(args.norm_groups, spec.model.gn_group_size)
-        with layers.conv_style(spec.model.conv, spec.model.act), groups, layers.init_later():
+        with layers.conv_style(spec.model.conv, spec.model.act), groups, layers.init_later(), \
+                norms.norm_eps(spec.model.norm_eps):
             self._assemble_parts(spec, args)
 
     def _assemble_parts(self, spec: Spec, args: BuildArgs) -> None:
@@ -109,9 +111,12 @@ class ResFamNet(nn.Module):
         for name, module in build_stem(m.stem, self.in_chans, norm, m.act).items():
             self.add_module(name, module)
             self.stem_names.append(name)
-        stem_feat = "act1" if "act1" in self.stem_names else "conv1"
-        first_stride = m.stem.reduction // (2 if "maxpool" in self.stem_names else 1)
-        levels = [dict(num_chs=m.stem.width, reduction=first_stride, module=stem_feat)]
+        if m.stem.layers is not None:
+            levels = [m.stem.feature_level(self.in_chans)]
+        else:
+            stem_feat = "act1" if "act1" in self.stem_names else "conv1"
+            first_stride = m.stem.reduction // (2 if "maxpool" in self.stem_names else 1)
+            levels = [dict(num_chs=m.stem.width, reduction=first_stride, module=stem_feat)]
 
         total = sum(p.depth for p in spec.stages)
         n_levels = len(spec.stages) + 1
@@ -124,7 +129,10 @@ class ResFamNet(nn.Module):
         self.stage_names = []
         for i, (plan, geo) in enumerate(zip(built, spec.geometry(output_stride))):
             blocks = OrderedDict()
-            if plan.entry:  # a plain layer group opening the stage (stems.py presets)
+            if isinstance(plan.entry, Layer):  # a layer opening the stage (Inception's reduction)
+                blocks["entry"] = plan.entry.build(in_ch, norm, m.act)
+                in_ch = plan.width
+            elif plan.entry:  # a plain layer group opening the stage (stems.py presets)
                 entry = StemParams(type=plan.entry, width=plan.width)
                 blocks["entry"] = nn.Sequential(build_stem(entry, in_ch, norm, m.act))
                 in_ch = plan.width

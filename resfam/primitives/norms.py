@@ -82,17 +82,31 @@ def group_count(groups: int | None, group_size: int | None = None):
         _GN_GROUPS.reset(token)
 
 
-def _group_norm(channels: int) -> nn.Module:
+def _group_norm(channels: int, eps: float = 1e-5) -> nn.Module:
     groups = _GN_GROUPS.get()
     if isinstance(groups, tuple):  # groups of a given size: channels / size of them
         groups = max(1, channels // groups[1])
-    return nn.GroupNorm(math.gcd(groups, channels), channels)
+    return nn.GroupNorm(math.gcd(groups, channels), channels, eps=eps)
 
 
-def _frozen(channels: int) -> nn.Module:
+def _frozen(channels: int, eps: float = 1e-5) -> nn.Module:
     from torchvision.ops import FrozenBatchNorm2d
 
-    return FrozenBatchNorm2d(channels)
+    return FrozenBatchNorm2d(channels, eps=eps)
+
+
+_EPS = contextvars.ContextVar("norm_eps", default=None)
+
+
+@contextlib.contextmanager
+def norm_eps(eps: float | None):
+    """While a network is assembled, norm layers add ``eps`` to the variance (None: each
+    layer's default, 1e-5; Inception's BatchNorm: 1e-3, the spec's ``norm_eps``)."""
+    token = _EPS.set(eps)
+    try:
+        yield
+    finally:
+        _EPS.reset(token)
 
 
 NORMS = {
@@ -108,7 +122,10 @@ BATCH_NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
 def norm(kind: str, channels: int) -> nn.Module:
-    return NORMS[kind](channels)
+    eps = _EPS.get()
+    if eps is None or kind == "none":
+        return NORMS[kind](channels)
+    return NORMS[kind](channels, eps=eps)
 
 
 class ConvNormAct(nn.Sequential):

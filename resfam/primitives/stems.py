@@ -19,18 +19,21 @@
 | preact_conv7_fixedpool | 7x7/2 conv, zero padding, 3x3/2 max-pool, no BN/ReLU | BiT (Kolesnikov et al. 2020; timm's ``stem_type='fixed'``) |
 | space_to_depth | 4x4 space-to-depth (16x the channels at 1/4 the side), 3x3/1 conv, BN, act | TResNet (Ridnik et al. 2021, Sec. 3.1, "SpaceToDepth stem"; timm's ``tresnet_*``) |
 | lenet | 5x5/1 conv without padding, BN, ReLU, 2x2/2 max-pool | LeNet-5's pattern (LeCun et al. 1998); the seeds' MNIST ResNet, also between its stages (``stages.entry``) |
+| layers | the listed ``layers`` (convs, pools and concat layers of branches: :mod:`resfam.primitives.inception`), children ``stem1..stemN`` | Inception-ResNet-v2's stem (Szegedy et al. 2017, Fig. 3 and 14: seven layers and the Inception-A of Inception-v3, timm's ``mixed_5b``) |
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Literal, NamedTuple, Optional, Union
 
 import torch.fx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from . import layers, norms
 from .antialias import AAType, stem_pool
+from .inception import Layer
 
 
 class _Preset(NamedTuple):
@@ -66,10 +69,14 @@ PRESETS = {
 }
 
 
+ACT_NAMES = tuple(layers.ACTS)  # (the field ``layers`` below hides the module in the class)
+
+
 class StemParams(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    type: Literal[tuple(PRESETS)] = Field(description="stem preset (see resfam.primitives.stems)")
+    type: Literal[(*PRESETS, "layers")] = Field(description="stem preset, or layers: the listed "
+                                                "layers (see resfam.primitives.stems)")
     width: int = Field(64, ge=1, description="output channels of the stem")
     deep_width: Union[int, list[int]] = Field(
         32, description="deep stems: width of the 3x3 convs before the last, one value for two "
@@ -81,12 +88,21 @@ class StemParams(BaseModel):
                                                   "resnet51q: 2)")
     caffe_pool: bool = Field(False, description="max-pool without padding, in ceil mode (Caffe's; "
                                                 "the original SENet models)")
-    act: Optional[Literal[tuple(layers.ACTS)]] = Field(
+    act: Optional[Literal[ACT_NAMES]] = Field(
         None, description="the stem's activation where it differs from the network's (TResNet: "
                           "leaky_relu, its blocks leaky_relu_1e-3)")
     aa: AAType = Field("none", description="anti-aliased max-pool: avg (a 2x2 average pool "
                                            "instead) or blur (max-pool at stride 1, then a blur "
                                            "pool); resfam.primitives.antialias")
+    layers: Optional[list[Layer]] = Field(None, min_length=1, description="type layers: convs, "
+                                          "pools and concat layers in turn "
+                                          "(resfam.primitives.inception)")
+
+    @model_validator(mode="after")
+    def _layers_with_type(self):
+        if (self.type == "layers") != (self.layers is not None):
+            raise ValueError("type: layers and a layers list go together")
+        return self
 
     @field_validator("deep_width")
     @classmethod
@@ -107,8 +123,29 @@ class StemParams(BaseModel):
 
     @property
     def reduction(self) -> int:
+        if self.layers is not None:
+            return math.prod(layer.stride for layer in self.layers)
         p = PRESETS[self.type]
         return p.s2d * p.stride * (2 if p.pool else 1) * p.last_stride
+
+    def layer_widths(self, in_chans: int) -> list[int]:
+        """type layers: each layer's output width."""
+        out = []
+        for layer in self.layers:
+            in_chans = layer.out_width(in_chans)
+            out.append(in_chans)
+        return out
+
+    def feature_level(self, in_chans: int) -> dict:
+        """The stem's feature level (level 0 of ``features_only``): the output of the layer
+        before its last strided one (ResNet's ``act1``, before the max-pool; Inception-ResNet-v2's
+        ``conv2d_4a``, timm's level at stride 4), or its output where only the first layer
+        strides."""
+        strided = [i for i, layer in enumerate(self.layers) if layer.stride > 1]
+        at = strided[-1] - 1 if strided and strided[-1] > 0 else len(self.layers) - 1
+        reduction = math.prod(layer.stride for layer in self.layers[:at + 1])
+        return dict(num_chs=self.layer_widths(in_chans)[at], reduction=reduction,
+                    module=f"stem{at + 1}")
 
 
 def space_to_depth(x, block: int):
@@ -140,6 +177,12 @@ class SpaceToDepth(nn.Module):
 
 def build_stem(p: StemParams, in_chans: int, norm: str, act: str) -> "OrderedDict[str, nn.Module]":
     """The stem's named modules, in forward order."""
+    if p.layers is not None:
+        mods = OrderedDict()
+        for i, layer in enumerate(p.layers, start=1):
+            mods[f"stem{i}"] = layer.build(in_chans, norm, p.act or act)
+            in_chans = layer.out_width(in_chans)
+        return mods
     preset = PRESETS[p.type]
     act = p.act or act
     mods: "OrderedDict[str, nn.Module]" = OrderedDict()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -21,6 +21,7 @@ from ..primitives.attention import AttnParams
 from ..primitives.blocks import BLOCKS, BlockParams
 from ..primitives.blocks.base import KeyProblem
 from ..primitives.cross_stage import CrossParams
+from ..primitives.inception import Layer
 from ..primitives.layers import ACTS, ConvParams, int_choice
 from ..primitives.merges import MergeParams
 from ..primitives.norms import NORMS
@@ -61,10 +62,12 @@ class StagesParams(_Model):
         None, description="dilation of every 3x3 conv in each stage, its first block included "
                           "(mmdet's `dilations`, detectron2's RES5_DILATION; DeepLab's atrous "
                           "stages); null: 1 everywhere")
-    entry: Optional[list[Optional[Literal[tuple(STEM_PRESETS)]]]] = Field(
-        None, description="a plain stem-like layer group (a stem preset, e.g. lenet) that opens "
-                          "a stage and changes its width, before the stage's blocks; null: none "
-                          "(the seeds' MNIST ResNet: conv 5x5 + max-pool between stages)")
+    entry: Optional[list[Optional[Union[Literal[tuple(STEM_PRESETS)], Layer]]]] = Field(
+        None, description="a plain layer group that opens a stage and changes its width, before "
+                          "the stage's blocks: a stem preset (the seeds' MNIST ResNet: lenet, conv "
+                          "5x5 + max-pool between stages) or a layer (a concat of branches: "
+                          "Inception-ResNet's reduction modules; resfam.primitives.inception); "
+                          "null: none")
 
     @model_validator(mode="after")
     def _listed_or_generated(self):
@@ -151,6 +154,9 @@ class SpecModel(_Model):
     order: Literal[ORDERS] = Field("post", description="norm/act placement: post (v1), pre (v2), "
                                                         "iresnet (start/middle/end blocks)")
     norm: Literal[tuple(NORMS)] = Field("bn", description="normalisation layer")
+    norm_eps: Optional[float] = Field(None, gt=0.0, lt=1.0, description="the epsilon every norm "
+                                      "adds to the variance (default: the layer's, 1e-5; "
+                                      "Inception's BatchNorm: 0.001)")
     gn_group_size: Optional[int] = Field(None, ge=1, description="norm gn: groups of this many "
                                          "channels (timm's group_size) instead of 32 groups; the "
                                          "norm_groups build argument overrides it")
@@ -172,12 +178,19 @@ class StagePlan:
     width: int
     stride: int
     dilation: int
-    entry: Optional[str]
+    entry: Optional[Union[str, Layer]]  # a stem preset's name, or a layer
     block: BlockParams
     shortcut: ShortcutParams
     merge: MergeParams
     attn: AttnParams
     cross: CrossParams = CrossParams()
+
+    @property
+    def entry_reduction(self) -> int:
+        """How much the stage's entry subsamples (1: no entry)."""
+        if isinstance(self.entry, Layer):
+            return self.entry.stride
+        return StemParams(type=self.entry, width=self.width).reduction if self.entry else 1
 
     @property
     def block_width(self) -> int:
@@ -265,9 +278,34 @@ class Spec:
         return out
 
     def fit_side(self, side: int, output_stride: int = 32) -> int:
-        """The smallest side at least ``side`` that :meth:`input_multiple` divides."""
+        """The smallest side at least ``side`` (and :meth:`min_side`) that
+        :meth:`input_multiple` divides."""
         m = self.input_multiple(output_stride)
-        return -(-side // m) * m
+        return -(-max(side, self.min_side()) // m) * m
+
+    def min_side(self) -> int:
+        """The smallest input side every layer's window fits (1 where all pad: only unpadded
+        'valid' layers, Inception-ResNet-v2's, need more: 75 px)."""
+        layers = [*(self.model.stem.layers or [])]
+        layers += [p.entry for p in self.stages if isinstance(p.entry, Layer)]
+        if not any(op.valid for layer in layers for branch in layer.ops() for op in branch):
+            return 1
+        side = 1
+        while not self._fits(side, layers):
+            side += 1
+        return side
+
+    @staticmethod
+    def _fits(side: int, layers: list) -> bool:
+        for layer in layers:
+            for branch in layer.ops():
+                h = side
+                for op in branch:
+                    h = min(op.out_size(h, h))
+                    if h < 1:
+                        return False
+            side = min(layer.out_size(side, side))
+        return True
 
     def geometry(self, output_stride: int = 32) -> list["StageGeometry"]:
         """Each stage's strides and dilations once ``output_stride`` is applied: a stride that
@@ -280,7 +318,7 @@ class Spec:
                 dilation, stride = dilation * stride, 1
             net_stride *= stride
             if plan.entry:
-                net_stride *= StemParams(type=plan.entry, width=plan.width).reduction
+                net_stride *= plan.entry_reduction
             out.append(StageGeometry(stride, dilation * plan.dilation, first * plan.dilation,
                                      net_stride))
         return out
@@ -430,6 +468,11 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
     attns = _per_stage("attn", model.attn, n, {}, AttnParams)
     crosses = _per_stage("cross", model.cross, n, {}, CrossParams)
 
+    if model.stem.layers is not None:
+        given = model.stem.layer_widths(model.in_chans)[-1]
+        if given != model.stem.width:
+            raise SpecError(f"is {model.stem.width} but the stem's layers give {given} channels",
+                            key="stem.width", hint=f"set stem.width: {given}")
     in_ch = model.stem.width
     plans = []
     for i in range(n):
@@ -442,6 +485,11 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
             c.check(in_ch, st.width[i], st.stride[i])
         except KeyProblem as p:
             raise SpecError(p.message, key=f"cross.{p.key}", hint=p.hint) from None
+        if isinstance(entry, Layer) and entry.out_width(in_ch) != st.width[i]:
+            raise SpecError(f"the entry's branches give {entry.out_width(in_ch)} channels (from "
+                            f"{in_ch}), the stage is {st.width[i]} wide", key=f"stages.entry[{i}]",
+                            hint=f"set stages.width[{i}] to {entry.out_width(in_ch)}, or change "
+                                 "the branches' widths")
         if entry:  # the entry already brings the input to the stage's width
             in_ch = st.width[i]
         if a.after == "3x3" and b.n_units != 3:

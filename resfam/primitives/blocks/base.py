@@ -27,7 +27,8 @@ class KeyProblem(ValueError):
 
 class Unit(NamedTuple):
     """One conv of the residual branch. ``normed``: the unit applies its own norm + act
-    (Res2Net's multi-scale 3x3), so the block adds none after it. ``aa``: an anti-aliasing
+    (Res2Net's multi-scale 3x3), or, as the last unit, wants none (Inception-ResNet's biased 1x1),
+    so the block adds none after it. ``aa``: an anti-aliasing
     filter that takes over the conv's stride, after its norm and activation
     (:mod:`resfam.primitives.antialias`)."""
 

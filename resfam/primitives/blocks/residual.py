@@ -79,8 +79,7 @@ class ResidualBlock(nn.Module):
         for i in range(1, MAX_UNITS + 1):  # conv{i}, its norm bn{i} and activation act{i}
             unit = units[i - 1] if i <= len(units) else None
             inner = i < len(units)
-            needs_norm = unit is not None and ((inner and not unit.normed) or
-                                               (not inner and placement.last_norm))
+            needs_norm = unit is not None and not unit.normed and (inner or placement.last_norm)
             acts = unit is not None and not unit.normed and (
                 inner or (params.act_last and placement.last_norm))
             setattr(self, f"conv{i}", unit.module if unit is not None else None)
