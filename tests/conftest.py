@@ -87,7 +87,7 @@ FAMILY_NETS = ["resnet18", "resnet20", "plain20", "resnetv2_18", "wrn_16_8", "re
                "res2net50_26w_4s", "iresnet50", "highway20", "res2net50_iresnet", "skresnet18",
                "resnest14d", "legacy_seresnet18", "ecaresnet26t", "resnetblur18", "resnetrs50",
                "resnetv2_50x1_bit", "resnetv2_50d_evos", "mnist_resnet", "regnety_002", "nf_seresnet26",
-               "gcresnext26ts", "tresnet_m", "cspresnext50", "bat_resnext26ts"]
+               "gcresnext26ts", "tresnet_m", "cspresnext50", "bat_resnext26ts", "inception_resnet_v2"]
 
 
 def shape_device(name: str) -> str:

@@ -150,3 +150,11 @@ def test_grad_checkpointing_gives_the_same_gradients(name):
     plain, ckpt = grads(False), grads(True)
     for n in plain:
         torch.testing.assert_close(ckpt[n], plain[n], atol=1e-5, rtol=1e-4, msg=n)
+
+
+def test_output_stride_past_what_entries_subsample():
+    """Inception-ResNet-v2's reduction modules are its stages' entries: their strides cannot
+    become dilations (timm asserts output stride 32 too), so 16 is refused by name."""
+    with pytest.raises(resfam.BuildArgumentError, match=r"output_stride.*subsample 32x.*"
+                                                        r"use output_stride=32"):
+        resfam.build("inception_resnet_v2", output_stride=16)

@@ -47,6 +47,22 @@ def test_faster_rcnn(name):
 
 
 @pytest.mark.slow
+def test_faster_rcnn_over_inception_resnet_v2():
+    """Three stages at strides 8, 16, 32 whose sides are not halves of each other (unpadded
+    layers: 13, 6, 2 at 128 px): torchvision's FPN resizes to each level's size, so it trains."""
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    backbone = resfam.detection.torchvision_fpn_backbone("inception_resnet_v2", trainable_layers=2)
+    anchors = AnchorGenerator(((32,), (64,), (128,), (256,)), ((0.5, 1.0, 2.0),) * 4)  # 3 + pool
+    model = torchvision.models.detection.FasterRCNN(backbone, num_classes=91, min_size=128,
+                                                    max_size=160, rpn_anchor_generator=anchors)
+    train_and_eval(model)
+    body = backbone.body
+    assert all(not p.requires_grad for n, p in body.named_parameters() if n.startswith(("stem", "layer1.")))
+    assert any(p.grad is not None for n, p in body.named_parameters() if n.startswith("layer3."))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet18", "iresnet50", "res2net50_26w_4s"])
 def test_retinanet(name):
     backbone = resfam.detection.torchvision_fpn_backbone(

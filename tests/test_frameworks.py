@@ -370,6 +370,36 @@ def test_mmdet_stock_configs_train_with_other_archs(tmp_path, arch):
 
 
 @needs_mmdet
+def test_mmdet_faster_rcnn_over_inception_resnet_v2(tmp_path):
+    """A three-stage arch at strides 8, 16, 32 whose sides are not halves (unpadded layers):
+    the stock config's four stages are refused by name; with num_stages 3, the neck's widths
+    and the heads' strides set, mmdet's FPN (which resizes to each level's size) trains."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    from resfam.integrations.mmdet import ResFamBackbone
+
+    register_all_modules()
+    with pytest.raises(resfam.BuildArgumentError, match="num_stages.*has 3 stages"):
+        ResFamBackbone("inception_resnet_v2", num_stages=4, out_indices=(0, 1, 2, 3))
+    cfg = _mmdet_config(tmp_path, "_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n"
+                        "custom_imports = dict(imports=['resfam.integrations.mmdet'], allow_failed_imports=False)\n"
+                        "model = dict(backbone=dict(_delete_=True, type='ResFamBackbone', arch='inception_resnet_v2',"
+                        " num_stages=3, out_indices=(0, 1, 2), frozen_stages=1),\n"
+                        "    neck=dict(in_channels=[320, 1088, 2080], num_outs=4),\n"
+                        "    rpn_head=dict(anchor_generator=dict(strides=[8, 16, 32, 64])),\n"
+                        "    roi_head=dict(bbox_roi_extractor=dict(featmap_strides=[8, 16, 32, 64])))\n")
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    data = _mmdet_train_steps(model)
+    assert all(not p.requires_grad for n, p in model.backbone.named_parameters()
+               if n.startswith(("stem", "layer1.")))
+    model.eval()
+    with torch.no_grad():
+        assert len(_mmdet_predict(model, data)) == 2
+
+
+@needs_mmdet
 def test_mmdet_gn_and_deep_stem_checkpoints_load_by_name(tmp_path, caplog):
     """mmdet's own GN / ResNetV1d checkpoints (``gn1``, ``stem.0``) load fully through
     init_cfg, and what does not load is logged, not dropped silently."""
@@ -796,6 +826,30 @@ class _TrainerWithoutData:
                 return []
 
         return Trainer(cfg)
+
+
+@needs_d2
+def test_d2_inception_resnet_v2_levels_and_its_fpn_refused():
+    """detectron2's names for Inception-ResNet-v2's levels: the whole stem (stride 8, 320
+    channels) and res2..res4 at 8, 16, 32, with shapes as output_shape() says; its entries' keys
+    under res3/res4.entry load back. detectron2's FPN, which adds 2x-upsampled maps, cannot take
+    its unpadded sides (13, 6, 2 at 128 px): refused before building, naming what works."""
+    from detectron2.modeling import build_backbone
+
+    from resfam.integrations.detectron2 import ResFamD2Backbone
+
+    b = ResFamD2Backbone("inception_resnet_v2", out_features=["stem", "res2", "res3", "res4"],
+                         freeze_at=2, norm="FrozenBN").eval()
+    out = b(torch.randn(1, 3, 128, 128))
+    for name, shape in b.output_shape().items():
+        assert (out[name].shape[1], shape.stride) == (shape.channels, {"stem": 8, "res2": 8, "res3": 16, "res4": 32}[name])
+    state = b.state_dict()
+    assert "res3.entry.branch0.conv.weight" in state and "stem.stem1.conv.weight" in state
+    assert not b.load_state_dict(state).missing_keys
+    cfg = d2_cfg(MODEL__RESFAM__ARCH="inception_resnet_v2", MODEL__BACKBONE__NAME="build_resfam_fpn_backbone",
+                 MODEL__RESNETS__OUT_FEATURES=["res2", "res3", "res4"], MODEL__FPN__IN_FEATURES=["res2", "res3", "res4"])
+    with pytest.raises(resfam.BuildArgumentError, match="MODEL.BACKBONE.NAME.*not halves.*build_resfam_backbone"):
+        build_backbone(cfg)
 
 
 @needs_d2

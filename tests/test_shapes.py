@@ -38,9 +38,9 @@ def unset_tensors(model) -> list[str]:
 
 # unpadded ('valid') layers: the sides the paper gives at its input size, level by level
 # (Szegedy et al. 2017, Fig. 15 and 3: 35x35, 17x17 and 8x8 grids at 299 px; the stem's level
-# at stride 4 is TF-slim's Conv2d_4a, 71x71), and the stages' reductions (no stride-4 stage: the
-# stem ends at 8, and the last, linear block is a stage of its own)
-UNPADDED = {"inception_resnet_v2": (299, [71, 35, 17, 8, 8], [8, 16, 32, 32])}
+# at stride 4 is TF-slim's Conv2d_4a, 71x71), and the stages' reductions (three stages: the stem
+# ends at stride 8)
+UNPADDED = {"inception_resnet_v2": (299, [71, 35, 17, 8], [8, 16, 32])}
 
 
 @pytest.mark.parametrize("name", _params())

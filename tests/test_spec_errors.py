@@ -36,6 +36,8 @@ BASE = """
     block: {type: bottleneck, groups: 1}
 """
 
+IR = "extends: inception_resnet_v2\nname: mynet\n"
+
 CASES = {
     "unknown key": ("extends: resnet50\nname: mynet\nblock: {groupz: 32}\n", "block.groupz", "groups"),
     "unknown top key": (BASE + "    depth: 3\n", "depth", "unknown key"),
@@ -105,6 +107,35 @@ CASES = {
     "a stage with an entry that is also a cross stage": (
         BASE.replace("stride: [1, 2]}", "stride: [1, 2], entry: [null, lenet]}")
         + "    cross: {type: csp}\n", "cross.type", "not both"),
+    # Inception's layers as data (resfam.primitives.inception)
+    "a stem width its layers do not give": (IR + "stem: {width: 300}\n", "stem.width",
+                                            "set stem.width: 320"),
+    "an even kernel with 'same' padding": (
+        IR + "block: {branches: [[{conv: 32, k: 2}], null, null]}\n",
+        "block.branches[0][0][0]", "use odd sides, or valid: true"),
+    "a block branch that strides": (
+        IR + "block: {branches: [[{conv: 32, k: 3, s: 2}], null, null]}\n",
+        "block.branches[0]", "a stage changes size in its entry"),
+    "an entry whose width is not the stage's": (
+        IR + "stages: {width: [320, 1000, 2080]}\n", "stages.entry[1]",
+        "set stages.width[1] to 1088"),
+    "a concat whose branches differ in size": (
+        IR + "stages: {entry: [null, {concat: [{conv: 384, k: 3, s: 2, valid: true}, "
+             "{conv: 704, k: 3, s: 2}]}, null]}\n", "stages.entry[1]",
+        "give 'valid' to all or none"),
+    "an op that is a conv and a pool": (IR + "stem: {layers: [{conv: 32, pool: max}]}\n",
+                                        "stem.layers[0]", "either a conv (conv: width) or a pool"),
+    "an op key misspelt": (IR + "stem: {layers: [{conv: 32, kernel: 3}]}\n",
+                           "stem.layers[0].kernel", "accepted keys: conv, pool, k, s, valid, concat"),
+    "a concat layer with a kernel of its own": (
+        IR + "stages: {entry: [null, {concat: [{conv: 3}], k: 3}, null]}\n",
+        "stages.entry[1]", "give conv / pool / k / s / valid inside them"),
+    "an inception stage that strides its blocks": (
+        IR + "stages: {stride: [1, 2, 1]}\n", "block.type", "a strided stages.entry"),
+    "a last block merge on a gate": (
+        BASE + "    merge: {type: gate, last: {act: false}}\n", "merge.last", "belong to an added merge"),
+    "an entry preset misspelt": ("extends: mnist_resnet\nname: mynet\nstages: {entry: [null, lenett]}\n",
+                                 "stages.entry[1]", "'lenet'"),
     "shortcut reading a pre-activation a post block lacks": (
         BASE + "    shortcut: {reads: preact}\n", "shortcut.reads", "use order: pre"),
 }
@@ -161,3 +192,4 @@ def test_multi_variant_file_needs_a_variant(tmp_path):
 def test_unknown_build_argument():
     with pytest.raises(resfam.BuildArgumentError, match="did you mean 'num_classes'"):
         resfam.build("resnet18", num_clases=10)
+

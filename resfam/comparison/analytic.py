@@ -400,7 +400,7 @@ def shortcut(t: Tally, p, x: Shape, out: int, stride: int, dilation: int, first_
 
 
 def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: int,
-          first_dilation: int, where: Placement) -> Shape:
+          first_dilation: int, where: Placement, index: int = 0) -> Shape:
     """resfam.primitives.blocks.residual.ResidualBlock (block keys ``bp``), in eval mode (dropout
     and drop-path count 0)."""
     out = plan.block_width
@@ -417,7 +417,7 @@ def block(t: Tally, plan, bp: BlockParams, m, x: Shape, stride: int, dilation: i
         attention(t, plan.attn, y, x.c, ctx.norm)
         if plan.attn.type != "none" and plan.attn.gain != 1.0:
             t.op("mul", y.numel)
-    merge = plan.merge.at(merges(plan.shortcut, x.c, out, stride))
+    merge = plan.merge.block(index, plan.depth).at(merges(plan.shortcut, x.c, out, stride))
     if merge.type != "none":
         shortcut(t, plan.shortcut, x, out, stride, dilation, first_dilation, m.norm)
         if merge.type == "gate":  # merges.HighwayGate: T(x), then the two products
@@ -545,7 +545,7 @@ def tally(spec, img_size: int | None = None, output_stride: int = 32) -> Tally:
         for j in range(plan.depth):
             s, first = (stride, first_dilation) if j == 0 else (1, geo.dilation)
             x = block(t, plan, plan.block.at(j), m, x, s, geo.dilation, first,
-                      placement(m.order, j, plan.depth))
+                      placement(m.order, j, plan.depth), j)
         if plan.cross.on:
             x = cross_close(t, plan, x, m)
     if m.head.norm:

@@ -107,6 +107,8 @@ def d2_key(key: str, net: nn.Module) -> str:
             return ".".join([f"res{int(parts[0][5:]) + 1}", unit, *(["norm"] if kind == "bn" else []), *tail])
         blocks, parts = blocks.blocks, [parts[0], *parts[2:]]  # its blocks: numbered as a stage's
     stage, j, name, *tail = parts
+    if j == "entry":  # a layer group opening the stage (Inception-ResNet's reductions): its names
+        return ".".join([f"res{int(stage[5:]) + 1}", j, name, *tail])
     block = blocks[int(j)]
     unit = re.fullmatch(r"bn(\d)", name)
     if unit:
@@ -178,18 +180,20 @@ def make_backbone_class(base: type) -> type:
                      freeze_at: int = 0, norm: str = "BN", **build_kwargs):
             super().__init__()
             names = feature_names(ref)
+            label = ref.name if isinstance(ref, Spec) else str(ref)  # (the config's spec: its name)
             unknown = [n for n in out_features if n not in names]
             if unknown or not out_features:
                 raise BuildArgumentError(f"{list(out_features)}: {unknown or 'empty'}",
-                                         variant=str(ref), key="OUT_FEATURES",
+                                         variant=label, key="OUT_FEATURES",
                                          hint=f"choose from {names}")
-            norm_layer = _build_norm(norm, ref)
+            norm_layer = _build_norm(norm, label)
             self._out_features = list(out_features)
             self.body = build(ref, features_only=True, out_indices=[names.index(n) for n in out_features],
                               norm_layer=norm_layer, frozen_stages=freeze_at - 1,
                               as_dict=True, **build_kwargs)
             stem = self.body.feature_info.levels[0]  # detectron2's stem ends with its max-pool
-            stem.update(module=self.body.stem_names[-1], reduction=get_spec(ref).model.stem.reduction)
+            whole = get_spec(ref).model.stem  # (the whole stem: a stem of layers may end wider)
+            stem.update(module=self.body.stem_names[-1], reduction=whole.reduction, num_chs=whole.width)
             self.body = _use_d2_norms(self.body, norm)
             freeze = (FrozenBatchNorm2d.convert_frozen_batchnorm if FrozenBatchNorm2d is not None
                       else norms.freeze_batch_norm)
@@ -302,7 +306,23 @@ def _load_classification_weights(net: nn.Module, path: str, what: str) -> None:
                "%s: %s", what, report)
 
 
+def check_fpn_levels(cfg) -> None:
+    """detectron2's FPN adds each level's map upsampled by exactly 2 to the level below: an arch
+    with unpadded ('valid') layers (Inception-ResNet-v2's) has levels whose sides are not halves
+    (13, 6, 2 at 128 px) and would fail in the first forward. Refused before building, with the
+    ways that work."""
+    spec = spec_from_cfg(cfg)
+    if spec.min_side() > 1:
+        raise BuildArgumentError(
+            "its unpadded ('valid') layers give feature maps whose sides are not halves of each "
+            "other, and detectron2's FPN upsamples each level by exactly 2",
+            variant=spec.name, key="MODEL.BACKBONE.NAME",
+            hint="use build_resfam_backbone (C4-style levels), or the torchvision / mmdet FPN, "
+                 "which resize to the level's size")
+
+
 def _fpn(cfg, input_shape, top_block):
+    check_fpn_levels(cfg)
     bottom_up = backbone_from_cfg(cfg, input_shape)
     return FPN(bottom_up=bottom_up, in_features=cfg.MODEL.FPN.IN_FEATURES,
                out_channels=cfg.MODEL.FPN.OUT_CHANNELS, norm=cfg.MODEL.FPN.NORM,

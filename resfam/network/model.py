@@ -145,7 +145,7 @@ class ResFamNet(nn.Module):
                     plan.block.at(j), cin, width, stride=s, dilation=geo.dilation,
                     first_dilation=first, placement=placement(m.order, j, plan.depth),
                     shortcut=build_shortcut(plan.shortcut, cin, width, s, geo.dilation, norm, first),
-                    merge=plan.merge.at(merges(plan.shortcut, cin, width, s)),
+                    merge=plan.merge.block(j, plan.depth).at(merges(plan.shortcut, cin, width, s)),
                     attn=plan.attn, norm=norm, act=m.act,
                     shortcut_reads_preact=plan.shortcut.reads == "preact",
                     input_std=stds[i][j] if plan.merge.beta == "expected_std" else None,

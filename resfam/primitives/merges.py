@@ -16,7 +16,7 @@ The branch divides its pre-activated input by ``beta_l``; a projection shortcut 
 """
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal, Optional, Union
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -25,6 +25,16 @@ from torch import nn
 from . import layers
 
 MERGE_TYPES = ("add", "gate", "none")
+
+
+class LastBlockMerge(BaseModel):
+    """A stage's last block's own merge keys (``merge.last``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    alpha: Optional[float] = Field(None, gt=0.0, description="its alpha")
+    act: Optional[Union[bool, Literal[tuple(layers.ACTS)]]] = Field(
+        None, description="its activation after the merge (false: none)")
 
 
 class MergeParams(BaseModel):
@@ -60,10 +70,20 @@ class MergeParams(BaseModel):
 
     skipinit: bool = Field(False, description="add: the branch times a learned scalar that starts "
                                               "at 0 (SkipInit, De & Smith 2020; DeepMind's NFNets)")
+    last: Optional[LastBlockMerge] = Field(None, description="the stage's last block merges "
+                                           "otherwise: its own alpha and act (Inception-ResNet-v2's "
+                                           "last block, unscaled and linear: {alpha: 1.0, act: "
+                                           "false})")
 
     def at(self, merges: bool) -> "MergeParams":
         """This merge for a block that has a shortcut to merge (``merges``), else type none."""
         return self if merges else self.model_copy(update={"type": "none"})
+
+    def block(self, index: int, depth: int) -> "MergeParams":
+        """The merge of the stage's block ``index`` of ``depth`` (``last`` applied to the last)."""
+        if self.last is None or index != depth - 1:
+            return self
+        return self.model_copy(update=self.last.model_dump(exclude_none=True))
 
 
 class HighwayGate(nn.Module):

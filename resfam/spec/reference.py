@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+from ..primitives import inception
 from ..primitives.attention import AttnParams
 from ..primitives.layers import ConvParams
 from ..primitives.blocks import BLOCKS
@@ -73,7 +74,12 @@ def reference_markdown() -> str:
              "## Top level", "", _table(SpecModel), "",
              "## `stem`", "", _table(StemParams), "",
              "Stem types: " + ", ".join(f"`{k}`" for k in PRESETS)
-             + " (see `resfam/primitives/stems.py`).", "",
+             + ", and `layers`, the listed `layers` (see `resfam/primitives/stems.py`).", "",
+             "### Layers: `stem.layers`, `stages.entry`, `block.branches` (inception)", "",
+             (inception.__doc__ or "").strip().split("\n\n")[0].replace("\n", " "), "",
+             "An op:", "", _table(inception.Op), "",
+             "A layer is an op, or `concat: [branch, ...]`: branches (each a list of ops, or one "
+             "op) on one input, concatenated; they must agree in output size.", "",
              "## `stages`", "", _table(StagesParams), "",
              "### `stages.regnet`", "", (RegNetWidths.__doc__ or "").strip().replace("\n    ", " "),
              "", _table(RegNetWidths), "",

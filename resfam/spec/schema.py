@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      model_validator)
 
 from ..errors import SpecError, did_you_mean, short_repr, short_str
 from ..primitives.attention import AttnParams
@@ -51,6 +52,14 @@ class RegNetWidths(_Model):
                                    "torchvision's rounding (half up, never below 90%)")
 
 
+# a stage entry: a stem preset's name, or a layer mapping (the tags are left out of key paths)
+UNION_TAGS = ("<preset>", "<layer>")
+EntryType = Annotated[
+    Union[Annotated[Literal[tuple(STEM_PRESETS)], Tag(UNION_TAGS[0])],
+          Annotated[Layer, Tag(UNION_TAGS[1])]],
+    Discriminator(lambda v: UNION_TAGS[isinstance(v, (dict, Layer))])]
+
+
 class StagesParams(_Model):
     depth: Optional[list[int]] = Field(None, min_length=1, description="blocks per stage")
     width: Optional[list[int]] = Field(None, min_length=1, description="output channels per stage")
@@ -62,7 +71,7 @@ class StagesParams(_Model):
         None, description="dilation of every 3x3 conv in each stage, its first block included "
                           "(mmdet's `dilations`, detectron2's RES5_DILATION; DeepLab's atrous "
                           "stages); null: 1 everywhere")
-    entry: Optional[list[Optional[Union[Literal[tuple(STEM_PRESETS)], Layer]]]] = Field(
+    entry: Optional[list[Optional[EntryType]]] = Field(
         None, description="a plain layer group that opens a stage and changes its width, before "
                           "the stage's blocks: a stem preset (the seeds' MNIST ResNet: lenet, conv "
                           "5x5 + max-pool between stages) or a layer (a concat of branches: "
@@ -336,16 +345,28 @@ class StageGeometry:
 
 def _key_path(loc: tuple) -> str:
     out = ""
-    for part in loc:
+    for part in (p for p in loc if p not in UNION_TAGS):
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
+def _model_in(annotation) -> Optional[type[BaseModel]]:
+    """The pydantic model an annotation holds (``Optional[M]``, ``list[M]``, ...), if one."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys accepted where ``loc`` points (list indices and union tags skipped)."""
     for part in loc:
         ann = model.model_fields.get(part) if isinstance(part, str) else None
-        sub = getattr(ann, "annotation", None)
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
+        sub = _model_in(getattr(ann, "annotation", None))
+        if sub is not None:
             model = sub
     return list(model.model_fields)
 
@@ -516,6 +537,13 @@ def validate_spec(raw: dict) -> tuple[SpecModel, tuple[StagePlan, ...]]:
         if m.alpha != 1.0 and m.type != "add":
             raise SpecError(f"alpha scales an added branch; merge type {m.type!r} does not add",
                             key="merge.alpha", hint="remove it, or use type: add")
+        if m.last is not None and (m.type != "add" or m.beta != "none"):
+            raise SpecError("the last block's own alpha and act belong to an added merge without "
+                            "beta (beta's predicted variances take one alpha per stage)",
+                            key="merge.last", hint="remove it, or use type: add without beta")
+        if m.last is not None and isinstance(m.last.act, str) and model.order == "pre":
+            raise SpecError("order 'pre' has no activation after the merge to choose",
+                            key="merge.last.act", hint="remove it, or use order: post")
         if (s.type == "none") != (m.type == "none"):
             raise SpecError("a block without a shortcut has nothing to merge, and a merge needs a "
                             "shortcut", key="merge.type",

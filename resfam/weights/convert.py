@@ -23,7 +23,7 @@ torchvision and timm's ``resnet.py`` (v1, ResNeXt, Wide) already share resfam's 
 | timm cspnet | ``stem.conv1.conv`` / ``.bn`` (deep: ``stem.conv1..3``), ``head.fc`` | ``conv1`` / ``bn1`` (deep: ``conv1.0 / .3 / .6``, ``conv1.1 / .4``, ``bn1``), ``fc`` |
 | timm cspnet | ``stages.I.conv_exp`` etc., ``stages.I.blocks.J.convK.conv`` / ``.bn`` | ``layer{I+1}.conv_exp`` etc., ``layer{I+1}.blocks.J.convK`` / ``bnK`` |
 | timm inception_resnet_v2 | ``conv2d_1a`` ... ``mixed_5b`` (the stem's eight layers) | ``stem1`` ... ``stem8`` |
-| timm inception_resnet_v2 | ``repeat.J`` / ``repeat_1.J`` / ``repeat_2.J``, ``block8`` with ``branchK``, ``conv2d`` | ``layer{1,2,3}.J``, ``layer4.0`` with ``conv1.branchK``, ``conv2`` |
+| timm inception_resnet_v2 | ``repeat.J`` / ``repeat_1.J`` / ``repeat_2.J``, ``block8`` with ``branchK``, ``conv2d`` | ``layer{1,2,3}.J``, ``layer3.9`` (the last) with ``conv1.branchK``, ``conv2`` |
 | timm inception_resnet_v2 | ``mixed_6a`` / ``mixed_7a``, ``conv2d_7b``, ``classif`` | ``layer2.entry`` / ``layer3.entry``, ``final_conv``, ``fc`` |
 | torchvision regnet | ``stem.0`` / ``stem.1`` | ``conv1`` / ``bn1`` |
 | torchvision regnet | ``trunk_output.blockI.blockI-J.f.{a,b,c}.{0,1}``, ``f.se``, ``proj.{0,1}`` | ``layerI.J.conv{1,2,3}`` / ``bn{1,2,3}``, ``se``, ``downsample.{0,1}`` |
@@ -264,15 +264,16 @@ INCEPTION_STAGES = {"repeat": "layer1", "repeat_1": "layer2", "repeat_2": "layer
 INCEPTION_ENTRIES = {"mixed_6a": "layer2.entry", "mixed_7a": "layer3.entry"}
 
 
-def _inception_key(key: str) -> str:
+def _inception_key(key: str, spec: Spec) -> str:
     """timm's inception_resnet_v2 (the table above)."""
     head, _, rest = key.partition(".")
     if head in INCEPTION_STEM:
         return f"stem{INCEPTION_STEM.index(head) + 1}.{rest}"
     if head in INCEPTION_ENTRIES:
         return f"{INCEPTION_ENTRIES[head]}.{rest}"
-    if head in INCEPTION_STAGES or head == "block8":
-        where = f"layer4.0.{rest}" if head == "block8" else f"{INCEPTION_STAGES[head]}.{rest}"
+    if head in INCEPTION_STAGES or head == "block8":  # block8: the last stage's last block
+        where = f"layer3.{spec.stages[2].depth - 1}.{rest}" if head == "block8" else \
+            f"{INCEPTION_STAGES[head]}.{rest}"
         where = re.sub(r"^(layer\d\.\d+)\.branch", r"\1.conv1.branch", where)
         return re.sub(r"^(layer\d\.\d+)\.conv2d\.", r"\1.conv2.", where)
     return {"conv2d_7b": "final_conv", "classif": "fc"}.get(head, head) + (f".{rest}" if rest else "")
@@ -319,7 +320,7 @@ def convert_state_dict(state: Mapping, target: Union[SpecRef, nn.Module]) -> dic
     elif any(k.startswith(("stages.", "stem.")) for k in state):
         state = {_v2_key(k, spec): v for k, v in state.items()}
     elif any(k.startswith("mixed_5b.") for k in state):
-        state = {_inception_key(k): v for k, v in state.items()}
+        state = {_inception_key(k, spec): v for k, v in state.items()}
     elif any(k.startswith("layer0.") for k in state):
         state = _legacy_senet(state)
     elif any(k.startswith("body.layer1.") for k in state):
