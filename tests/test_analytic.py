@@ -280,3 +280,76 @@ def test_fvcore_total_exceeds_conv_plus_linear_by_what_the_docs_say(name, low, h
     conv_linear = by_op["conv"] + by_op["linear"]
     assert conv_linear == pytest.approx(tally(spec, 224).macs)
     assert low <= (analysis.total() / conv_linear - 1) * 100 <= high
+
+
+# Inception's layers as data (resfam.primitives.inception): stems of listed ops, concat entries
+# whose branches each end in the same strided op, inception blocks of size-keeping branches
+KERNELS = st.sampled_from([1, 3, 5, [1, 3], [3, 1], [1, 5]])
+keep_size = st.one_of(st.fixed_dictionaries({"conv": st.integers(2, 12), "k": KERNELS}),
+                      st.fixed_dictionaries({"pool": st.sampled_from(["max", "avg"]), "k": st.just(3)}))
+
+
+@st.composite
+def strided_concat(draw):
+    """Branches of size-keeping ops, each ending in a 3x3 stride-2 op with the same padding."""
+    valid = draw(st.booleans())
+    ends = st.one_of(st.fixed_dictionaries({"conv": st.integers(2, 12)}),
+                     st.fixed_dictionaries({"pool": st.sampled_from(["max", "avg"])}))
+    branches = []
+    for _ in range(draw(st.integers(1, 3))):
+        end = {**draw(ends), "k": 3, "s": 2, "valid": valid}
+        branches.append(draw(st.lists(keep_size, max_size=2)) + [end])
+    return {"concat": branches}
+
+
+@st.composite
+def inception_specs(draw):
+    from resfam.primitives.inception import Layer
+
+    stem = draw(st.lists(st.one_of(keep_size, strided_concat(),
+                                   st.fixed_dictionaries({"conv": st.integers(4, 12), "k": st.just(3),
+                                                          "s": st.just(2), "valid": st.booleans()})),
+                         min_size=1, max_size=3))
+    width = 3
+    for layer in stem:
+        width = Layer.model_validate(layer).out_width(width)
+    stem_width = width
+    n = draw(st.integers(1, 2))
+    entries, widths, branches = [], [], []
+    for i in range(n):
+        entry = draw(st.one_of(st.none(), strided_concat())) if i else None
+        if entry is not None:
+            width = Layer.model_validate(entry).out_width(width)
+        else:
+            width = draw(st.sampled_from([width, 16]))  # 16: a projection shortcut where it differs
+        entries.append(entry)
+        widths.append(width)
+        branches.append(draw(st.lists(st.lists(keep_size, min_size=1, max_size=2), min_size=1, max_size=3)))
+    return {
+        "name": "fuzzed_inception", "family": "fuzz",
+        "stem": {"type": "layers", "width": stem_width, "layers": stem},
+        "stages": {"depth": draw(st.lists(st.integers(1, 3), min_size=n, max_size=n)), "width": widths,
+                   "stride": [1] * n, "entry": entries},
+        "block": {"type": "inception", "branches": branches},
+        "merge": {"alpha": draw(st.sampled_from([1.0, 0.2])),
+                  "last": draw(st.sampled_from([None, {"alpha": 1.0, "act": False}]))},
+        "norm": draw(st.sampled_from(["bn", "gn", "none"])),
+        "norm_eps": draw(st.sampled_from([None, 0.001])),
+        "head": {"num_classes": draw(st.integers(0, 20)), "conv": draw(st.sampled_from([None, 24]))},
+    }
+
+
+@settings(max_examples=30, deadline=None)
+@given(inception_specs(), st.integers(9, 48))
+def test_user_inception_specs(raw, size):
+    """Any spec of Inception layers: its analytic counts equal the built model's and fvcore's
+    (check()), at a side its unpadded layers fit."""
+    raw = {k: v for k, v in raw.items() if v is not None}
+    raw["merge"] = {k: v for k, v in raw["merge"].items() if v is not None}
+    spec = resfam.get_spec(raw)  # every drawn spec is a valid one
+    size = spec.fit_side(size)
+    try:
+        _cheap_build(spec)(torch.zeros(1, 3, size, size))
+    except ValueError:  # GroupNorm of one value per group on a 1x1 map
+        return
+    check(spec, size)

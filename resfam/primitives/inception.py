@@ -88,7 +88,7 @@ class Op(BaseModel):
                                              padding=self.padding), norm, act)
 
 
-def _as_branch(v):
+def as_branch(v):
     """A branch given as one op mapping is a chain of one."""
     return [v] if isinstance(v, dict) else v
 
@@ -112,7 +112,7 @@ class Layer(BaseModel):
     @field_validator("concat", mode="before")
     @classmethod
     def _branches(cls, v):
-        return [_as_branch(b) for b in v] if isinstance(v, list) else v
+        return [as_branch(b) for b in v] if isinstance(v, list) else v
 
     @model_validator(mode="after")
     def _one_kind(self):

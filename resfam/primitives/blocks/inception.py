@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from .. import layers
-from ..inception import Branch, Concat, _as_branch, branch_size, branch_width, check_branches
+from ..inception import Branch, Concat, as_branch, branch_size, branch_width, check_branches
 from .base import BlockParams, KeyProblem, Unit, register_block
 
 
@@ -29,7 +29,7 @@ class InceptionBlock(BlockParams):
     @field_validator("branches", mode="before")
     @classmethod
     def _branches(cls, v):
-        return [_as_branch(b) for b in v] if isinstance(v, list) else v
+        return [as_branch(b) for b in v] if isinstance(v, list) else v
 
     @field_validator("branches")
     @classmethod
