@@ -87,11 +87,13 @@ def check_build_args(spec: Any, given: dict) -> BuildArgs:
     except ValidationError as err:
         raise _error(err, spec.name) from None
     reduction = spec.geometry(args.output_stride)[-1].reduction
-    if reduction > args.output_stride:
+    if args.output_stride < 32 and reduction > args.output_stride:  # (32, the default: as built)
+        fits = [o for o in (8, 16, 32) if o >= reduction]
         raise BuildArgumentError(
             f"is {args.output_stride}, but the network's stem and stage entries subsample "
             f"{reduction}x by themselves (only a stage's strided blocks can become dilated)",
-            variant=spec.name, key="output_stride", hint=f"use output_stride={reduction} or more")
+            variant=spec.name, key="output_stride",
+            hint=f"use output_stride={fits[0] if fits else 32}")
     levels = len(spec.stages) + 1
     if args.out_indices is not None:
         idx = list(args.out_indices)

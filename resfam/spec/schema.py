@@ -299,10 +299,14 @@ class Spec:
         layers += [p.entry for p in self.stages if isinstance(p.entry, Layer)]
         if not any(op.valid for layer in layers for branch in layer.ops() for op in branch):
             return 1
-        side = 1
-        while not self._fits(side, layers):
-            side += 1
-        return side
+        high = 1  # fitting is monotone in the side: double, then bisect (no walk past a huge one)
+        while not self._fits(high, layers):
+            high *= 2
+        low = high // 2  # (does not fit, or 0)
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (low, mid) if self._fits(mid, layers) else (mid, high)
+        return high
 
     @staticmethod
     def _fits(side: int, layers: list) -> bool:
