@@ -39,7 +39,7 @@ class DamagedFile(AssertionError):
 # small and mid-sized variants of every family; builds in the fuzzers are capped at FUZZ_BYTES
 SEED_SPECS = ("resnet20", "plain20", "highway20", "preact_resnet164", "wrn_16_8", "resnet18",
               "resnet50", "resnet50d", "resnext50_32x4d", "res2net50_26w_4s", "iresnet50",
-              "resnetv2_50", "res2net50_iresnet")
+              "resnetv2_50", "res2net50_iresnet", "inception_resnet_v2")
 FUZZ_BYTES = 128 * 2 ** 20  # max_param_bytes in the fuzzers: every build takes well under 2 s
 FUZZ_BLOCKS = 200
 
