@@ -158,3 +158,17 @@ def test_output_stride_past_what_entries_subsample():
     with pytest.raises(resfam.BuildArgumentError, match=r"output_stride.*subsample 32x.*"
                                                         r"use output_stride=32"):
         resfam.build("inception_resnet_v2", output_stride=16)
+
+
+def test_in_chans_that_would_change_a_stem_of_layers():
+    """A stem whose first layer passes the input's channels through a pool branch would change
+    width with in_chans: refused by name; Inception-ResNet-v2's (a conv first) takes any."""
+    spec = {"name": "pooled", "family": "x", "in_chans": 3,
+            "stem": {"type": "layers", "width": 7, "layers": [{"concat": [{"conv": 4, "k": 3, "s": 2},
+                                                                          {"pool": "max", "k": 3, "s": 2}]}]},
+            "stages": {"depth": [1], "width": [7], "stride": [1]}, "block": {"type": "basic"}}
+    with pytest.raises(resfam.BuildArgumentError, match="in_chans.*width would be 5, not 7"):
+        resfam.build(spec, in_chans=1)
+    assert resfam.build(spec, in_chans=3).num_features == 7
+    model = resfam.build("inception_resnet_v2", in_chans=1, num_classes=0).eval()
+    assert model(torch.randn(1, 1, 75, 75)).shape == (1, 1536)

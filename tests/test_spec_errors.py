@@ -134,6 +134,8 @@ CASES = {
         IR + "stages: {stride: [1, 2, 1]}\n", "block.type", "a strided stages.entry"),
     "a last block merge on a gate": (
         BASE + "    merge: {type: gate, last: {act: false}}\n", "merge.last", "belong to an added merge"),
+    "a preset's key on a stem of layers": (IR + "stem: {aa: blur}\n", "stem",
+                                          "aa shape the presets"),
     "an entry preset misspelt": ("extends: mnist_resnet\nname: mynet\nstages: {entry: [null, lenett]}\n",
                                  "stages.entry[1]", "'lenet'"),
     "shortcut reading a pre-activation a post block lacks": (

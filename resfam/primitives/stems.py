@@ -102,6 +102,10 @@ class StemParams(BaseModel):
     def _layers_with_type(self):
         if (self.type == "layers") != (self.layers is not None):
             raise ValueError("type: layers and a layers list go together")
+        preset_only = sorted(self.model_fields_set & {"deep_width", "linear", "caffe_pool", "aa"})
+        if self.layers is not None and preset_only:
+            raise ValueError(f"{', '.join(preset_only)} shape the presets; a stem of layers takes "
+                             "width, act and layers")
         return self
 
     @field_validator("deep_width")

@@ -86,6 +86,14 @@ def check_build_args(spec: Any, given: dict) -> BuildArgs:
         args = BuildArgs.model_validate(given)
     except ValidationError as err:
         raise _error(err, spec.name) from None
+    stem = spec.model.stem
+    if stem.layers is not None and args.in_chans is not None \
+            and stem.layer_widths(args.in_chans)[-1] != stem.width:
+        raise BuildArgumentError(
+            f"is {args.in_chans}, and the stem's layers pass the input's channels through (a "
+            f"pool branch): its width would be {stem.layer_widths(args.in_chans)[-1]}, not "
+            f"{stem.width}", variant=spec.name, key="in_chans",
+            hint=f"use in_chans={spec.model.in_chans}, or a stem whose first layer is a conv")
     reduction = spec.geometry(args.output_stride)[-1].reduction
     if args.output_stride < 32 and reduction > args.output_stride:  # (32, the default: as built)
         fits = [o for o in (8, 16, 32) if o >= reduction]
