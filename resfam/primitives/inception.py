@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Literal, Optional, Union
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from torch import nn
 
 from . import layers, norms
@@ -114,25 +114,28 @@ class Layer(BaseModel):
     def _branches(cls, v):
         return [as_branch(b) for b in v] if isinstance(v, list) else v
 
+    _branches_of: list[Branch] = PrivateAttr()  # what ops() returns, validated once
+
     @model_validator(mode="after")
     def _one_kind(self):
         given = {k: v for k, v in self if k != "concat" and v is not None}
         if self.concat is None:
-            Op.model_validate(given)  # an op's own checks (its errors name the key)
-        elif given:
+            self._branches_of = [[Op.model_validate(given)]]  # its errors name the key
+            return self
+        if given:
             raise ValueError("a concat layer's keys are its branches' (give conv / pool / k / s / "
                              "valid inside them)")
-        elif any(not b for b in self.concat):
+        if any(not b for b in self.concat):
             raise ValueError("every branch of a concat needs at least one op")
-        elif check_branches(self.concat):
-            raise ValueError(check_branches(self.concat))
+        problem = check_branches(self.concat)
+        if problem:
+            raise ValueError(problem)
+        self._branches_of = self.concat
         return self
 
     def ops(self) -> list[Branch]:
         """The branches (a plain op: one branch of one op)."""
-        if self.concat is not None:
-            return self.concat
-        return [[Op.model_validate({k: v for k, v in self if k != "concat" and v is not None})]]
+        return self._branches_of
 
     def out_width(self, in_ch: int) -> int:
         return sum(branch_width(b, in_ch) for b in self.ops())
