@@ -191,7 +191,9 @@ class ResFamNet(nn.Module):
                 self.num_features = m.head.mlp
             self.head_drop = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else nn.Identity()
             self.reset_classifier(self.num_classes)
-        self.init_weights(args.zero_init_last)
+        first = next(self.parameters(), None)
+        if first is None or not first.is_meta:  # (meta tensors hold no values to set)
+            self.init_weights(args.zero_init_last)
         self._freeze()
         # timm's preprocessing keys; resfam.build(pretrained=...) replaces them with the weights'
         self.pretrained_cfg = default_cfg(m.input_size, self.num_classes, self.in_chans)
