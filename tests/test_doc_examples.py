@@ -1,10 +1,10 @@
 """Every python and bash block in README.md and docs/ runs (a doc example that breaks fails CI).
 
-Blocks of one page run in order in one fresh folder, each in its own process (python blocks:
-a fork of one that has imported torch and resfam, see RUNNER). README's two
-set-up commands are not re-run here: they are what .ci/run executes (tests/test_docs.py checks
-that); README's quick tours that are also a docs page's block, word for word, run with that page. ```text / ```py / ```yaml blocks are illustrations (configs for other frameworks, GPU-only
-commands) and are not run.
+Blocks of one page run in order in one fresh folder, each in its own process (python blocks: a
+fork of one that has imported torch and resfam, see RUNNER). README's two set-up commands are not
+re-run here: they are what .ci/run executes (tests/test_docs.py checks that); README's quick tours
+that are also a docs page's block, word for word, run with that page. ```text / ```py / ```yaml
+blocks are illustrations (configs for other frameworks, GPU-only commands) and are not run.
 
 Examples that load published weights (``pretrained=True``) read them offline from a Hugging Face
 cache the test fills with random weights of the right layout, where timm's loader looks: the
