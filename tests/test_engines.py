@@ -266,7 +266,7 @@ def test_an_engine_that_disagrees_with_eager_is_refused(monkeypatch):
 
 
 def fused(model):
-    return sorted((m.add, m.relu, m.inplace) for m in model.modules() if isinstance(m, PackedConv2d))
+    return sorted(((m.add, m.act or "", m.inplace) for m in model.modules() if isinstance(m, PackedConv2d)))
 
 
 @pytest.mark.skipif(not available(), reason="this torch build has no oneDNN convolution")
@@ -275,9 +275,9 @@ def test_resnet50_fuses_every_relu_and_every_residual_addition():
     kinds = fused(fast)
     # 53 convolutions: 16 blocks end in conv + shortcut + ReLU (written into the dead shortcut),
     # 33 more are followed by a ReLU (stem, two per block), 4 projections by nothing
-    assert kinds.count((True, True, True)) == 16
-    assert kinds.count((False, True, False)) == 33
-    assert kinds.count((False, False, False)) == 4
+    assert kinds.count((True, "relu", True)) == 16
+    assert kinds.count((False, "relu", False)) == 33
+    assert kinds.count((False, "", False)) == 4
     ops = [n.target for n in fast.inner.graph.nodes if n.op == "call_function"]
     assert operator.add not in ops  # no addition left outside a convolution
 
@@ -300,9 +300,37 @@ def test_a_shortcut_still_needed_is_not_written_over():
     model = ShortcutUsedTwice().eval()
     x = torch.randn(2, 4, 9, 9).contiguous(memory_format=torch.channels_last)
     packed = pack_convolutions(fx.symbolic_trace(copy.deepcopy(model)))
-    assert fused(packed) == [(False, False, False), (True, True, False)]
+    assert fused(packed) == [(False, "", False), (True, "relu", False)]
     with torch.inference_mode():
         torch.testing.assert_close(packed(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+class Activations(nn.Module):
+    """A conv into each activation oneDNN takes as a post-op, and a sigmoid after an addition
+    (oneDNN's fused addition takes a ReLU only: the sigmoid stays an op of its own)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c, self.d = (nn.Conv2d(4, 4, 3, padding=1) for _ in range(4))
+        self.silu = nn.SiLU(inplace=True)
+
+    def forward(self, x):
+        y = torch.sigmoid(self.a(x)) + self.silu(self.b(x))
+        return torch.sigmoid(self.c(x) + y) * torch.relu(self.d(x))
+
+
+@pytest.mark.skipif(not available(), reason="this torch build has no oneDNN convolution")
+def test_sigmoid_and_silu_fuse_into_the_convolution_before_them():
+    model = Activations().eval()
+    x = torch.randn(2, 4, 9, 9).contiguous(memory_format=torch.channels_last)
+    packed = pack_convolutions(fx.symbolic_trace(copy.deepcopy(model)))
+    assert fused(packed) == [(False, "relu", False), (False, "sigmoid", False), (False, "swish", False),
+                             (True, "", False)]
+    assert [n.target for n in packed.graph.nodes if n.op == "call_function"].count(torch.sigmoid) == 1
+    with torch.inference_mode():
+        torch.testing.assert_close(packed(x), model(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="after an addition: relu"):
+        PackedConv2d(nn.Conv2d(4, 4, 1), act="sigmoid", add=True)
 
 
 @pytest.mark.skipif(not available(), reason="this torch build has no oneDNN convolution")
@@ -326,7 +354,7 @@ def test_the_fused_addition_runs_on_onednn_and_a_broadcasting_one_falls_back(mon
 @pytest.mark.skipif(not available(), reason="this torch build has no oneDNN convolution")
 def test_a_packed_convolution_is_plain_under_autograd_and_copies():
     conv = nn.Conv2d(3, 5, 3, stride=2, padding=1)
-    packed = PackedConv2d(conv, relu=True)
+    packed = PackedConv2d(conv, act="relu")
     x = torch.randn(1, 3, 11, 11, requires_grad=True)
     y = packed(x)
     y.sum().backward()

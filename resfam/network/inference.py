@@ -4,11 +4,14 @@
    standardised weight, computed once: eager, each forward standardises every weight again.
 1. BatchNorm folded into the conv before it (``W' = W * g / sqrt(v + eps)``,
    ``b' = (b - m) * g / sqrt(v + eps) + beta``), by torch.fx's conv-bn fusion pass, which
-   traces the model and fuses every Conv2d whose only consumer is a BatchNorm2d.
+   traces the model and fuses every Conv2d whose only consumer is a BatchNorm2d. On that
+   graph the highway gate and an attention-scaled branch's addition to its shortcut become one
+   elementwise op each (:mod:`.elementwise`).
 2. channels_last memory format (NHWC), which oneDNN on CPU and cuDNN on GPU run faster for most
    convs; inputs are converted on the way in.
 3. Optionally (``onednn=True``, CPU float32) every convolution handed to oneDNN with its weight
-   packed once and a following ReLU fused (:mod:`.onednn`): the fastest torch path on CPU.
+   packed once and a following ReLU, sigmoid or SiLU fused, and the residual addition with its
+   ReLU where the convolution ends the branch (:mod:`.onednn`): the fastest torch path on CPU.
 4. Optionally ``torch.compile``.
 
 Outputs equal eager ones up to float rounding (the tests hold them within 1e-4).
@@ -76,7 +79,9 @@ def optimize_for_inference(model: nn.Module, *, fold_bn: bool = True, channels_l
             raise ArgumentError(f"{key} must be True or False, got {short_repr(value)}")
     out = standardize_once(copy.deepcopy(model).eval())
     if fold_bn:
-        out = fold_batch_norm(out)
+        from .elementwise import fuse_merges
+
+        out = fuse_merges(fold_batch_norm(out))
     if onednn:
         from . import onednn as packing
 

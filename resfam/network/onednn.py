@@ -9,8 +9,10 @@ between eager resnet50 (~120 GFLOP/s) and ONNX Runtime (~250 GFLOP/s).
 
 :func:`pack_convolutions` replaces each ``nn.Conv2d`` (zero padding, float32, CPU) with a
 :class:`PackedConv2d` that calls oneDNN's convolution (the op ``torch.compile``'s CPU backend
-uses) on a weight reordered once, and folds a ReLU that is the convolution's only consumer into
-it as a oneDNN post-op: ``y = max(0, W * x + b)`` in one pass over the output. A residual
+uses) on a weight reordered once, and folds an activation that is the convolution's only
+consumer into it as a oneDNN post-op: ``y = max(0, W * x + b)`` in one pass over the output (a
+ReLU; also a sigmoid, as the highway gate's ``T = sigmoid(W_T x + b_T)`` and an SE gate's, and a
+SiLU). A residual
 block's last convolution takes the addition of the shortcut (and the ReLU after it) the same
 way, ``y = max(0, W * x + b + s)`` (He et al. 2016, Eq. 1 and the ReLU after it), so the
 block's output is written once instead of three times. The numbers are
@@ -41,27 +43,35 @@ def packable(conv: nn.Module) -> bool:
             and conv.weight.device.type == "cpu")
 
 
-class PackedConv2d(nn.Module):
-    """``conv`` (then ``+ other`` where ``add=True``, then ``relu`` where ``relu=True``) on
-    oneDNN with its weight packed on the first call, for that call's input size (oneDNN
-    reorders for other sizes itself)."""
+ACTIVATIONS = {"relu": F.relu, "sigmoid": torch.sigmoid, "swish": F.silu}  # oneDNN's names
 
-    def __init__(self, conv: nn.Conv2d, relu: bool = False, add: bool = False, inplace: bool = False):
+
+class PackedConv2d(nn.Module):
+    """``conv`` (then ``+ other`` where ``add=True``, then ``act``, one of
+    :data:`ACTIVATIONS`, where given; after an addition only ``relu``) on oneDNN with its weight
+    packed on the first call, for that call's input size (oneDNN reorders for other sizes
+    itself)."""
+
+    def __init__(self, conv: nn.Conv2d, act: Optional[str] = None, add: bool = False,
+                 inplace: bool = False):
         super().__init__()
+        if act is not None and (act not in ACTIVATIONS or (add and act != "relu")):
+            raise ValueError(f"PackedConv2d: act {act!r} is not one of {sorted(ACTIVATIONS)} "
+                             "(after an addition: relu)")
         self.add, self.inplace = add, inplace  # inplace: the sum is written into ``other``
         self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(),
                                                                 requires_grad=False)
         self.stride, self.padding = list(conv.stride), list(conv.padding)
         self.dilation, self.groups = list(conv.dilation), conv.groups
-        self.relu = relu
+        self.act = act
         self._packed: Optional[torch.Tensor] = None
 
     def extra_repr(self) -> str:
         out, inp, kh, kw = self.weight.shape
         return (f"{inp * self.groups}, {out}, kernel_size=({kh}, {kw}), stride={tuple(self.stride)}, "
                 f"padding={tuple(self.padding)}, groups={self.groups}, add={self.add}, "
-                f"relu={self.relu}")
+                f"act={self.act}")
 
     def _out_shape(self, x: torch.Tensor) -> tuple[int, int, int, int]:
         h, w = ((x.shape[2 + i] + 2 * self.padding[i] - self.dilation[i] * (self.weight.shape[2 + i] - 1)
@@ -73,7 +83,7 @@ class PackedConv2d(nn.Module):
                      self.stride, self.padding, self.dilation, self.groups)
         if other is not None:
             y = y + other
-        return F.relu(y) if self.relu else y
+        return ACTIVATIONS[self.act](y) if self.act else y
 
     def forward(self, x: torch.Tensor, other: Optional[torch.Tensor] = None) -> torch.Tensor:
         if (x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 4
@@ -88,8 +98,8 @@ class PackedConv2d(nn.Module):
         if other is None:
             return torch.ops.mkldnn._convolution_pointwise(
                 x, self._packed, self.bias, self.padding, self.stride, self.dilation, self.groups,
-                "relu" if self.relu else "none", [], "")
-        unary = "relu" if self.relu else None
+                self.act or "none", [], "")
+        unary = self.act
         if self.inplace and other.is_contiguous(memory_format=torch.channels_last):
             return torch.ops.mkldnn._convolution_pointwise_.binary(
                 other, x, self._packed, self.bias, self.padding, self.stride, self.dilation,
@@ -105,16 +115,23 @@ class PackedConv2d(nn.Module):
         twin.bias = None if self.bias is None else nn.Parameter(self.bias.detach().clone(),
                                                                 requires_grad=False)
         twin.stride, twin.padding, twin.dilation = list(self.stride), list(self.padding), list(self.dilation)
-        twin.groups, twin.relu, twin.add, twin.inplace = self.groups, self.relu, self.add, self.inplace
+        twin.groups, twin.act, twin.add, twin.inplace = self.groups, self.act, self.add, self.inplace
         twin._packed = None
         return twin
 
 
-def _is_relu(node: fx.Node, modules: dict) -> bool:
+MODULE_ACTS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.SiLU: "swish"}
+FUNCTION_ACTS = {F.relu: "relu", torch.relu: "relu", torch.relu_: "relu", torch.sigmoid: "sigmoid",
+                 F.sigmoid: "sigmoid", F.silu: "swish"}
+
+
+def _activation(node: fx.Node, modules: dict) -> Optional[str]:
+    """oneDNN's name for the activation ``node`` applies to its one input, else None."""
     if node.op == "call_module":
-        return type(modules.get(node.target)) is nn.ReLU
-    return node.op == "call_function" and node.target in (F.relu, torch.relu, torch.relu_) and \
-        len(node.args) == 1
+        return MODULE_ACTS.get(type(modules.get(node.target)))
+    if node.op != "call_function" or len(node.args) != 1 or set(node.kwargs) - {"inplace"}:
+        return None
+    return FUNCTION_ACTS.get(node.target)
 
 
 def _is_add(node: fx.Node) -> bool:
@@ -137,7 +154,12 @@ FRESH = (nn.MaxPool2d, nn.AvgPool2d, nn.Conv2d)  # modules whose output is a new
 
 def _fresh(node, modules: dict, depth: int = 4) -> bool:
     """``node``'s value is a tensor no other node's value shares (so it may be written over once
-    it is dead): a convolution's or pool's output, or an in-place ReLU of such a value."""
+    it is dead): a convolution's or pool's output, a merge :mod:`.elementwise` wrote, or an
+    in-place ReLU of such a value."""
+    if isinstance(node, fx.Node) and node.op == "call_function":
+        from . import elementwise  # its merges return a fresh tensor or their fresh carry
+
+        return node.target in (elementwise.gate, elementwise.scaled_add)
     if not isinstance(node, fx.Node) or node.op != "call_module" or depth == 0:
         return False
     module = modules.get(node.target)
@@ -176,21 +198,23 @@ def pack_convolutions(model: nn.Module) -> nn.Module:
         add = user if user is not None and _is_add(user) else None
         last = add or node
         after = _single_user(last)
-        relu = after is not None and _is_relu(after, modules)
+        act = None if after is None else _activation(after, modules)
+        if add is not None and act != "relu":  # oneDNN's conv + add takes a ReLU after it
+            act = None
         other = None if add is None else add.args[1] if add.args[0] is node else add.args[0]
         inplace = other is not None and _fresh(other, modules) and _dead_after(other, add)
-        fused = PackedConv2d(conv, relu=relu, add=add is not None, inplace=inplace)
+        fused = PackedConv2d(conv, act=act, add=add is not None, inplace=inplace)
         _replace(model, node.target, fused)
         modules[node.target] = fused
         if add is None:
-            if relu:
+            if act:
                 after.replace_all_uses_with(node)
                 graph.erase_node(after)
             continue
         with graph.inserting_before(add):
             new = graph.call_module(node.target, (node.args[0], other))
-        (after if relu else add).replace_all_uses_with(new)
-        if relu:
+        (after if act else add).replace_all_uses_with(new)
+        if act:
             graph.erase_node(after)
         graph.erase_node(add)
         graph.erase_node(node)
