@@ -1,4 +1,4 @@
-"""Every family on every inference engine, and resfam's own path against ONNX Runtime.
+"""Every family on every inference engine, and resfam's paths against ONNX Runtime.
 
     python benchmarks/engines.py                                   # one network per family
     python benchmarks/engines.py resnet50 res2net50_26w_4s --batch-sizes 1 8 --runs 9
@@ -7,11 +7,15 @@ For each network and batch size, in ``--processes`` fresh processes: the network
 every installed engine (``resfam.deploy``, each checked against eager on the input), then all
 engines and a second ONNX Runtime session (the control: what "the same speed" measures as) are
 timed alternately in one process, forward then reverse order each round
-(``resfam.comparison.timing.alternate_many``). A row gives each engine's median ratio to eager
+(``resfam.comparison.timing.alternate_many``), together with resfam's best path,
+``resfam.deploy(model, "auto")`` over resfam's own path and the ONNX engines (it times them on the
+input and keeps the fastest; its own choice, made before these rounds, is what is timed). A row
+gives each engine's median ratio to eager
 over every round (all processes pooled: the ratio of two times in the same round, as
 benchmarks/vs_reference.py), the achieved GFLOP/s of the fastest engine against the ceiling
-measured in the same process (``resfam.engines.ceiling``), resfam's path / ONNX Runtime with
-the spread of the processes' own medians, and the control. ``--op-profile`` adds the top aten ops
+measured in the same process (``resfam.engines.ceiling``), resfam's own path / ONNX Runtime
+and resfam's best path / ONNX Runtime (the engine ``auto`` chose in each process), each with the
+spread of the processes' own medians, and the control. ``--op-profile`` adds the top aten ops
 of resfam's path for each row where it is slower than ONNX Runtime.
 
 Threads: one by default, as benchmarks/vs_reference.py (see there why).
@@ -23,6 +27,7 @@ import multiprocessing as mp
 import os
 import statistics
 
+BEST_OF = ("resfam", "onnxruntime", "openvino")  # resfam's best path: deploy(model, "auto") over these
 FAMILY_NETS = ["resnet50", "resnet18", "resnext50_32x4d", "wide_resnet50_2", "res2net50_26w_4s",
                "iresnet50", "highway_resnet50", "plain34", "resnetv2_50", "resnetv2_50x1_bit",
                "seresnet50", "ecaresnet50d", "resnetaa50d", "skresnet50", "resnest50d",
@@ -46,25 +51,32 @@ def measure(name: str, args, k: int) -> dict:
     out = {"ceiling": ceiling.gflops, "engines": engines, "gflops": gflops(name, side)}
     for batch in args.batch_sizes:
         x = torch.randn(batch, 3, side, side)
+        best = None
         with one_export():  # one ONNX graph for ONNX Runtime, its control and OpenVINO
             deployed = {e: resfam.deploy(model, e, example=x) for e in engines}
             if "onnxruntime" in deployed:  # the control: a second session of the same engine
                 control = resfam.deploy(model, "onnxruntime", example=x)
+            candidates = [e for e in BEST_OF if e in engines]
+            if args.best and "resfam" in candidates:
+                best = resfam.deploy(model, "auto", example=x, candidates=candidates)
         fns = [(lambda d: (lambda: d.runner(x)(x)))(d) for d in deployed.values()]
         if "onnxruntime" in deployed:
             fns.append(lambda: control.runner(x)(x))
+        if best is not None:
+            fns.append(lambda: best.runner(x)(x))
         order = fns if k % 2 == 0 else fns[::-1]  # odd processes start from the other end
         times = alternate_many(order, x.device, args.warmup, args.runs)
-        if k % 2:
-            times = times[::-1]
+        times = list(times[::-1] if k % 2 else times)
         samples = {e: t.samples for e, t in zip(engines, times)}
+        if best is not None:
+            samples["best"] = times.pop().samples
         if "onnxruntime" in deployed:
             samples["control"] = times[-1].samples
         profile = None
         if args.op_profile and "onnxruntime" in deployed and "resfam" in deployed and \
                 statistics.median(samples["resfam"]) > statistics.median(samples["onnxruntime"]):
             profile = op_profile(deployed["resfam"], x)
-        out[batch] = {"samples": samples, "profile": profile,
+        out[batch] = {"samples": samples, "profile": profile, "chose": best and best.engine,
                       "errors": {e: d.error for e, d in deployed.items()}}
     return out
 
@@ -148,6 +160,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--processes", type=int, default=2, help="fresh processes per network")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-best", dest="best", action="store_false",
+                   help="leave out resfam's best path (deploy 'auto', which builds every candidate again)")
     p.add_argument("--op-profile", action="store_true",
                    help="the top ops of resfam's path where it is slower than ONNX Runtime")
     p.add_argument("--malloc-tuned", action="store_true",
@@ -173,7 +187,7 @@ def main() -> None:
           "eager's time / its time; control: ONNX Runtime against a second session of itself"
           + ("; glibc malloc keeping freed memory (--malloc-tuned)" if args.malloc_tuned else ""))
     ctx = mp.get_context("spawn")
-    lines, notes, best_vs_ort, table = [], [], [], []
+    lines, notes, own_vs_ort, best_vs_ort, table = [], [], [], [], []
     with ctx.Pool(1, maxtasksperchild=1) as pool:
         for name in names:
             runs = [pool.apply(measure, (name, args, k)) for k in range(args.processes)]
@@ -184,8 +198,9 @@ def main() -> None:
                       f"{min(ceilings):.0f}-{max(ceilings):.0f} GFLOP/s")
                 head = " | ".join(f"{e} x" for e in engines)
                 print(f"| model | batch | eager img/s | {head} | best GFLOP/s (% of ceiling) | "
-                      "resfam / onnxruntime | spread | control |")
-                print("|---|---|---|" + "---|" * len(engines) + "---|---|---|---|")
+                      "resfam / onnxruntime | spread | best path / onnxruntime | spread | chose "
+                      "| control |")
+                print("|---|---|---|" + "---|" * len(engines) + "---|---|---|---|---|---|---|")
                 lines.append(True)
             for batch in args.batch_sizes:
                 per = [r[batch] for r in runs]
@@ -203,20 +218,32 @@ def main() -> None:
                     spread = [statistics.median(ratios(r["samples"]["onnxruntime"], r["samples"]["resfam"]))
                               for r in per]
                     control = statistics.median(ratios(pooled["onnxruntime"], pooled["control"]))
-                    best_vs_ort.append(vs)
-                    tail = f"{vs:.3f} | {min(spread):.2f}-{max(spread):.2f} | {control:.3f}"
+                    own_vs_ort.append(vs)
+                    tail = f"{vs:.3f} | {min(spread):.2f}-{max(spread):.2f} | "
+                    if "best" in pooled:
+                        bvs = statistics.median(ratios(pooled["onnxruntime"], pooled["best"]))
+                        bspread = [statistics.median(ratios(r["samples"]["onnxruntime"], r["samples"]["best"]))
+                                   for r in per]
+                        chose = "/".join(sorted({r["chose"] for r in per}))
+                        best_vs_ort.append(bvs)
+                        tail += f"{bvs:.3f} | {min(bspread):.2f}-{max(bspread):.2f} | {chose} | "
+                    else:
+                        tail += "- | - | - | "
+                    tail += f"{control:.3f}"
                     for r in per:
                         if r["profile"]:
                             notes.append(f"{name} batch {batch}, resfam's path: {r['profile']}")
                             break
                 else:
-                    tail = "- | - | -"
+                    tail = "- | - | - | - | - | -"
                 flag = " (above the ceiling: the ceiling misses a kernel)" if rate > ceiling else ""
                 print(f"| {name} | {batch} | {img_s:.2f} | {cells} | {rate:.0f} ({100 * rate / ceiling:.0f}%)"
                       f"{flag} | {tail} |", flush=True)
-    if best_vs_ort:
-        print(f"\nresfam / onnxruntime: median {statistics.median(best_vs_ort):.3f}, "
-              f"min {min(best_vs_ort):.3f} over {len(best_vs_ort)} rows")
+    for label, values in (("resfam's own path", own_vs_ort), ("resfam's best path", best_vs_ort)):
+        if values:
+            print(f"\n{label} / onnxruntime: median {statistics.median(values):.3f}, min "
+                  f"{min(values):.3f} over {len(values)} rows, >= 1.00 in "
+                  f"{sum(v >= 1.0 for v in values)}")
     for note in notes:
         print(note)
     print("\n".join(rankings(table, engines, args.img_size)))

@@ -5,6 +5,8 @@
 - :mod:`.features`: ``features_only`` feature metadata (timm's ``FeatureInfo``);
 - :mod:`.preprocessing`: the input a build expects (``pretrained_cfg``, ``data_config``);
 - :mod:`.inference`: ``optimize_for_inference`` (conv-BN folding, standardised weights).
+- :mod:`.onednn`, :mod:`.elementwise`: what it fuses (convolutions on oneDNN; merges as one op),
+  :mod:`.dataflow`: which traced values they may write over.
 
 It imports the spec and primitive layers; never the weights or the uses above it.
 """

@@ -24,6 +24,8 @@ import operator
 import torch
 from torch import fx
 
+from . import dataflow
+
 ADDS = (operator.add, operator.iadd, torch.add)
 MULS = (operator.mul, torch.mul)
 
@@ -52,6 +54,9 @@ def scaled_add(carry: torch.Tensor, u: torch.Tensor, s, reuse: bool = False) -> 
     if reuse and _reusable(carry, u, s):
         return carry.addcmul_(u, s)
     return torch.addcmul(carry, u, s)
+
+
+gate.fresh_output = scaled_add.fresh_output = True  # a new tensor or the dead, fresh carry
 
 
 def _call(node, targets) -> bool:
@@ -99,10 +104,8 @@ def _scaled_terms(add: fx.Node):
 def fuse_merges(model: fx.GraphModule) -> fx.GraphModule:
     """``model`` with every highway gate and scaled addition (module docstring) as one call, in
     place; ``model`` is returned."""
-    from .onednn import _dead_after, _drop_identities, _fresh
-
     graph, modules = model.graph, dict(model.named_modules())
-    _drop_identities(model, modules)  # drop path at inference: between a product and its sum
+    dataflow.drop_identities(model, modules)  # drop path at inference: between a product and its sum
     for node in list(graph.nodes):
         if not _call(node, ADDS) or not all(isinstance(a, fx.Node) for a in node.args):
             continue
@@ -110,7 +113,7 @@ def fuse_merges(model: fx.GraphModule) -> fx.GraphModule:
             if terms is None:
                 continue
             carry, *operands, dead = terms
-            reuse = _fresh(carry, modules) and _dead_after(carry, node)
+            reuse = dataflow.fresh(carry, modules) and dataflow.dead_after(carry, node)
             with graph.inserting_before(node):
                 new = graph.call_function(fn, (carry, *operands, reuse))
             node.replace_all_uses_with(new)

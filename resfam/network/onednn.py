@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from . import dataflow
+
 
 def available() -> bool:
     """oneDNN's convolution is in this torch build (every x86 and Arm CPU wheel)."""
@@ -51,6 +53,8 @@ class PackedConv2d(nn.Module):
     :data:`ACTIVATIONS`, where given; after an addition only ``relu``) on oneDNN with its weight
     packed on the first call, for that call's input size (oneDNN reorders for other sizes
     itself)."""
+
+    fresh_output = True  # a new tensor, or the dead, fresh ``other`` written over (dataflow.fresh)
 
     def __init__(self, conv: nn.Conv2d, act: Optional[str] = None, add: bool = False,
                  inplace: bool = False):
@@ -140,46 +144,6 @@ def _is_add(node: fx.Node) -> bool:
             and all(isinstance(a, fx.Node) for a in node.args))
 
 
-def _drop_identities(model: fx.GraphModule, modules: dict) -> None:
-    """``nn.Identity`` nodes (drop path and attention left out, at inference) bypassed, so a
-    convolution's consumer is the op that really follows it."""
-    for node in list(model.graph.nodes):
-        if node.op == "call_module" and type(modules.get(node.target)) is nn.Identity:
-            node.replace_all_uses_with(node.args[0])
-            model.graph.erase_node(node)
-
-
-FRESH = (nn.MaxPool2d, nn.AvgPool2d, nn.Conv2d)  # modules whose output is a new tensor
-
-
-def _fresh(node, modules: dict, depth: int = 4) -> bool:
-    """``node``'s value is a tensor no other node's value shares (so it may be written over once
-    it is dead): a convolution's or pool's output, a merge :mod:`.elementwise` wrote, or an
-    in-place ReLU of such a value."""
-    if isinstance(node, fx.Node) and node.op == "call_function":
-        from . import elementwise  # its merges return a fresh tensor or their fresh carry
-
-        return node.target in (elementwise.gate, elementwise.scaled_add)
-    if not isinstance(node, fx.Node) or node.op != "call_module" or depth == 0:
-        return False
-    module = modules.get(node.target)
-    if isinstance(module, (PackedConv2d, *FRESH)):
-        return True
-    return (type(module) is nn.ReLU and len(node.args) == 1 and len(node.args[0].users) == 1
-            and _fresh(node.args[0], modules, depth - 1))
-
-
-def _dead_after(value: fx.Node, node: fx.Node) -> bool:
-    """Every other use of ``value`` comes before ``node`` in the graph's order."""
-    order = {n: i for i, n in enumerate(node.graph.nodes)}
-    return all(order[u] < order[node] for u in value.users if u is not node)
-
-
-def _single_user(node: fx.Node):
-    users = list(node.users)
-    return users[0] if len(users) == 1 else None
-
-
 def pack_convolutions(model: nn.Module) -> nn.Module:
     """Every packable convolution of ``model`` (in place) as a :class:`PackedConv2d`; on an fx
     GraphModule (what BatchNorm folding returns) a ReLU that is a convolution's only consumer is
@@ -188,21 +152,21 @@ def pack_convolutions(model: nn.Module) -> nn.Module:
     if not isinstance(model, fx.GraphModule):
         return _swap(model)
     modules = dict(model.named_modules())
-    _drop_identities(model, modules)
+    dataflow.drop_identities(model, modules)
     graph = model.graph
     for node in list(graph.nodes):
         conv = modules.get(node.target) if node.op == "call_module" else None
         if conv is None or not packable(conv) or len(node.args) != 1:
             continue
-        user = _single_user(node)
+        user = dataflow.single_user(node)
         add = user if user is not None and _is_add(user) else None
         last = add or node
-        after = _single_user(last)
+        after = dataflow.single_user(last)
         act = None if after is None else _activation(after, modules)
         if add is not None and act != "relu":  # oneDNN's conv + add takes a ReLU after it
             act = None
         other = None if add is None else add.args[1] if add.args[0] is node else add.args[0]
-        inplace = other is not None and _fresh(other, modules) and _dead_after(other, add)
+        inplace = other is not None and dataflow.fresh(other, modules) and dataflow.dead_after(other, add)
         fused = PackedConv2d(conv, act=act, add=add is not None, inplace=inplace)
         _replace(model, node.target, fused)
         modules[node.target] = fused
